@@ -1,0 +1,33 @@
+// hondo: run DeepSeek models locally. Each command lives in its own file; this is the
+// boundary where errors become one clear line and a non-zero exit status.
+#include <cstdio>
+#include <exception>
+
+#include "cli/options.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"hondo — run DeepSeek language models locally"};
+  app.set_version_flag("--version", "hondo 0.1.0");
+  app.require_subcommand(1);
+  hondo::cli::add_run(app);
+  hondo::cli::add_chat(app);
+  hondo::cli::add_info(app);
+  hondo::cli::add_tokenize(app);
+  hondo::cli::add_perplexity(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const hondo::Error& e) {
+    std::fprintf(stderr, "hondo: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "hondo: error: out of memory (try a smaller model or context, -c)\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hondo: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

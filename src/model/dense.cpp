@@ -1,0 +1,184 @@
+#include "model/dense.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "kernels/dot.h"
+#include "kernels/matmul.h"
+#include "kernels/quant.h"
+#include "model/layers.h"
+#include "model/weights.h"
+
+namespace hondo {
+
+DenseModel::DenseModel(std::unique_ptr<GgufFile> file) {
+  file_ = std::move(file);
+  cfg_ = DenseConfig::from_gguf(*file_);
+  const WeightBinder w(*file_);
+  const int64_t E = cfg_.n_embd, Q = int64_t(cfg_.n_head) * cfg_.head_dim,
+                KV = int64_t(cfg_.n_head_kv) * cfg_.head_dim, F = cfg_.n_ff, V = cfg_.n_vocab;
+  tok_embd_ = &w.get("token_embd.weight", {E, V});
+  output_ = w.optional("output.weight", {E, V});
+  if (!output_) output_ = tok_embd_;
+  output_norm_ = to_f32(w.get("output_norm.weight", {E}));
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    Block b;
+    b.attn_norm = to_f32(w.get(p + "attn_norm.weight", {E}));
+    b.wq = &w.get(p + "attn_q.weight", {E, Q});
+    b.wk = &w.get(p + "attn_k.weight", {E, KV});
+    b.wv = &w.get(p + "attn_v.weight", {E, KV});
+    b.wo = &w.get(p + "attn_output.weight", {Q, E});
+    b.ffn_norm = to_f32(w.get(p + "ffn_norm.weight", {E}));
+    b.w_gate = &w.get(p + "ffn_gate.weight", {E, F});
+    b.w_up = &w.get(p + "ffn_up.weight", {E, F});
+    b.w_down = &w.get(p + "ffn_down.weight", {F, E});
+    if (cfg_.qkv_bias) {
+      b.bq = to_f32(w.get(p + "attn_q.bias", {Q}));
+      b.bk = to_f32(w.get(p + "attn_k.bias", {KV}));
+      b.bv = to_f32(w.get(p + "attn_v.bias", {KV}));
+    }
+    blocks_.push_back(std::move(b));
+  }
+  rope_ = Rope{cfg_.rope_dim, cfg_.rope_base, cfg_.rope_freq_scale, cfg_.rope_style};
+}
+
+size_t DenseModel::kv_bytes_per_token(DType kv_type) const {
+  return KvCache::bytes_per_token(cfg_.n_layer, cfg_.n_head_kv * cfg_.head_dim, kv_type);
+}
+
+std::unique_ptr<KvCache> DenseModel::new_cache(int n_ctx, DType kv_type) const {
+  return std::make_unique<KvCache>(cfg_.n_layer, n_ctx, cfg_.n_head_kv * cfg_.head_dim, kv_type);
+}
+
+void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos,
+                           const float* q, float* out, ThreadPool& pool) const {
+  const int hd = cfg_.head_dim, n_head = cfg_.n_head, group = cfg_.n_head / cfg_.n_head_kv;
+  const int64_t Q = int64_t(n_head) * hd;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  // Map each token row to its sequence.
+  std::vector<const KvCache*> tok_cache;
+  for (const SeqBatch& s : batch)
+    for (size_t i = 0; i < s.tokens.size(); ++i) tok_cache.push_back(s.cache);
+  const int64_t n_tasks = int64_t(tok_pos.size()) * n_head;
+  pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scores, krow, vrow;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t t = task / n_head;
+      const int h = int(task % n_head), kvh = h / group;
+      const int pos = tok_pos[size_t(t)];
+      const KvCache& c = *tok_cache[size_t(t)];
+      const float* qh = q + t * Q + int64_t(h) * hd;        // [hd]
+      float* oh = out + t * Q + int64_t(h) * hd;            // [hd]
+      scores.resize(size_t(pos + 1));                       // [pos + 1]
+      const bool f32 = c.type() == DType::F32;
+      if (!f32) krow.resize(size_t(cfg_.n_head_kv) * hd), vrow.resize(krow.size());
+      for (int j = 0; j <= pos; ++j) {
+        const float* k;
+        if (f32) {
+          k = c.k_f32(layer, j) + kvh * hd;
+        } else {
+          c.load_k(layer, j, krow.data());
+          k = krow.data() + kvh * hd;
+        }
+        scores[size_t(j)] = dot_f32(qh, k, hd) * scale;
+      }
+      softmax(scores.data(), pos + 1);
+      std::memset(oh, 0, sizeof(float) * size_t(hd));
+      for (int j = 0; j <= pos; ++j) {
+        const float* v;
+        if (f32) {
+          v = c.v_f32(layer, j) + kvh * hd;
+        } else {
+          c.load_v(layer, j, vrow.data());
+          v = vrow.data() + kvh * hd;
+        }
+        axpy_f32(scores[size_t(j)], v, oh, hd);
+      }
+    }
+  });
+}
+
+void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
+                         std::vector<float>& logits) {
+  const int E = cfg_.n_embd, hd = cfg_.head_dim, F = cfg_.n_ff;
+  const int Q = cfg_.n_head * hd, KV = cfg_.n_head_kv * hd, half = cfg_.rope_dim / 2;
+  std::vector<int> tok_pos;
+  std::vector<TokenId> ids;
+  for (const SeqBatch& s : batch) {
+    if (s.cache->n_past() + int(s.tokens.size()) > s.cache->n_ctx())
+      fail("context full: ", s.cache->n_past(), " + ", s.tokens.size(), " tokens exceed the ",
+           s.cache->n_ctx(), "-token context");
+    for (size_t i = 0; i < s.tokens.size(); ++i) {
+      const TokenId id = s.tokens[i];
+      if (id < 0 || id >= cfg_.n_vocab) fail("token id ", id, " outside the vocab of ", cfg_.n_vocab);
+      ids.push_back(id);
+      tok_pos.push_back(s.cache->n_past() + int(i));
+    }
+  }
+  const int64_t T = int64_t(ids.size());
+  if (T == 0) fail("forward called with no tokens");
+
+  std::vector<float> x(static_cast<size_t>(T * E)), xn(size_t(T * E)), tmp(size_t(T * E));  // [T, E]
+  std::vector<float> q(static_cast<size_t>(T * Q)), att(size_t(T * Q));                      // [T, Q]
+  std::vector<float> k(static_cast<size_t>(T * KV)), v(size_t(T * KV));                      // [T, KV]
+  std::vector<float> g(static_cast<size_t>(T * F)), u(size_t(T * F));                        // [T, F]
+  std::vector<float> cs(static_cast<size_t>(T * half)), sn(size_t(T * half));                // [T, rope_dim/2]
+  for (int64_t t = 0; t < T; ++t) {
+    dequantize_row(tok_embd_->type, tok_embd_->row(ids[size_t(t)]), x.data() + t * E, E);
+    rope_.angles(tok_pos[size_t(t)], cs.data() + t * half, sn.data() + t * half);
+  }
+
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    const Block& b = blocks_[size_t(l)];
+    for (int64_t t = 0; t < T; ++t)
+      rms_norm(x.data() + t * E, b.attn_norm.data(), xn.data() + t * E, E, cfg_.rms_eps);
+    matmul(*b.wq, xn.data(), T, q.data(), pool);
+    matmul(*b.wk, xn.data(), T, k.data(), pool);
+    matmul(*b.wv, xn.data(), T, v.data(), pool);
+    for (int64_t t = 0; t < T; ++t) {
+      if (cfg_.qkv_bias) {
+        for (int i = 0; i < Q; ++i) q[size_t(t * Q + i)] += b.bq[size_t(i)];
+        for (int i = 0; i < KV; ++i) k[size_t(t * KV + i)] += b.bk[size_t(i)];
+        for (int i = 0; i < KV; ++i) v[size_t(t * KV + i)] += b.bv[size_t(i)];
+      }
+      rope_.apply(q.data() + t * Q, cfg_.n_head, hd, cs.data() + t * half, sn.data() + t * half);
+      rope_.apply(k.data() + t * KV, cfg_.n_head_kv, hd, cs.data() + t * half, sn.data() + t * half);
+    }
+    int64_t row = 0;
+    for (SeqBatch& s : batch)
+      for (size_t i = 0; i < s.tokens.size(); ++i, ++row)
+        s.cache->store(l, tok_pos[size_t(row)], k.data() + row * KV, v.data() + row * KV);
+    attention(l, batch, tok_pos, q.data(), att.data(), pool);
+    matmul(*b.wo, att.data(), T, tmp.data(), pool);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+
+    for (int64_t t = 0; t < T; ++t)
+      rms_norm(x.data() + t * E, b.ffn_norm.data(), xn.data() + t * E, E, cfg_.rms_eps);
+    matmul(*b.w_gate, xn.data(), T, g.data(), pool);
+    matmul(*b.w_up, xn.data(), T, u.data(), pool);
+    swiglu(g.data(), u.data(), g.data(), int(T * F));
+    matmul(*b.w_down, g.data(), T, tmp.data(), pool);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+  }
+
+  // Final norm and output projection, only for the rows whose logits are wanted.
+  std::vector<int64_t> rows;
+  int64_t row = 0;
+  for (SeqBatch& s : batch) {
+    const int64_t n = int64_t(s.tokens.size());
+    for (int64_t i = 0; i < n; ++i)
+      if (s.all_logits || i == n - 1) rows.push_back(row + i);
+    row += n;
+    s.cache->set_n_past(s.cache->n_past() + int(n));
+  }
+  for (size_t r = 0; r < rows.size(); ++r)
+    rms_norm(x.data() + rows[r] * E, output_norm_.data(), xn.data() + int64_t(r) * E, E,
+             cfg_.rms_eps);
+  logits.resize(rows.size() * size_t(cfg_.n_vocab));
+  matmul(*output_, xn.data(), int64_t(rows.size()), logits.data(), pool);
+}
+
+}  // namespace hondo

@@ -1,0 +1,42 @@
+#include "model/weights.h"
+
+#include "core/error.h"
+
+namespace hondo {
+
+namespace {
+std::string shape_str(std::initializer_list<int64_t> shape) {
+  std::string s = "[";
+  int i = 0;
+  for (int64_t d : shape) s += (i++ ? ", " : "") + std::to_string(d);
+  return s + "]";
+}
+}  // namespace
+
+void WeightBinder::check(const Tensor& t, std::initializer_list<int64_t> shape) const {
+  bool ok = t.n_dims == int(shape.size());
+  int i = 0;
+  for (int64_t d : shape) ok = ok && t.ne[size_t(i++)] == d;
+  if (!ok)
+    fail(f_.path(), ": tensor '", t.name, "' has shape ", t.shape_str(), ", expected ",
+         shape_str(shape));
+  if (!dtype_info(t.type).can_compute)
+    fail(f_.path(), ": tensor '", t.name, "' has type ", dtype_name(t.type),
+         ", which hondo cannot compute with yet");
+}
+
+const Tensor& WeightBinder::get(const std::string& name, std::initializer_list<int64_t> shape) const {
+  const Tensor* t = f_.find_tensor(name);
+  if (!t) fail(f_.path(), ": missing tensor '", name, "' (expected shape ", shape_str(shape), ")");
+  check(*t, shape);
+  return *t;
+}
+
+const Tensor* WeightBinder::optional(const std::string& name,
+                                     std::initializer_list<int64_t> shape) const {
+  const Tensor* t = f_.find_tensor(name);
+  if (t) check(*t, shape);
+  return t;
+}
+
+}  // namespace hondo
