@@ -24,7 +24,8 @@ class DenseModel : public Model {
   std::unique_ptr<KvCache> new_cache(int n_ctx, DType kv_type) const override;
   void forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
                std::vector<float>& logits) override;
-  std::vector<float> reference_logits(const std::vector<TokenId>& tokens) const override;
+  std::vector<float> reference_logits(const std::vector<TokenId>& tokens,
+                                      bool last_only) const override;
 
  private:
   struct Block {

@@ -49,7 +49,8 @@ void rotate(Mat& x, int n_head, const DenseConfig& c, int pos) {
 
 }  // namespace
 
-std::vector<float> DenseModel::reference_logits(const std::vector<TokenId>& tokens) const {
+std::vector<float> DenseModel::reference_logits(const std::vector<TokenId>& tokens,
+                                                bool last_only) const {
   const DenseConfig& c = cfg_;
   const int n = int(tokens.size());
   const int64_t E = c.n_embd, hd = c.head_dim, Q = c.n_head * hd, KV = c.n_head_kv * hd;
@@ -104,7 +105,7 @@ std::vector<float> DenseModel::reference_logits(const std::vector<TokenId>& toke
   const Mat Wout = to_f32(*output_);
   std::vector<float> logits;
   logits.reserve(size_t(n) * size_t(c.n_vocab));
-  for (int i = 0; i < n; ++i) {
+  for (int i = last_only ? n - 1 : 0; i < n; ++i) {
     const Mat l = linear(Wout, norm(x[size_t(i)], output_norm_, c.rms_eps), c.n_vocab, E);
     logits.insert(logits.end(), l.begin(), l.end());
   }

@@ -40,8 +40,10 @@ class Model {
                        std::vector<float>& logits) = 0;
 
   // Independent plain scalar F32 implementation over the whole sequence, no cache:
-  // the reference the fast path is tested against. Returns [tokens.size(), n_vocab].
-  virtual std::vector<float> reference_logits(const std::vector<TokenId>& tokens) const = 0;
+  // the reference the fast path is tested against. Returns [tokens.size(), n_vocab], or
+  // only the last position's [n_vocab] when last_only.
+  virtual std::vector<float> reference_logits(const std::vector<TokenId>& tokens,
+                                              bool last_only = false) const = 0;
 
  protected:
   std::unique_ptr<GgufFile> file_;

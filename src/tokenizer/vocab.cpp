@@ -64,14 +64,17 @@ Vocab Vocab::from_gguf(const GgufFile& f) {
   v.chat_template = f.get_str("tokenizer.chat_template", "");
 
   // Generation ends at EOS, EOT and the turn-end tokens of the chat formats hondo knows.
+  // Some converted files mark these as user-defined; they are control tokens (a model never
+  // means them as text), so their type is corrected, as llama.cpp does.
   for (TokenId t : {v.eos, v.eot})
     if (t >= 0) v.end_of_generation.push_back(t);
   for (const char* s : {"<|EOT|>", "<|im_end|>", "<|endoftext|>", "<｜end▁of▁sentence｜>",
                         "<|eot_id|>", "<|end|>", "<end_of_turn>"}) {
     const TokenId t = v.find(s);
-    if (t >= 0 && v.types[size_t(t)] == TokenType::Control &&
-        std::find(v.end_of_generation.begin(), v.end_of_generation.end(), t) ==
-            v.end_of_generation.end())
+    if (t < 0) continue;
+    v.types[size_t(t)] = TokenType::Control;
+    if (std::find(v.end_of_generation.begin(), v.end_of_generation.end(), t) ==
+        v.end_of_generation.end())
       v.end_of_generation.push_back(t);
   }
   return v;

@@ -1,0 +1,130 @@
+#include "synth/synthetic.h"
+
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "core/error.h"
+#include "io/gguf.h"
+#include "kernels/quant.h"
+
+namespace hondo {
+
+SynthSpec SynthSpec::preset(const std::string& name) {
+  SynthSpec s;
+  if (name == "deepseek-coder-1.3b") {  // DeepSeek-Coder-1.3B: LLaMA, 32256 vocab
+    s.arch = "llama";
+    s.n_embd = 2048, s.n_layer = 24, s.n_head = 16, s.n_head_kv = 16, s.n_ff = 5504;
+    s.n_ctx = 16384, s.rope_base = 100000.0f, s.rope_linear_factor = 4.0f;
+  } else if (name == "r1-distill-qwen-1.5b") {  // DeepSeek-R1-Distill-Qwen-1.5B: Qwen2
+    s.arch = "qwen2";
+    s.n_embd = 1536, s.n_layer = 28, s.n_head = 12, s.n_head_kv = 2, s.n_ff = 8960;
+    s.n_ctx = 131072, s.n_vocab = 151936;
+  } else if (name == "tiny-llama") {
+    s.arch = "llama";
+    s.n_embd = 64, s.n_layer = 2, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 160;
+    s.rope_linear_factor = 4.0f;
+  } else if (name == "tiny-qwen2") {
+    s.arch = "qwen2";
+    s.n_embd = 96, s.n_layer = 2, s.n_head = 6, s.n_head_kv = 2, s.n_ff = 192;
+  } else {
+    fail("unknown preset '", name, "' (deepseek-coder-1.3b, r1-distill-qwen-1.5b, tiny-llama, tiny-qwen2)");
+  }
+  return s;
+}
+
+namespace {
+
+// Deterministic uniform values with standard deviation `stddev`, seeded per tensor name, so
+// a tensor holds the same underlying numbers whatever its storage type.
+void fill_random(float* x, int64_t n, uint64_t seed, const std::string& name, float stddev,
+                 float mean) {
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull ^ std::hash<std::string>{}(name);
+  const float a = stddev * std::sqrt(3.0f);
+  for (int64_t i = 0; i < n; ++i) {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    const float u = float(double(z >> 11) * (1.0 / 9007199254740992.0));  // [0, 1)
+    x[i] = mean + a * (2.0f * u - 1.0f);
+  }
+}
+
+}  // namespace
+
+void write_synthetic_model(const SynthSpec& s, const std::string& path) {
+  if (s.vocab_path.empty()) fail("synthetic model: a vocab GGUF is required (--vocab)");
+  auto vocab = GgufFile::open(s.vocab_path);
+  const int64_t n_tokens = int64_t(vocab->get_array("tokenizer.ggml.tokens", GgufType::STRING).strs.size());
+  const int64_t V = s.n_vocab > 0 ? s.n_vocab : n_tokens;
+  if (V < n_tokens) fail("synthetic model: n_vocab ", V, " is smaller than the vocab's ", n_tokens, " tokens");
+  const int hd = s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head;
+  const int64_t E = s.n_embd, Q = int64_t(s.n_head) * hd, KV = int64_t(s.n_head_kv) * hd, F = s.n_ff;
+
+  GgufWriter w;
+  const std::string a = s.arch + ".";
+  w.set("general.architecture", GgufValue::make_str(s.arch));
+  w.set("general.name", GgufValue::make_str("hondo synthetic " + s.arch));
+  w.set(a + "context_length", GgufValue::make_u32(uint32_t(s.n_ctx)));
+  w.set(a + "embedding_length", GgufValue::make_u32(uint32_t(E)));
+  w.set(a + "block_count", GgufValue::make_u32(uint32_t(s.n_layer)));
+  w.set(a + "feed_forward_length", GgufValue::make_u32(uint32_t(F)));
+  w.set(a + "attention.head_count", GgufValue::make_u32(uint32_t(s.n_head)));
+  w.set(a + "attention.head_count_kv", GgufValue::make_u32(uint32_t(s.n_head_kv)));
+  if (s.head_dim > 0) {
+    w.set(a + "attention.key_length", GgufValue::make_u32(uint32_t(hd)));
+    w.set(a + "attention.value_length", GgufValue::make_u32(uint32_t(hd)));
+  }
+  w.set(a + "rope.dimension_count", GgufValue::make_u32(uint32_t(hd)));
+  w.set(a + "rope.freq_base", GgufValue::make_f32(s.rope_base));
+  if (s.rope_linear_factor > 0) {
+    w.set(a + "rope.scaling.type", GgufValue::make_str("linear"));
+    w.set(a + "rope.scaling.factor", GgufValue::make_f32(s.rope_linear_factor));
+  }
+  w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::make_f32(s.rms_eps));
+  w.set(a + "vocab_size", GgufValue::make_u32(uint32_t(V)));
+  w.set("general.file_type", GgufValue::make_u32(uint32_t(s.type)));
+  w.copy_metadata(*vocab, "tokenizer.");
+
+  const uint64_t seed = s.seed;
+  // A matrix of `rows` outputs over `cols` inputs, values ~ U with std 1/sqrt(cols) (scaled).
+  auto matrix = [&](const std::string& name, DType type, int64_t cols, int64_t rows, float gain) {
+    w.add_tensor(name, type, {cols, rows}, [=](uint8_t* dst, size_t) {
+      std::vector<float> row(static_cast<size_t>(cols));
+      const size_t rb = row_bytes(type, cols);
+      for (int64_t r = 0; r < rows; ++r) {
+        fill_random(row.data(), cols, seed + uint64_t(r) * 7919, name, gain / std::sqrt(float(cols)), 0.0f);
+        quantize_row(type, row.data(), dst + size_t(r) * rb, cols);
+      }
+    });
+  };
+  auto vec = [&](const std::string& name, int64_t n, float stddev, float mean) {
+    std::vector<float> v(static_cast<size_t>(n));
+    fill_random(v.data(), n, seed, name, stddev, mean);
+    w.add_tensor_f32(name, {n}, std::move(v));
+  };
+  matrix("token_embd.weight", s.embd_type, E, V, std::sqrt(float(E)));  // embeddings ~ U(std 1)
+  vec("output_norm.weight", E, 0.1f, 1.0f);
+  if (!s.tied_output) matrix("output.weight", s.output_type, E, V, 4.0f);
+  for (int l = 0; l < s.n_layer; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    vec(p + "attn_norm.weight", E, 0.1f, 1.0f);
+    matrix(p + "attn_q.weight", s.type, E, Q, 1.0f);
+    matrix(p + "attn_k.weight", s.type, E, KV, 1.0f);
+    matrix(p + "attn_v.weight", s.type, E, KV, 1.0f);
+    if (s.arch == "qwen2") {
+      vec(p + "attn_q.bias", Q, 0.1f, 0.0f);
+      vec(p + "attn_k.bias", KV, 0.1f, 0.0f);
+      vec(p + "attn_v.bias", KV, 0.1f, 0.0f);
+    }
+    matrix(p + "attn_output.weight", s.type, Q, E, 1.0f);
+    vec(p + "ffn_norm.weight", E, 0.1f, 1.0f);
+    matrix(p + "ffn_gate.weight", s.type, E, F, 1.0f);
+    matrix(p + "ffn_up.weight", s.type, E, F, 1.0f);
+    matrix(p + "ffn_down.weight", s.type, F, E, 1.0f);
+  }
+  w.write(path);
+}
+
+}  // namespace hondo

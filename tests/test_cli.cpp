@@ -1,0 +1,114 @@
+// The hondo binary end to end: commands work, bad input gives one clear error line and a
+// non-zero exit status.
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "test_util.h"
+
+using namespace hondo;
+
+namespace {
+
+struct CliResult {
+  int status;
+  std::string out, err;
+};
+
+CliResult run(const std::string& args, const std::string& input = "") {
+  const std::string dir = test::bin("test-models");
+  std::filesystem::create_directories(dir);
+  const std::string o = dir + "/cli.out", e = dir + "/cli.err", i = dir + "/cli.in";
+  std::ofstream(i) << input;
+  const std::string cmd = test::bin("hondo") + " " + args + " <" + i + " >" + o + " 2>" + e;
+  const int rc = std::system(cmd.c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(o), slurp(e)};
+}
+
+const std::string kStories = test::shared("testdata/models/stories260K/stories260K-f32.gguf");
+
+void expect_one_line_error(const CliResult& r, const std::string& needle) {
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.err.rfind("hondo: error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+}
+
+TEST(Cli, RunStreamsOnlyGeneratedText) {
+  const CliResult r = run("run -m " + kStories + " -p 'Once upon a time' -n 12 --temp 0");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.rfind(", there was a little girl", 0), 0u) << r.out;
+  EXPECT_NE(r.err.find("tok/s"), std::string::npos);
+}
+
+TEST(Cli, SeedsReproduce) {
+  const std::string base = "run -m " + kStories + " -p 'Once' -n 30 --temp 1 -q ";
+  const CliResult a = run(base + "--seed 7"), b = run(base + "--seed 7"), c = run(base + "--seed 8");
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_NE(a.out, c.out);
+}
+
+TEST(Cli, TokenizeMatchesVectors) {
+  const CliResult r = run("tokenize -m " + test::vocab("deepseek-coder") + " 'Hello world'");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "17535 1835\n");  // the deepseek-coder vector for "Hello world"
+}
+
+TEST(Cli, InfoReportsShapesAndMemory) {
+  const CliResult r = run("info " + kStories + " --json -c 512 --kv-type f32");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\"architecture\": \"llama\""), std::string::npos);
+  // 5 layers x 4 KV heads x 8 dims x (K + V) x 4 bytes = 1280 bytes per token.
+  EXPECT_NE(r.out.find("\"kv_bytes_per_token\": 1280"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"kv_bytes\": 655360"), std::string::npos);
+}
+
+TEST(Cli, ChatKeepsHistoryAndSaves) {
+  const std::string save = test::bin("test-models/chat.json");
+  std::filesystem::remove(save);
+  const CliResult r = run("chat -m " + kStories + " -n 8 --temp 0", "Hello\nHow are you\n/save " + save + "\n/exit\n");
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::ifstream in(save);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string saved = ss.str();
+  EXPECT_NE(saved.find("\"How are you\""), std::string::npos) << saved;
+  EXPECT_EQ(std::count(saved.begin(), saved.end(), '{') - 1, 4);  // 2 user + 2 assistant
+}
+
+TEST(Cli, PerplexityPrintsComparableFinalLine) {
+  const std::string text = test::bin("test-models/ppl.txt");
+  std::ofstream out(text);
+  for (int i = 0; i < 40; ++i)
+    out << "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. ";
+  out.close();
+  const CliResult r = run("perplexity -m " + kStories + " -f " + text + " -c 128");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("Final estimate: PPL = "), std::string::npos) << r.out;
+  const double ppl = std::stod(r.out.substr(r.out.find("PPL = ") + 6));
+  EXPECT_GT(ppl, 1.0);
+  EXPECT_LT(ppl, 3.0);  // a repeated simple story is easy for this model
+}
+
+TEST(Cli, BadFilesGiveOneLineErrors) {
+  const std::string dir = test::bin("test-models/");
+  std::ofstream(dir + "garbage.gguf") << "this is not a model at all";
+  expect_one_line_error(run("run -m " + dir + "garbage.gguf -p hi"), "not a GGUF file");
+  expect_one_line_error(run("run -m " + dir + "no-such-file.gguf -p hi"), "cannot open");
+  // Truncated real model.
+  std::ifstream in(kStories, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  std::ofstream(dir + "truncated.gguf", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  expect_one_line_error(run("run -m " + dir + "truncated.gguf -p hi"), "truncated file");
+  expect_one_line_error(run("info " + dir + "truncated.gguf"), "truncated file");
+  // A vocab-only GGUF of another architecture.
+  expect_one_line_error(run("run -m " + test::vocab("gpt-2") + " -p hi"), "unknown architecture 'gpt2'");
+}
+
+}  // namespace

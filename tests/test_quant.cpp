@@ -1,0 +1,103 @@
+// Quantization formats: half/bfloat conversions, quantize -> dequantize error bounds for each
+// format, and the dispatched dot product against its scalar reference.
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/fp16.h"
+#include "kernels/dot.h"
+#include "kernels/quant.h"
+#include "test_paths.h"
+
+using namespace hondo;
+
+TEST(Fp16, ExactValuesAndRounding) {
+  for (float v : {0.0f, 1.0f, -2.5f, 65504.0f, 6.103515625e-05f, 5.960464477539063e-08f})
+    EXPECT_EQ(f16_to_f32(f32_to_f16(v)), v) << v;
+  EXPECT_TRUE(std::isinf(f16_to_f32(f32_to_f16(1e6f))));
+  EXPECT_TRUE(std::isnan(f16_to_f32(f32_to_f16(NAN))));
+  // Every half value converts to float and back unchanged.
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = f16_to_f32(uint16_t(h));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(f32_to_f16(f), h) << std::hex << h;
+  }
+  // Ties round to even: 1 + 2^-11 is halfway between 1 and 1 + 2^-10.
+  EXPECT_EQ(f32_to_f16(1.0f + 0.00048828125f), 0x3C00);
+  EXPECT_EQ(f32_to_f16(1.0f + 3 * 0.00048828125f), 0x3C02);
+}
+
+TEST(Bf16, RoundTrip) {
+  for (float v : {0.0f, 1.0f, -3.0f, std::ldexp(1.5f, 100)}) EXPECT_EQ(bf16_to_f32(f32_to_bf16(v)), v);
+  EXPECT_EQ(f32_to_bf16(1.00390625f), 0x3F80);  // halfway, rounds to even
+}
+
+struct FormatCase {
+  DType type;
+  double max_rel_rms;  // RMS error / RMS value bound for uniform random data
+};
+
+class QuantRoundTrip : public ::testing::TestWithParam<FormatCase> {};
+
+TEST_P(QuantRoundTrip, ErrorWithinFormatBound) {
+  const auto [type, bound] = GetParam();
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int n = 32 * 64;
+  std::vector<float> x(n), y(n);
+  for (float& v : x) v = nd(rng);
+  std::vector<uint8_t> q(row_bytes(type, n));
+  quantize_row(type, x.data(), q.data(), n);
+  dequantize_row(type, q.data(), y.data(), n);
+  double err = 0, sig = 0;
+  for (int i = 0; i < n; ++i) err += double(x[i] - y[i]) * (x[i] - y[i]), sig += double(x[i]) * x[i];
+  const double rel = std::sqrt(err / sig);
+  RecordProperty("rel_rms_error", std::to_string(rel));
+  EXPECT_LE(rel, bound) << dtype_name(type);
+  // Re-quantizing the dequantized values is stable (the grid maps to itself).
+  std::vector<uint8_t> q2(q.size());
+  std::vector<float> y2(n);
+  quantize_row(type, y.data(), q2.data(), n);
+  dequantize_row(type, q2.data(), y2.data(), n);
+  for (int i = 0; i < n; ++i) ASSERT_NEAR(y2[i], y[i], 1e-3f * (1 + std::fabs(y[i]))) << dtype_name(type) << " " << i;
+}
+
+// Bounds: half a quantization step over the block range, for normal data.
+INSTANTIATE_TEST_SUITE_P(Formats, QuantRoundTrip,
+                         ::testing::Values(FormatCase{DType::F16, 1e-3}, FormatCase{DType::BF16, 5e-3},
+                                           FormatCase{DType::Q8_0, 0.01}, FormatCase{DType::Q5_0, 0.05},
+                                           FormatCase{DType::Q5_1, 0.05}, FormatCase{DType::Q4_0, 0.11},
+                                           FormatCase{DType::Q4_1, 0.10}),
+                         [](const auto& p) { return std::string(dtype_name(p.param.type)); });
+
+// Hand-built blocks decode to the values the GGML layouts define.
+TEST(QuantLayout, Q4_0AndQ8_0KnownBlocks) {
+  uint8_t b[18] = {};
+  const uint16_t d = f32_to_f16(0.5f);
+  std::memcpy(b, &d, 2);
+  b[2] = 0x9F;  // element 0: low nibble 15 -> (15-8)*0.5 = 3.5; element 16: high 9 -> 0.5
+  float y[32];
+  dequantize_row(DType::Q4_0, b, y, 32);
+  EXPECT_EQ(y[0], 3.5f);
+  EXPECT_EQ(y[16], 0.5f);
+  EXPECT_EQ(y[1], -4.0f);  // nibble 0
+  uint8_t c[34] = {};
+  const uint16_t d2 = f32_to_f16(0.25f);
+  std::memcpy(c, &d2, 2);
+  c[2 + 5] = uint8_t(int8_t(-12));
+  dequantize_row(DType::Q8_0, c, y, 32);
+  EXPECT_EQ(y[5], -3.0f);
+}
+
+TEST(Dot, DispatchedMatchesReference) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> ud(-1, 1);
+  for (int n : {1, 7, 16, 33, 257, 4096}) {
+    std::vector<float> a(static_cast<size_t>(n)), b(a), y(a);
+    for (int i = 0; i < n; ++i) a[size_t(i)] = ud(rng), b[size_t(i)] = ud(rng);
+    EXPECT_NEAR(dot_f32(a.data(), b.data(), n), dot_f32_ref(a.data(), b.data(), n), 1e-5 * n) << n;
+    y = b;
+    axpy_f32(0.5f, a.data(), y.data(), n);
+    for (int i = 0; i < n; ++i) ASSERT_FLOAT_EQ(y[size_t(i)], b[size_t(i)] + 0.5f * a[size_t(i)]);
+  }
+}

@@ -1,0 +1,255 @@
+// Sampler, generation loop (stop strings, limits, streaming), chat formats and truncation.
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "runtime/chat.h"
+#include "runtime/engine.h"
+#include "test_util.h"
+
+using namespace hondo;
+
+namespace {
+
+std::vector<float> test_logits(int n, uint64_t seed) {
+  std::vector<float> l(static_cast<size_t>(n));
+  uint64_t s = seed;
+  for (float& v : l) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    v = float((s >> 40) % 1000) / 100.0f;
+  }
+  return l;
+}
+
+TEST(Sampler, GreedyPicksArgmaxLowestIdOnTies) {
+  SamplerParams p;
+  p.temperature = 0;
+  Sampler s(p);
+  std::vector<float> l = {1, 5, 3, 5, 2};
+  EXPECT_EQ(s.sample(l.data(), 5, {}), 1);
+}
+
+TEST(Sampler, SameSeedSameSamplesDifferentSeedsDiffer) {
+  const auto l = test_logits(1000, 1);
+  SamplerParams p;
+  p.temperature = 1.0f;
+  p.top_k = 0, p.top_p = 1.0f, p.min_p = 0.0f;
+  auto draw = [&](uint64_t seed) {
+    p.seed = seed;
+    Sampler s(p);
+    std::vector<TokenId> out;
+    for (int i = 0; i < 50; ++i) out.push_back(s.sample(l.data(), 1000, out));
+    return out;
+  };
+  EXPECT_EQ(draw(42), draw(42));
+  EXPECT_NE(draw(42), draw(43));
+}
+
+TEST(Sampler, TopKOneIsGreedy) {
+  const auto l = test_logits(500, 2);
+  SamplerParams p;
+  p.temperature = 1.5f, p.top_k = 1;
+  Sampler s(p);
+  const TokenId best = TokenId(std::max_element(l.begin(), l.end()) - l.begin());
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(s.sample(l.data(), 500, {}), best);
+}
+
+TEST(Sampler, TopPAndMinPRestrictTheDraw) {
+  // Token 0 has ~88 % of the mass at temperature 1.
+  std::vector<float> l = {4.0f, 2.0f, 0.0f, 0.0f, 0.0f};
+  SamplerParams p;
+  p.temperature = 1.0f, p.top_k = 0, p.top_p = 0.8f, p.min_p = 0.0f;
+  Sampler top_p(p);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(top_p.sample(l.data(), 5, {}), 0);
+  p.top_p = 1.0f, p.min_p = 0.1f;  // keeps tokens with p >= 0.1 * p_max: 0 and 1
+  Sampler min_p(p);
+  for (int i = 0; i < 200; ++i) EXPECT_LE(min_p.sample(l.data(), 5, {}), 1);
+}
+
+TEST(Sampler, PenaltiesPushRepeatedTokensDown) {
+  std::vector<float> l = {3.0f, 2.9f, 1.0f};
+  SamplerParams p;
+  p.temperature = 0;
+  p.repeat_penalty = 1.2f;  // 3.0 / 1.2 = 2.5 < 2.9
+  EXPECT_EQ(Sampler(p).sample(l.data(), 3, {0}), 1);
+  p.repeat_penalty = 1.0f;
+  p.frequency_penalty = 0.1f;  // 3.0 - 2 * 0.1 = 2.8 < 2.9
+  EXPECT_EQ(Sampler(p).sample(l.data(), 3, {0, 0}), 1);
+  p.frequency_penalty = 0, p.presence_penalty = 0.05f;  // 2.95 > 2.9
+  EXPECT_EQ(Sampler(p).sample(l.data(), 3, {0, 0}), 0);
+}
+
+class Generation : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string m = test::shared("testdata/models/stories260K/stories260K-f32.gguf");
+    if (!std::filesystem::exists(m)) return;
+    EngineOptions opt;
+    opt.n_ctx = 128;
+    engine_ = new Engine(m, opt);
+  }
+  static void TearDownTestSuite() { delete engine_; }
+  void SetUp() override {
+    if (!engine_) GTEST_FAIL() << "missing stories260K test model";
+  }
+  GenerateResult run(const std::string& prompt, GenerateParams gp, std::string* streamed = nullptr) {
+    auto seq = engine_->new_sequence();
+    std::string s;
+    auto r = engine_->generate(*seq, engine_->tokenizer().encode(prompt, true, false), gp, [&](std::string_view t) {
+      s += t;
+      return true;
+    });
+    if (streamed) *streamed = s;
+    return r;
+  }
+  static Engine* engine_;
+};
+Engine* Generation::engine_ = nullptr;
+
+TEST_F(Generation, StopStringEndsOutputBeforeIt) {
+  GenerateParams gp;
+  gp.sampling.temperature = 0;
+  gp.max_tokens = 100;
+  const std::string full = run("Once upon a time", gp).text;  // ", there was a little girl named Lily..."
+  ASSERT_NE(full.find("Lily"), std::string::npos);
+  gp.stop = {"Lily"};
+  std::string streamed;
+  const auto r = run("Once upon a time", gp, &streamed);
+  EXPECT_EQ(r.reason, FinishReason::StopString);
+  EXPECT_EQ(r.text, full.substr(0, full.find("Lily")));
+  EXPECT_EQ(streamed, r.text);  // nothing of the stop string was streamed
+}
+
+TEST_F(Generation, MaxTokensAndContextLimits) {
+  GenerateParams gp;
+  gp.sampling.temperature = 0;
+  gp.max_tokens = 7;
+  auto r = run("Once", gp);
+  EXPECT_EQ(r.generated.size(), 7u);
+  EXPECT_EQ(r.reason, FinishReason::MaxTokens);
+  gp.max_tokens = -1;  // runs until the 128-token context is full
+  r = run("Once", gp);
+  EXPECT_TRUE(r.reason == FinishReason::ContextFull || r.reason == FinishReason::EndOfGeneration);
+  if (r.reason == FinishReason::ContextFull) {
+    EXPECT_EQ(int(r.generated.size()) + 2, 128 + 1);  // BOS + "Once" + generated, last not cached
+  }
+  // A prompt longer than the context is a clear error.
+  std::string long_prompt;
+  for (int i = 0; i < 200; ++i) long_prompt += "Once upon a time ";
+  EXPECT_THROW(run(long_prompt, gp), Error);
+}
+
+TEST_F(Generation, ReusesCachedPrefix) {
+  GenerateParams gp;
+  gp.sampling.temperature = 0;
+  gp.max_tokens = 5;
+  auto seq = engine_->new_sequence();
+  const auto& tok = engine_->tokenizer();
+  auto sink = [](std::string_view) { return true; };
+  const auto p1 = tok.encode("Once upon a time, there was", true, false);
+  const auto r1 = engine_->generate(*seq, p1, gp, sink);
+  auto p2 = p1;
+  p2.insert(p2.end(), r1.generated.begin(), r1.generated.end() - 1);  // what the cache holds
+  const auto r2 = engine_->generate(*seq, p2, gp, sink);
+  EXPECT_EQ(r2.reused_tokens, int(p2.size()) - 1);
+  // The same continuation as from scratch.
+  auto fresh = engine_->new_sequence();
+  EXPECT_EQ(engine_->generate(*fresh, p2, gp, sink).generated, r2.generated);
+}
+
+TEST(StreamDecoder, NeverSplitsUtf8) {
+  auto f = GgufFile::open(test::vocab("deepseek-coder"));
+  const Tokenizer tok(Vocab::from_gguf(*f));
+  const std::string text = "héllo 🦙 世界 ✅ done";
+  const auto ids = tok.encode(text, false, false);
+  StreamDecoder dec(tok);
+  std::string out;
+  for (TokenId t : ids) {
+    const std::string chunk = dec.push(t);
+    // Every chunk is valid UTF-8 on its own.
+    for (size_t i = 0; i < chunk.size();) {
+      const size_t n = [&] {
+        const auto c = uint8_t(chunk[i]);
+        return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+      }();
+      ASSERT_LE(i + n, chunk.size()) << "split character in chunk";
+      i += n;
+    }
+    out += chunk;
+  }
+  out += dec.flush();
+  EXPECT_EQ(out, text);
+}
+
+TEST(Tokenizer, SpecialTokensParsedOnlyWhenAsked) {
+  auto f = GgufFile::open(test::vocab("deepseek-coder"));
+  const Tokenizer tok(Vocab::from_gguf(*f));
+  const TokenId eot = tok.vocab().find("<|EOT|>");
+  ASSERT_GE(eot, 0);
+  const auto parsed = tok.encode("hi<|EOT|>", false, true);
+  EXPECT_EQ(parsed.back(), eot);
+  const auto plain = tok.encode("hi<|EOT|>", false, false);
+  EXPECT_EQ(std::find(plain.begin(), plain.end(), eot), plain.end());
+  EXPECT_TRUE(tok.vocab().is_eog(eot));
+  // BOS is added when the model asks for it.
+  const auto with_bos = tok.encode("hi", true, false);
+  EXPECT_EQ(with_bos.front(), tok.vocab().bos);
+}
+
+// The built-in chat formats render exactly what the official templates render (llama.cpp's
+// chat-template test expectations).
+TEST(ChatFormat, MatchesOfficialTemplates) {
+  std::ifstream in(test::shared("testdata/hf/chat_template_expected_llamacpp.json"));
+  ASSERT_TRUE(in) << "missing chat template expectations";
+  nlohmann::json j;
+  in >> j;
+  std::vector<ChatMessage> msgs;
+  for (const auto& m : j["conversation"]) msgs.push_back({m[0].get<std::string>(), m[1].get<std::string>()});
+  Vocab v;  // only the EOS text matters for rendering
+  v.tokens = {"<｜end▁of▁sentence｜>"};
+  v.eos = 0;
+  EXPECT_EQ(render_chat(ChatFormat::DeepSeekCoder, msgs, v), j["deepseek-coder-instruct"]["expected"].get<std::string>());
+  EXPECT_EQ(render_chat(ChatFormat::DeepSeekLlm, msgs, v), j["deepseek-v2-chat"]["expected"].get<std::string>());
+  // R1: reasoning of earlier answers is dropped, the answer cue opens a <think> block.
+  std::vector<ChatMessage> r1 = {{"user", "2+2?"}, {"assistant", "<think>\nadd</think>\n\n4"}, {"user", "3+3?"}};
+  EXPECT_EQ(render_chat(ChatFormat::DeepSeekR1, r1, v),
+            "<｜User｜>2+2?<｜Assistant｜>\n\n4<｜end▁of▁sentence｜><｜User｜>3+3?<｜Assistant｜><think>\n");
+}
+
+TEST(ChatFormat, DetectedFromTemplateOrPreTokenizer) {
+  for (const char* name : {"deepseek-coder", "deepseek-llm", "deepseek-r1-qwen"}) {
+    auto f = GgufFile::open(test::vocab(std::string(name) == "deepseek-r1-qwen" ? "qwen2" : name));
+    Vocab v = Vocab::from_gguf(*f);
+    if (std::string(name) == "deepseek-r1-qwen") v.pre = "deepseek-r1-qwen", v.chat_template.clear();
+    const ChatFormat want = std::string(name) == "deepseek-coder" ? ChatFormat::DeepSeekCoder
+                            : std::string(name) == "deepseek-llm" ? ChatFormat::DeepSeekLlm
+                                                                  : ChatFormat::DeepSeekR1;
+    EXPECT_EQ(detect_chat_format(v), want) << name;
+  }
+}
+
+TEST(ChatFormat, TruncationKeepsSystemAndRecentTurns) {
+  auto f = GgufFile::open(test::vocab("deepseek-llm"));
+  const Tokenizer tok(Vocab::from_gguf(*f));
+  std::vector<ChatMessage> msgs = {{"system", "Be brief."}};
+  for (int i = 0; i < 10; ++i) {
+    msgs.push_back({"user", "Question number " + std::to_string(i) + " about something long enough."});
+    msgs.push_back({"assistant", "Answer number " + std::to_string(i) + "."});
+  }
+  msgs.push_back({"user", "Final question?"});
+  int dropped = 0;
+  const auto all = chat_prompt(ChatFormat::DeepSeekLlm, msgs, tok, 100000, &dropped);
+  EXPECT_EQ(dropped, 0);
+  const auto cut = chat_prompt(ChatFormat::DeepSeekLlm, msgs, tok, int(all.size()) / 2, &dropped);
+  EXPECT_LE(cut.size(), all.size() / 2);
+  EXPECT_GT(dropped, 0);
+  EXPECT_EQ(dropped % 2, 0);  // whole user/assistant pairs
+  const std::string text = tok.decode(cut, true);
+  EXPECT_NE(text.find("Be brief."), std::string::npos);
+  EXPECT_NE(text.find("Final question?"), std::string::npos);
+  EXPECT_EQ(text.find("Question number 0 "), std::string::npos);
+  EXPECT_THROW(chat_prompt(ChatFormat::DeepSeekLlm, msgs, tok, 5, &dropped), Error);
+}
+
+}  // namespace
