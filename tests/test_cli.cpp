@@ -1,5 +1,7 @@
 // The hondo binary end to end: commands work, bad input gives one clear error line and a
 // non-zero exit status.
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -18,7 +20,10 @@ struct CliResult {
 CliResult run(const std::string& args, const std::string& input = "") {
   const std::string dir = test::bin("test-models");
   std::filesystem::create_directories(dir);
-  const std::string o = dir + "/cli.out", e = dir + "/cli.err", i = dir + "/cli.in";
+  // ctest runs tests in parallel processes: scratch files are per process and call.
+  static int calls = 0;
+  const std::string stem = dir + "/cli-" + std::to_string(getpid()) + "-" + std::to_string(calls++);
+  const std::string o = stem + ".out", e = stem + ".err", i = stem + ".in";
   std::ofstream(i) << input;
   const std::string cmd = test::bin("hondo") + " " + args + " <" + i + " >" + o + " 2>" + e;
   const int rc = std::system(cmd.c_str());
@@ -70,7 +75,7 @@ TEST(Cli, InfoReportsShapesAndMemory) {
 }
 
 TEST(Cli, ChatKeepsHistoryAndSaves) {
-  const std::string save = test::bin("test-models/chat.json");
+  const std::string save = test::bin("test-models/chat-" + std::to_string(getpid()) + ".json");
   std::filesystem::remove(save);
   const CliResult r = run("chat -m " + kStories + " -n 8 --temp 0", "Hello\nHow are you\n/save " + save + "\n/exit\n");
   EXPECT_EQ(r.status, 0) << r.err;
@@ -83,7 +88,7 @@ TEST(Cli, ChatKeepsHistoryAndSaves) {
 }
 
 TEST(Cli, PerplexityPrintsComparableFinalLine) {
-  const std::string text = test::bin("test-models/ppl.txt");
+  const std::string text = test::bin("test-models/ppl-" + std::to_string(getpid()) + ".txt");
   std::ofstream out(text);
   for (int i = 0; i < 40; ++i)
     out << "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. ";
@@ -98,15 +103,17 @@ TEST(Cli, PerplexityPrintsComparableFinalLine) {
 
 TEST(Cli, BadFilesGiveOneLineErrors) {
   const std::string dir = test::bin("test-models/");
-  std::ofstream(dir + "garbage.gguf") << "this is not a model at all";
-  expect_one_line_error(run("run -m " + dir + "garbage.gguf -p hi"), "not a GGUF file");
+  const std::string garbage = dir + "garbage-" + std::to_string(getpid()) + ".gguf";
+  const std::string truncated = dir + "truncated-" + std::to_string(getpid()) + ".gguf";
+  std::ofstream(garbage) << "this is not a model at all";
+  expect_one_line_error(run("run -m " + garbage + " -p hi"), "not a GGUF file");
   expect_one_line_error(run("run -m " + dir + "no-such-file.gguf -p hi"), "cannot open");
   // Truncated real model.
   std::ifstream in(kStories, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
-  std::ofstream(dir + "truncated.gguf", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
-  expect_one_line_error(run("run -m " + dir + "truncated.gguf -p hi"), "truncated file");
-  expect_one_line_error(run("info " + dir + "truncated.gguf"), "truncated file");
+  std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  expect_one_line_error(run("run -m " + truncated + " -p hi"), "truncated file");
+  expect_one_line_error(run("info " + truncated), "truncated file");
   // A vocab-only GGUF of another architecture.
   expect_one_line_error(run("run -m " + test::vocab("gpt-2") + " -p hi"), "unknown architecture 'gpt2'");
 }

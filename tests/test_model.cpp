@@ -26,6 +26,18 @@ float range(const float* a, size_t n) {
 }
 int argmax(const float* a, int n) { return int(std::max_element(a, a + n) - a); }
 
+// Fraction of positions of `ids` where models a and b (same vocabulary) pick the same top-1,
+// teacher-forced on ids.
+double top1_agreement(Engine& a, Engine& b, const std::vector<TokenId>& ids) {
+  const int V = a.model().n_vocab();
+  auto sa = a.new_sequence(), sb = b.new_sequence();
+  const auto la = a.eval(*sa, ids, true), lb = b.eval(*sb, ids, true);
+  int same = 0;
+  for (size_t p = 0; p < ids.size(); ++p)
+    same += argmax(la.data() + p * size_t(V), V) == argmax(lb.data() + p * size_t(V), V);
+  return double(same) / double(ids.size());
+}
+
 std::vector<TokenId> prompt_ids(const Engine& e, int n) {
   // A natural prompt, then repeated so that tests can ask for any length.
   std::string text = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n";
@@ -159,15 +171,9 @@ TEST_P(QuantizedTop1, AgreesWithF32) {
   std::vector<TokenId> ids = prompt_ids(ef, 8);
   const auto gen = ef.generate(*seq, ids, gp, [](std::string_view) { return true; }).generated;
   ids.insert(ids.end(), gen.begin(), gen.end());
-  const int V = ef.model().n_vocab();
-  auto a = ef.new_sequence(), b = eq.new_sequence();
-  const auto lf = ef.eval(*a, ids, true), lq = eq.eval(*b, ids, true);
-  int same = 0;
-  for (size_t p = 0; p < ids.size(); ++p)
-    same += argmax(lf.data() + p * size_t(V), V) == argmax(lq.data() + p * size_t(V), V);
-  const double agree = double(same) / double(ids.size());
+  const double agree = top1_agreement(ef, eq, ids);
   RecordProperty("agreement", std::to_string(agree));
-  EXPECT_GE(agree, 0.95) << dtype_name(t) << ": " << same << "/" << ids.size();
+  EXPECT_GE(agree, 0.95) << dtype_name(t) << " over " << ids.size() << " positions";
 }
 INSTANTIATE_TEST_SUITE_P(Dense, QuantizedTop1, ::testing::Values(DType::Q8_0),
                          [](const auto& p) { return std::string(dtype_name(p.param)); });
@@ -195,15 +201,9 @@ TEST_P(TrainedQuantizedTop1, AgreesWithF32) {
   std::vector<TokenId> ids = ef.tokenizer().encode("", true, false);
   const auto gen = ef.generate(*seq, ids, gp, [](std::string_view) { return true; }).generated;
   ids.insert(ids.end(), gen.begin(), gen.end());
-  const int V = ef.model().n_vocab();
-  auto a = ef.new_sequence(), b = eq.new_sequence();
-  const auto lf = ef.eval(*a, ids, true), lq = eq.eval(*b, ids, true);
-  int same = 0;
-  for (size_t p = 0; p < ids.size(); ++p)
-    same += argmax(lf.data() + p * size_t(V), V) == argmax(lq.data() + p * size_t(V), V);
-  const double agree = double(same) / double(ids.size());
+  const double agree = top1_agreement(ef, eq, ids);
   RecordProperty("agreement", std::to_string(agree));
-  EXPECT_GE(agree, 0.95) << dtype_name(t) << ": " << same << "/" << ids.size();
+  EXPECT_GE(agree, 0.95) << dtype_name(t) << " over " << ids.size() << " positions";
 }
 INSTANTIATE_TEST_SUITE_P(Stories260K, TrainedQuantizedTop1, ::testing::Values(DType::Q8_0, DType::Q4_0),
                          [](const auto& p) { return std::string(dtype_name(p.param)); });

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -122,7 +124,7 @@ void GgufWriter::add_tensor_f32(const std::string& name, std::vector<int64_t> ne
 }
 
 void GgufWriter::write(const std::string& path, size_t alignment) const {
-  const std::string tmp = path + ".part";
+  const std::string tmp = path + ".part." + std::to_string(::getpid());  // unique per writer
   {
     std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
     if (!os) fail(path, ": cannot create file");

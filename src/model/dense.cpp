@@ -64,7 +64,7 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
     for (size_t i = 0; i < s.tokens.size(); ++i) tok_cache.push_back(s.cache);
   const int64_t n_tasks = int64_t(tok_pos.size()) * n_head;
   pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores, krow, vrow;
+    thread_local std::vector<float> scores, row;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t t = task / n_head;
       const int h = int(task % n_head), kvh = h / group;
@@ -73,30 +73,18 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
       const float* qh = q + t * Q + int64_t(h) * hd;        // [hd]
       float* oh = out + t * Q + int64_t(h) * hd;            // [hd]
       scores.resize(size_t(pos + 1));                       // [pos + 1]
+      // This head's K or V row at position j: in place for an F32 cache, else converted.
       const bool f32 = c.type() == DType::F32;
-      if (!f32) krow.resize(size_t(cfg_.n_head_kv) * hd), vrow.resize(krow.size());
-      for (int j = 0; j <= pos; ++j) {
-        const float* k;
-        if (f32) {
-          k = c.k_f32(layer, j) + kvh * hd;
-        } else {
-          c.load_k(layer, j, krow.data());
-          k = krow.data() + kvh * hd;
-        }
-        scores[size_t(j)] = dot_f32(qh, k, hd) * scale;
-      }
+      if (!f32) row.resize(size_t(cfg_.n_head_kv) * hd);
+      auto head_row = [&](bool is_k, int j) -> const float* {
+        if (f32) return (is_k ? c.k_f32(layer, j) : c.v_f32(layer, j)) + kvh * hd;
+        is_k ? c.load_k(layer, j, row.data()) : c.load_v(layer, j, row.data());
+        return row.data() + kvh * hd;
+      };
+      for (int j = 0; j <= pos; ++j) scores[size_t(j)] = dot_f32(qh, head_row(true, j), hd) * scale;
       softmax(scores.data(), pos + 1);
       std::memset(oh, 0, sizeof(float) * size_t(hd));
-      for (int j = 0; j <= pos; ++j) {
-        const float* v;
-        if (f32) {
-          v = c.v_f32(layer, j) + kvh * hd;
-        } else {
-          c.load_v(layer, j, vrow.data());
-          v = vrow.data() + kvh * hd;
-        }
-        axpy_f32(scores[size_t(j)], v, oh, hd);
-      }
+      for (int j = 0; j <= pos; ++j) axpy_f32(scores[size_t(j)], head_row(false, j), oh, hd);
     }
   });
 }
