@@ -54,7 +54,8 @@ TEST(Cli, RunStreamsOnlyGeneratedText) {
 
 TEST(Cli, SeedsReproduce) {
   const std::string base = "run -m " + kStories + " -p 'Once' -n 30 --temp 1 -q ";
-  const CliResult a = run(base + "--seed 7"), b = run(base + "--seed 7"), c = run(base + "--seed 8");
+  const CliResult a = run(base + "--seed 7"), b = run(base + "--seed 7"),
+                  c = run(base + "--seed 8");
   EXPECT_EQ(a.out, b.out);
   EXPECT_NE(a.out, c.out);
 }
@@ -77,7 +78,8 @@ TEST(Cli, InfoReportsShapesAndMemory) {
 TEST(Cli, ChatKeepsHistoryAndSaves) {
   const std::string save = test::bin("test-models/chat-" + std::to_string(getpid()) + ".json");
   std::filesystem::remove(save);
-  const CliResult r = run("chat -m " + kStories + " -n 8 --temp 0", "Hello\nHow are you\n/save " + save + "\n/exit\n");
+  const CliResult r = run("chat -m " + kStories + " -n 8 --temp 0",
+                          "Hello\nHow are you\n/save " + save + "\n/exit\n");
   EXPECT_EQ(r.status, 0) << r.err;
   std::ifstream in(save);
   std::stringstream ss;
@@ -91,7 +93,8 @@ TEST(Cli, PerplexityPrintsComparableFinalLine) {
   const std::string text = test::bin("test-models/ppl-" + std::to_string(getpid()) + ".txt");
   std::ofstream out(text);
   for (int i = 0; i < 40; ++i)
-    out << "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. ";
+    out << "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+           "park. ";
   out.close();
   const CliResult r = run("perplexity -m " + kStories + " -f " + text + " -c 128");
   ASSERT_EQ(r.status, 0) << r.err;
@@ -115,7 +118,8 @@ TEST(Cli, BadFilesGiveOneLineErrors) {
   expect_one_line_error(run("run -m " + truncated + " -p hi"), "truncated file");
   expect_one_line_error(run("info " + truncated), "truncated file");
   // A vocab-only GGUF of another architecture.
-  expect_one_line_error(run("run -m " + test::vocab("gpt-2") + " -p hi"), "unknown architecture 'gpt2'");
+  expect_one_line_error(run("run -m " + test::vocab("gpt-2") + " -p hi"),
+                        "unknown architecture 'gpt2'");
 }
 
 }  // namespace

@@ -39,12 +39,24 @@ std::string load_error(const std::string& path) {
 TEST(Gguf, RoundTripEveryMetadataType) {
   GgufWriter w;
   w.set("general.architecture", GgufValue::make_str("llama"));
-  GgufValue u8; u8.type = GgufType::U8; u8.i = 200;
-  GgufValue i8; i8.type = GgufType::I8; i8.i = -100;
-  GgufValue u16; u16.type = GgufType::U16; u16.i = 60000;
-  GgufValue i16; i16.type = GgufType::I16; i16.i = -30000;
-  GgufValue i64; i64.type = GgufType::I64; i64.i = -(int64_t(1) << 40);
-  GgufValue f64; f64.type = GgufType::F64; f64.f = 3.141592653589793;
+  GgufValue u8;
+  u8.type = GgufType::U8;
+  u8.i = 200;
+  GgufValue i8;
+  i8.type = GgufType::I8;
+  i8.i = -100;
+  GgufValue u16;
+  u16.type = GgufType::U16;
+  u16.i = 60000;
+  GgufValue i16;
+  i16.type = GgufType::I16;
+  i16.i = -30000;
+  GgufValue i64;
+  i64.type = GgufType::I64;
+  i64.i = -(int64_t(1) << 40);
+  GgufValue f64;
+  f64.type = GgufType::F64;
+  f64.f = 3.141592653589793;
   w.set("t.u8", u8);
   w.set("t.i8", i8);
   w.set("t.u16", u16);
@@ -79,7 +91,8 @@ TEST(Gguf, RoundTripEveryMetadataType) {
   EXPECT_DOUBLE_EQ(f->get_float("t.f64"), 3.141592653589793);
   EXPECT_TRUE(f->get_bool("t.bool", false));
   EXPECT_EQ(f->get_str("t.str"), "héllo ▁ world");
-  EXPECT_EQ(f->get_array("t.strs", GgufType::STRING).strs, (std::vector<std::string>{"a", "", "ccc"}));
+  EXPECT_EQ(f->get_array("t.strs", GgufType::STRING).strs,
+            (std::vector<std::string>{"a", "", "ccc"}));
   EXPECT_EQ(f->get_array("t.f32s", GgufType::F32).floats, (std::vector<double>{1.5, -2.0}));
   EXPECT_EQ(f->get_array("t.i32s", GgufType::I32).ints, (std::vector<int64_t>{7, -8, 9}));
   const Tensor* a = f->find_tensor("a");
@@ -93,7 +106,9 @@ TEST(Gguf, RoundTripEveryMetadataType) {
     f->get_int("t.str");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'t.str' should be an integer, found string"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'t.str' should be an integer, found string"),
+              std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(f->get_str("missing.key"), Error);
 }
@@ -161,6 +176,10 @@ TEST_F(GgufCorruption, BadMagicAndVersions) {
   write_bytes(p, b);
   EXPECT_NE(load_error(p).find("version 1 is obsolete"), std::string::npos) << load_error(p);
   b = bytes;
+  b[4] = 2;  // GGUF v2 has the same layout as v3
+  write_bytes(p, b);
+  EXPECT_EQ(load_error(p), "");
+  b = bytes;
   b[4] = 99;
   write_bytes(p, b);
   EXPECT_NE(load_error(p).find("unsupported GGUF version 99"), std::string::npos) << load_error(p);
@@ -182,7 +201,8 @@ TEST_F(GgufCorruption, HugeCountsRejectedBeforeAllocating) {
 }
 
 // Writes a tiny-llama-shaped file with one tensor changed by `edit`.
-std::string variant(const std::string& name, const std::function<void(SynthSpec&, GgufWriter&)>& edit) {
+std::string variant(const std::string& name,
+                    const std::function<void(SynthSpec&, GgufWriter&)>& edit) {
   // Re-create the base model's metadata and tensors, then let `edit` change them.
   SynthSpec s = test::tiny("tiny-llama");
   const std::string base = test::synthetic(name + "-base", s);
@@ -208,7 +228,9 @@ std::string variant(const std::string& name, const std::function<void(SynthSpec&
 TEST(GgufModel, WrongShapeNamesTensorExpectedAndFound) {
   const std::string p = variant("wrong-shape", [](SynthSpec&, GgufWriter&) {});
   const std::string err = load_error(p);
-  EXPECT_NE(err.find("tensor 'blk.1.attn_k.weight' has shape [64, 64], expected [64, 32]"), std::string::npos) << err;
+  EXPECT_NE(err.find("tensor 'blk.1.attn_k.weight' has shape [64, 64], expected [64, 32]"),
+            std::string::npos)
+      << err;
 }
 
 TEST(GgufModel, MissingTensorNamed) {
@@ -238,7 +260,8 @@ TEST(GgufModel, WrongMetadataType) {
     w.set("llama.block_count", GgufValue::make_str("two"));
   });
   const std::string err = load_error(p);
-  EXPECT_NE(err.find("'llama.block_count' should be an integer, found string"), std::string::npos) << err;
+  EXPECT_NE(err.find("'llama.block_count' should be an integer, found string"), std::string::npos)
+      << err;
 }
 
 TEST(GgufModel, UnsupportedTensorTypeRejectedClearly) {

@@ -24,7 +24,9 @@ float range(const float* a, size_t n) {
   const auto [mn, mx] = std::minmax_element(a, a + n);
   return *mx - *mn;
 }
-int argmax(const float* a, int n) { return int(std::max_element(a, a + n) - a); }
+int argmax(const float* a, int n) {
+  return int(std::max_element(a, a + n) - a);
+}
 
 // Fraction of positions of `ids` where models a and b (same vocabulary) pick the same top-1,
 // teacher-forced on ids.
@@ -97,7 +99,8 @@ TEST_P(FastVsReference, GreedyContinuationIdentical) {
   gp.max_tokens = 64;
   gp.sampling.temperature = 0;
   auto seq = e.new_sequence();
-  std::vector<TokenId> fast = e.generate(*seq, prompt, gp, [](std::string_view) { return true; }).generated;
+  std::vector<TokenId> fast =
+      e.generate(*seq, prompt, gp, [](std::string_view) { return true; }).generated;
   // Reference: recompute the whole sequence for every new token.
   std::vector<TokenId> ids = prompt, ref;
   const int V = e.model().n_vocab();
@@ -112,7 +115,8 @@ TEST_P(FastVsReference, GreedyContinuationIdentical) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Dense, FastVsReference,
-                         ::testing::Values(Case{"tiny-llama", "llama-f32"}, Case{"tiny-qwen2", "qwen2-f32"}),
+                         ::testing::Values(Case{"tiny-llama", "llama-f32"},
+                                           Case{"tiny-qwen2", "qwen2-f32"}),
                          [](const auto& p) { return std::string(p.param.tag).substr(0, 5); });
 
 // Several sequences in one batched forward give the same logits as each sequence alone.
@@ -132,8 +136,10 @@ TEST(DenseModel, BatchedSequencesMatchSingle) {
   auto s1 = e.new_sequence(), s2 = e.new_sequence();
   const std::vector<float> alone_a = e.eval(*s1, a, false);
   const std::vector<float> alone_b = e.eval(*s2, b, true);
-  EXPECT_LE(max_abs_diff(together.data(), alone_a.data(), size_t(V)), 1e-5f * range(alone_a.data(), size_t(V)));
-  EXPECT_LE(max_abs_diff(together.data() + V, alone_b.data(), size_t(5 * V)), 1e-5f * range(alone_b.data(), size_t(V)));
+  EXPECT_LE(max_abs_diff(together.data(), alone_a.data(), size_t(V)),
+            1e-5f * range(alone_a.data(), size_t(V)));
+  EXPECT_LE(max_abs_diff(together.data() + V, alone_b.data(), size_t(5 * V)),
+            1e-5f * range(alone_b.data(), size_t(V)));
 }
 
 // An F16 cache stays close to the F32 one (its rounding is ~1e-3 relative).
@@ -147,7 +153,8 @@ TEST(DenseModel, F16CacheCloseToF32) {
   const std::vector<TokenId> ids = prompt_ids(e32, 30);
   auto s32 = e32.new_sequence(), s16 = e16.new_sequence();
   const auto l32 = e32.eval(*s32, ids, true), l16 = e16.eval(*s16, ids, true);
-  EXPECT_LE(max_abs_diff(l32.data(), l16.data(), l32.size()), 0.01f * range(l32.data(), l32.size()));
+  EXPECT_LE(max_abs_diff(l32.data(), l16.data(), l32.size()),
+            0.01f * range(l32.data(), l32.size()));
 }
 
 // Quantized weights (same underlying values) choose the F32 model's top-1 token at >= 95 % of
@@ -187,7 +194,8 @@ TEST_P(TrainedQuantizedTop1, AgreesWithF32) {
   const std::string f32 = test::shared("testdata/models/stories260K/stories260K-f32.gguf");
   HONDO_REQUIRE_FILE(f32);
   std::filesystem::create_directories(test::bin("test-models"));
-  const std::string q = test::bin(std::string("test-models/stories260K-") + dtype_name(t) + ".gguf");
+  const std::string q =
+      test::bin(std::string("test-models/stories260K-") + dtype_name(t) + ".gguf");
   const RequantizeReport rep = requantize_model(f32, q, t);
   EXPECT_GT(rep.converted, 0);
   EXPECT_EQ(rep.fallback, 5);  // ffn_down rows of 172 values hold no whole blocks: F16
@@ -205,7 +213,8 @@ TEST_P(TrainedQuantizedTop1, AgreesWithF32) {
   RecordProperty("agreement", std::to_string(agree));
   EXPECT_GE(agree, 0.95) << dtype_name(t) << " over " << ids.size() << " positions";
 }
-INSTANTIATE_TEST_SUITE_P(Stories260K, TrainedQuantizedTop1, ::testing::Values(DType::Q8_0, DType::Q4_0),
+INSTANTIATE_TEST_SUITE_P(Stories260K, TrainedQuantizedTop1,
+                         ::testing::Values(DType::Q8_0, DType::Q4_0),
                          [](const auto& p) { return std::string(dtype_name(p.param)); });
 
 // The real trained model reproduces llama2.c's and llama.cpp's published greedy outputs.
@@ -226,7 +235,8 @@ TEST(Stories260K, GreedyMatchesLlama2c) {
   gp.max_tokens = 256;
   gp.sampling.temperature = 0;
   auto seq = e.new_sequence();
-  const auto r = e.generate(*seq, e.tokenizer().encode("", true, false), gp, [](std::string_view) { return true; });
+  const auto r = e.generate(*seq, e.tokenizer().encode("", true, false), gp,
+                            [](std::string_view) { return true; });
   std::string want = read_file(dir + "expected_greedy_t0_n256.txt");
   while (!want.empty() && want.back() == '\n') want.pop_back();
   EXPECT_EQ(r.text, want);

@@ -28,7 +28,8 @@ TEST(Fp16, ExactValuesAndRounding) {
 }
 
 TEST(Bf16, RoundTrip) {
-  for (float v : {0.0f, 1.0f, -3.0f, std::ldexp(1.5f, 100)}) EXPECT_EQ(bf16_to_f32(f32_to_bf16(v)), v);
+  for (float v : {0.0f, 1.0f, -3.0f, std::ldexp(1.5f, 100)})
+    EXPECT_EQ(bf16_to_f32(f32_to_bf16(v)), v);
   EXPECT_EQ(f32_to_bf16(1.00390625f), 0x3F80);  // halfway, rounds to even
 }
 
@@ -50,7 +51,8 @@ TEST_P(QuantRoundTrip, ErrorWithinFormatBound) {
   quantize_row(type, x.data(), q.data(), n);
   dequantize_row(type, q.data(), y.data(), n);
   double err = 0, sig = 0;
-  for (int i = 0; i < n; ++i) err += double(x[i] - y[i]) * (x[i] - y[i]), sig += double(x[i]) * x[i];
+  for (int i = 0; i < n; ++i)
+    err += double(x[i] - y[i]) * (x[i] - y[i]), sig += double(x[i]) * x[i];
   const double rel = std::sqrt(err / sig);
   RecordProperty("rel_rms_error", std::to_string(rel));
   EXPECT_LE(rel, bound) << dtype_name(type);
@@ -59,16 +61,18 @@ TEST_P(QuantRoundTrip, ErrorWithinFormatBound) {
   std::vector<float> y2(n);
   quantize_row(type, y.data(), q2.data(), n);
   dequantize_row(type, q2.data(), y2.data(), n);
-  for (int i = 0; i < n; ++i) ASSERT_NEAR(y2[i], y[i], 1e-3f * (1 + std::fabs(y[i]))) << dtype_name(type) << " " << i;
+  for (int i = 0; i < n; ++i)
+    ASSERT_NEAR(y2[i], y[i], 1e-3f * (1 + std::fabs(y[i]))) << dtype_name(type) << " " << i;
 }
 
 // Bounds: half a quantization step over the block range, for normal data.
-INSTANTIATE_TEST_SUITE_P(Formats, QuantRoundTrip,
-                         ::testing::Values(FormatCase{DType::F16, 1e-3}, FormatCase{DType::BF16, 5e-3},
-                                           FormatCase{DType::Q8_0, 0.01}, FormatCase{DType::Q5_0, 0.05},
-                                           FormatCase{DType::Q5_1, 0.05}, FormatCase{DType::Q4_0, 0.11},
-                                           FormatCase{DType::Q4_1, 0.10}),
-                         [](const auto& p) { return std::string(dtype_name(p.param.type)); });
+INSTANTIATE_TEST_SUITE_P(
+    Formats, QuantRoundTrip,
+    ::testing::Values(FormatCase{DType::F16, 1e-3}, FormatCase{DType::BF16, 5e-3},
+                      FormatCase{DType::Q8_0, 0.01}, FormatCase{DType::Q5_0, 0.05},
+                      FormatCase{DType::Q5_1, 0.05}, FormatCase{DType::Q4_0, 0.11},
+                      FormatCase{DType::Q4_1, 0.10}),
+    [](const auto& p) { return std::string(dtype_name(p.param.type)); });
 
 // Hand-built blocks decode to the values the GGML layouts define.
 TEST(QuantLayout, Q4_0AndQ8_0KnownBlocks) {

@@ -93,13 +93,15 @@ class Generation : public ::testing::Test {
   void SetUp() override {
     if (!engine_) GTEST_FAIL() << "missing stories260K test model";
   }
-  GenerateResult run(const std::string& prompt, GenerateParams gp, std::string* streamed = nullptr) {
+  GenerateResult run(const std::string& prompt, GenerateParams gp,
+                     std::string* streamed = nullptr) {
     auto seq = engine_->new_sequence();
     std::string s;
-    auto r = engine_->generate(*seq, engine_->tokenizer().encode(prompt, true, false), gp, [&](std::string_view t) {
-      s += t;
-      return true;
-    });
+    auto r = engine_->generate(*seq, engine_->tokenizer().encode(prompt, true, false), gp,
+                               [&](std::string_view t) {
+                                 s += t;
+                                 return true;
+                               });
     if (streamed) *streamed = s;
     return r;
   }
@@ -111,7 +113,8 @@ TEST_F(Generation, StopStringEndsOutputBeforeIt) {
   GenerateParams gp;
   gp.sampling.temperature = 0;
   gp.max_tokens = 100;
-  const std::string full = run("Once upon a time", gp).text;  // ", there was a little girl named Lily..."
+  const std::string full =
+      run("Once upon a time", gp).text;  // ", there was a little girl named Lily..."
   ASSERT_NE(full.find("Lily"), std::string::npos);
   gp.stop = {"Lily"};
   std::string streamed;
@@ -205,23 +208,29 @@ TEST(ChatFormat, MatchesOfficialTemplates) {
   nlohmann::json j;
   in >> j;
   std::vector<ChatMessage> msgs;
-  for (const auto& m : j["conversation"]) msgs.push_back({m[0].get<std::string>(), m[1].get<std::string>()});
+  for (const auto& m : j["conversation"])
+    msgs.push_back({m[0].get<std::string>(), m[1].get<std::string>()});
   Vocab v;  // only the EOS text matters for rendering
   v.tokens = {"<｜end▁of▁sentence｜>"};
   v.eos = 0;
-  EXPECT_EQ(render_chat(ChatFormat::DeepSeekCoder, msgs, v), j["deepseek-coder-instruct"]["expected"].get<std::string>());
-  EXPECT_EQ(render_chat(ChatFormat::DeepSeekLlm, msgs, v), j["deepseek-v2-chat"]["expected"].get<std::string>());
+  EXPECT_EQ(render_chat(ChatFormat::DeepSeekCoder, msgs, v),
+            j["deepseek-coder-instruct"]["expected"].get<std::string>());
+  EXPECT_EQ(render_chat(ChatFormat::DeepSeekLlm, msgs, v),
+            j["deepseek-v2-chat"]["expected"].get<std::string>());
   // R1: reasoning of earlier answers is dropped, the answer cue opens a <think> block.
-  std::vector<ChatMessage> r1 = {{"user", "2+2?"}, {"assistant", "<think>\nadd</think>\n\n4"}, {"user", "3+3?"}};
+  std::vector<ChatMessage> r1 = {
+      {"user", "2+2?"}, {"assistant", "<think>\nadd</think>\n\n4"}, {"user", "3+3?"}};
   EXPECT_EQ(render_chat(ChatFormat::DeepSeekR1, r1, v),
-            "<｜User｜>2+2?<｜Assistant｜>\n\n4<｜end▁of▁sentence｜><｜User｜>3+3?<｜Assistant｜><think>\n");
+            "<｜User｜>2+2?<｜Assistant｜>\n\n4<｜end▁of▁sentence｜><｜User｜>3+3?<｜Assistant｜><"
+            "think>\n");
 }
 
 TEST(ChatFormat, DetectedFromTemplateOrPreTokenizer) {
   for (const char* name : {"deepseek-coder", "deepseek-llm", "deepseek-r1-qwen"}) {
     auto f = GgufFile::open(test::vocab(std::string(name) == "deepseek-r1-qwen" ? "qwen2" : name));
     Vocab v = Vocab::from_gguf(*f);
-    if (std::string(name) == "deepseek-r1-qwen") v.pre = "deepseek-r1-qwen", v.chat_template.clear();
+    if (std::string(name) == "deepseek-r1-qwen")
+      v.pre = "deepseek-r1-qwen", v.chat_template.clear();
     const ChatFormat want = std::string(name) == "deepseek-coder" ? ChatFormat::DeepSeekCoder
                             : std::string(name) == "deepseek-llm" ? ChatFormat::DeepSeekLlm
                                                                   : ChatFormat::DeepSeekR1;
@@ -234,7 +243,8 @@ TEST(ChatFormat, TruncationKeepsSystemAndRecentTurns) {
   const Tokenizer tok(Vocab::from_gguf(*f));
   std::vector<ChatMessage> msgs = {{"system", "Be brief."}};
   for (int i = 0; i < 10; ++i) {
-    msgs.push_back({"user", "Question number " + std::to_string(i) + " about something long enough."});
+    msgs.push_back(
+        {"user", "Question number " + std::to_string(i) + " about something long enough."});
     msgs.push_back({"assistant", "Answer number " + std::to_string(i) + "."});
   }
   msgs.push_back({"user", "Final question?"});

@@ -47,8 +47,8 @@ void check_vectors(const std::string& name) {
       ++failures;
       std::ostringstream g;
       for (auto t : got) g << ' ' << t;
-      ADD_FAILURE() << name << " vector " << i << " input '" << inputs[i] << "'\n  want:" << lines[i]
-                    << "\n  got: " << g.str();
+      ADD_FAILURE() << name << " vector " << i << " input '" << inputs[i]
+                    << "'\n  want:" << lines[i] << "\n  got: " << g.str();
     }
     // Decoding gives the input back (these vocabularies are lossless on valid UTF-8).
     if (got == want && name != "llama-spm") {
@@ -60,9 +60,15 @@ void check_vectors(const std::string& name) {
 
 }  // namespace
 
-TEST(TokenizerVectors, DeepseekCoder) { check_vectors("deepseek-coder"); }
-TEST(TokenizerVectors, DeepseekLlm) { check_vectors("deepseek-llm"); }
-TEST(TokenizerVectors, DeepseekV3) { check_vectors("deepseek-v3"); }
+TEST(TokenizerVectors, DeepseekCoder) {
+  check_vectors("deepseek-coder");
+}
+TEST(TokenizerVectors, DeepseekLlm) {
+  check_vectors("deepseek-llm");
+}
+TEST(TokenizerVectors, DeepseekV3) {
+  check_vectors("deepseek-v3");
+}
 TEST(TokenizerVectors, DeepseekR1Qwen) {
   // The r1-qwen vectors use the qwen2 vocab file (same tokenizer).
   const std::string dir = test::shared("testdata/tokenizers/");
@@ -70,6 +76,12 @@ TEST(TokenizerVectors, DeepseekR1Qwen) {
   EXPECT_EQ(read_all(dir + "ggml-vocab-deepseek-r1-qwen.gguf.out"),
             read_all(dir + "ggml-vocab-qwen2.gguf.out"));
 }
-TEST(TokenizerVectors, Qwen2) { check_vectors("qwen2"); }
-TEST(TokenizerVectors, LlamaSpm) { check_vectors("llama-spm"); }
-TEST(TokenizerVectors, Gpt2) { check_vectors("gpt-2"); }
+TEST(TokenizerVectors, Qwen2) {
+  check_vectors("qwen2");
+}
+TEST(TokenizerVectors, LlamaSpm) {
+  check_vectors("llama-spm");
+}
+TEST(TokenizerVectors, Gpt2) {
+  check_vectors("gpt-2");
+}

@@ -13,10 +13,14 @@ int main(int argc, char** argv) {
   int n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ff = 0, n_vocab = 0;
   long long seed = 1;
   bool tied = false;
-  app.add_option("--preset", preset, "deepseek-coder-1.3b | r1-distill-qwen-1.5b | tiny-llama | tiny-qwen2")->capture_default_str();
-  app.add_option("--vocab", o.vocab_path, "GGUF whose tokenizer metadata the model gets")->required();
+  app.add_option("--preset", preset,
+                 "deepseek-coder-1.3b | r1-distill-qwen-1.5b | tiny-llama | tiny-qwen2")
+      ->capture_default_str();
+  app.add_option("--vocab", o.vocab_path, "GGUF whose tokenizer metadata the model gets")
+      ->required();
   app.add_option("-o,--out", out, "output file")->required();
-  app.add_option("--type", type, "matrix type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1")->capture_default_str();
+  app.add_option("--type", type, "matrix type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1")
+      ->capture_default_str();
   app.add_option("--embd-type", embd_type, "token embedding type (default: as --type)");
   app.add_option("--output-type", output_type, "output matrix type (default: as --type)");
   app.add_option("--arch", arch, "override: llama | qwen2");

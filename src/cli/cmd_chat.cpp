@@ -37,7 +37,8 @@ std::vector<ChatMessage> load_history(const std::string& path) {
   std::vector<ChatMessage> h;
   if (!j.contains("messages") || !j["messages"].is_array()) fail(path, ": no \"messages\" array");
   for (const auto& m : j["messages"]) {
-    if (!m.contains("role") || !m.contains("content") || !m["role"].is_string() || !m["content"].is_string())
+    if (!m.contains("role") || !m.contains("content") || !m["role"].is_string() ||
+        !m["content"].is_string())
       fail(path, ": each message needs string \"role\" and \"content\"");
     h.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
   }
@@ -58,12 +59,15 @@ void add_chat(CLI::App& app) {
   o->model.add(cmd);
   o->sampling.add(cmd);
   cmd->add_option("--system", o->system, "system prompt");
-  cmd->add_option("--chat-format", o->format, "deepseek-coder | deepseek-llm | deepseek-r1 (default: from the model)");
-  cmd->add_option("-n,--n-predict", o->n_predict, "max tokens per reply; -1 = until the model stops");
+  cmd->add_option("--chat-format", o->format,
+                  "deepseek-coder | deepseek-llm | deepseek-r1 (default: from the model)");
+  cmd->add_option("-n,--n-predict", o->n_predict,
+                  "max tokens per reply; -1 = until the model stops");
   cmd->callback([o] {
     Engine engine(o->model.model, o->model.engine());
     const Tokenizer& tok = engine.tokenizer();
-    const ChatFormat fmt = o->format.empty() ? detect_chat_format(tok.vocab()) : chat_format_from_name(o->format);
+    const ChatFormat fmt =
+        o->format.empty() ? detect_chat_format(tok.vocab()) : chat_format_from_name(o->format);
     const bool tty = isatty(0);
     std::fprintf(stderr, "hondo chat: %s (%s format, context %d). /help for commands.\n",
                  o->model.model.c_str(), chat_format_name(fmt), engine.n_ctx());
@@ -88,7 +92,8 @@ void add_chat(CLI::App& app) {
       if (input.empty()) continue;
       if (input[0] == '/') {
         const std::string c = input.substr(0, input.find(' '));
-        const std::string arg = input.find(' ') == std::string::npos ? "" : input.substr(input.find(' ') + 1);
+        const std::string arg =
+            input.find(' ') == std::string::npos ? "" : input.substr(input.find(' ') + 1);
         try {
           if (c == "/exit" || c == "/quit") break;
           if (c == "/reset") {
@@ -104,8 +109,9 @@ void add_chat(CLI::App& app) {
             history = load_history(arg);
             std::fprintf(stderr, "(loaded %zu messages)\n", history.size());
           } else {
-            std::fprintf(stderr, "/reset  clear the conversation\n/save FILE  save it as JSON\n"
-                                 "/load FILE  continue a saved one\n/exit  quit\n");
+            std::fprintf(stderr,
+                         "/reset  clear the conversation\n/save FILE  save it as JSON\n"
+                         "/load FILE  continue a saved one\n/exit  quit\n");
           }
         } catch (const Error& e) {
           std::fprintf(stderr, "error: %s\n", e.what());
@@ -122,7 +128,10 @@ void add_chat(CLI::App& app) {
         std::fprintf(stderr, "error: %s\n", e.what());
         continue;
       }
-      if (dropped) std::fprintf(stderr, "(the %d oldest messages no longer fit the context and were left out)\n", dropped);
+      if (dropped)
+        std::fprintf(stderr,
+                     "(the %d oldest messages no longer fit the context and were left out)\n",
+                     dropped);
       GenerateParams gp;
       gp.max_tokens = o->n_predict;
       gp.sampling = sp;

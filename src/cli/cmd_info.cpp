@@ -20,8 +20,10 @@ void add_info(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("info", "describe a model file and the memory it needs");
   cmd->add_option("file", o->file, "model file (GGUF)")->required();
   cmd->add_flag("--json", o->json, "print one JSON object");
-  cmd->add_option("-c,--ctx-size", o->ctx, "context for the memory estimate")->capture_default_str();
-  cmd->add_option("--kv-type", o->kv_type, "KV cache type for the estimate")->check(CLI::IsMember({"f16", "f32"}));
+  cmd->add_option("-c,--ctx-size", o->ctx, "context for the memory estimate")
+      ->capture_default_str();
+  cmd->add_option("--kv-type", o->kv_type, "KV cache type for the estimate")
+      ->check(CLI::IsMember({"f16", "f32"}));
   cmd->callback([o] {
     std::unique_ptr<Model> model;
     std::string load_error;
@@ -51,15 +53,23 @@ void add_info(CLI::App& app) {
     j["tensor_count"] = f.tensors().size();
     j["weight_bytes"] = weight_bytes;
     for (const auto& [k, v] : f.metadata()) {
-      if (v.type == GgufType::ARRAY) j["metadata"][k] = v.to_string(4);
-      else if (v.type == GgufType::STRING) j["metadata"][k] = v.s.size() > 200 ? v.s.substr(0, 200) + "..." : v.s;
-      else if (v.is_float()) j["metadata"][k] = v.f;
-      else if (v.type == GgufType::BOOL) j["metadata"][k] = v.i != 0;
-      else j["metadata"][k] = v.i;
+      if (v.type == GgufType::ARRAY)
+        j["metadata"][k] = v.to_string(4);
+      else if (v.type == GgufType::STRING)
+        j["metadata"][k] = v.s.size() > 200 ? v.s.substr(0, 200) + "..." : v.s;
+      else if (v.is_float())
+        j["metadata"][k] = v.f;
+      else if (v.type == GgufType::BOOL)
+        j["metadata"][k] = v.i != 0;
+      else
+        j["metadata"][k] = v.i;
     }
-    for (const auto& [name, m] : mix) j["quant_mix"][name] = {{"tensors", m.first}, {"bytes", m.second}};
+    for (const auto& [name, m] : mix)
+      j["quant_mix"][name] = {{"tensors", m.first}, {"bytes", m.second}};
     for (const Tensor& t : f.tensors())
-      j["tensors"].push_back({{"name", t.name}, {"type", dtype_name(t.type)}, {"shape", t.shape_str()},
+      j["tensors"].push_back({{"name", t.name},
+                              {"type", dtype_name(t.type)},
+                              {"shape", t.shape_str()},
                               {"bytes", t.nbytes()}});
     if (model) {
       const size_t per_tok = model->kv_bytes_per_token(kv);
@@ -75,7 +85,8 @@ void add_info(CLI::App& app) {
     if (o->json) {
       std::printf("%s\n", j.dump(2).c_str());
     } else {
-      std::printf("file:         %s (GGUF v%u, %.1f MiB)\n", f.path().c_str(), f.version(), f.file_size() / 1048576.0);
+      std::printf("file:         %s (GGUF v%u, %.1f MiB)\n", f.path().c_str(), f.version(),
+                  f.file_size() / 1048576.0);
       std::printf("architecture: %s\n", j["architecture"].get<std::string>().c_str());
       std::printf("\nmetadata:\n");
       for (const auto& [k, v] : f.metadata()) {
@@ -96,7 +107,8 @@ void add_info(CLI::App& app) {
         const size_t per_tok = model->kv_bytes_per_token(kv);
         std::printf("\nmemory for a %d-token context (KV %s):\n", o->ctx, o->kv_type.c_str());
         std::printf("  weights         %10.2f MiB\n", weight_bytes / 1048576.0);
-        std::printf("  KV cache        %10.2f MiB (%zu bytes per token)\n", per_tok * double(o->ctx) / 1048576.0, per_tok);
+        std::printf("  KV cache        %10.2f MiB (%zu bytes per token)\n",
+                    per_tok * double(o->ctx) / 1048576.0, per_tok);
         std::printf("  total           %10.2f MiB (+ activations scratch)\n",
                     (weight_bytes + per_tok * double(o->ctx)) / 1048576.0);
       }

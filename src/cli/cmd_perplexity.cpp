@@ -27,10 +27,9 @@ void add_perplexity(CLI::App& app) {
     std::stringstream ss;
     ss << in.rdbuf();
     Engine engine(o->model.model, o->model.engine());
-    const PerplexityResult r = perplexity(engine, ss.str(), engine.n_ctx(), o->chunks,
-                                          [](int c, double ppl) {
-                                            std::fprintf(stderr, "[%d]%.4f ", c + 1, ppl);
-                                          });
+    const PerplexityResult r =
+        perplexity(engine, ss.str(), engine.n_ctx(), o->chunks,
+                   [](int c, double ppl) { std::fprintf(stderr, "[%d]%.4f ", c + 1, ppl); });
     std::fprintf(stderr, "\n");
     std::printf("chunks: %d, context: %d, scored tokens: %ld\n", r.chunks, engine.n_ctx(),
                 r.scored_tokens);

@@ -24,9 +24,11 @@ void add_run(CLI::App& app) {
   o->sampling.add(cmd);
   cmd->add_option("-p,--prompt", o->prompt, "prompt text");
   cmd->add_option("-f,--file", o->prompt_file, "read the prompt from a file");
-  cmd->add_option("-n,--n-predict", o->n_predict, "tokens to generate; -1 = until end or full context");
+  cmd->add_option("-n,--n-predict", o->n_predict,
+                  "tokens to generate; -1 = until end or full context");
   cmd->add_option("--stop", o->stop, "stop string (repeatable); not included in the output");
-  cmd->add_flag("--special", o->special, "parse special tokens in the prompt, print them in the output");
+  cmd->add_flag("--special", o->special,
+                "parse special tokens in the prompt, print them in the output");
   cmd->add_flag("--no-bos", o->no_bos, "do not add the model's BOS token");
   cmd->add_flag("-q,--quiet", o->quiet, "no speed report on stderr");
   cmd->callback([o] {
@@ -41,7 +43,8 @@ void add_run(CLI::App& app) {
     Engine engine(o->model.model, o->model.engine());
     const Tokenizer& tok = engine.tokenizer();
     std::vector<TokenId> ids = tok.encode(prompt, !o->no_bos, o->special);
-    if (ids.empty()) fail("the prompt is empty and the model adds no BOS token: nothing to start from");
+    if (ids.empty())
+      fail("the prompt is empty and the model adds no BOS token: nothing to start from");
     GenerateParams gp;
     gp.max_tokens = o->n_predict;
     gp.stop = o->stop;
@@ -55,7 +58,8 @@ void add_run(CLI::App& app) {
     });
     std::printf("\n");
     if (!o->quiet) {
-      const double pp = r.prefill_seconds > 0 ? (r.prompt_tokens - r.reused_tokens) / r.prefill_seconds : 0;
+      const double pp =
+          r.prefill_seconds > 0 ? (r.prompt_tokens - r.reused_tokens) / r.prefill_seconds : 0;
       const double tg = r.decode_seconds > 0 ? r.generated.size() / r.decode_seconds : 0;
       std::fprintf(stderr,
                    "\nprompt: %d tokens, %.2f tok/s | generated: %zu tokens, %.2f tok/s | "

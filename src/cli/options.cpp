@@ -10,7 +10,8 @@ void ModelOptions::add(CLI::App* app, bool model_required) {
   if (model_required) m->required();
   app->add_option("-t,--threads", threads, "threads (default: one per physical core)");
   app->add_option("-c,--ctx-size", ctx, "context size in tokens (default: min(training, 4096))");
-  app->add_option("--kv-type", kv_type, "KV cache type: f16 or f32")->check(CLI::IsMember({"f16", "f32"}));
+  app->add_option("--kv-type", kv_type, "KV cache type: f16 or f32")
+      ->check(CLI::IsMember({"f16", "f32"}));
 }
 
 EngineOptions ModelOptions::engine() const {
@@ -23,13 +24,20 @@ EngineOptions ModelOptions::engine() const {
 
 void SamplingOptions::add(CLI::App* app) {
   app->add_option("--temp", p.temperature, "temperature; 0 = greedy")->capture_default_str();
-  app->add_option("--top-k", p.top_k, "keep the k most likely tokens; 0 = off")->capture_default_str();
-  app->add_option("--top-p", p.top_p, "nucleus: smallest set with this probability; 1 = off")->capture_default_str();
-  app->add_option("--min-p", p.min_p, "drop tokens below min-p x the top probability; 0 = off")->capture_default_str();
-  app->add_option("--repeat-penalty", p.repeat_penalty, "penalise recent tokens; 1 = off")->capture_default_str();
-  app->add_option("--repeat-last-n", p.repeat_last_n, "window for the penalties; -1 = all")->capture_default_str();
-  app->add_option("--frequency-penalty", p.frequency_penalty, "subtract per occurrence")->capture_default_str();
-  app->add_option("--presence-penalty", p.presence_penalty, "subtract once if present")->capture_default_str();
+  app->add_option("--top-k", p.top_k, "keep the k most likely tokens; 0 = off")
+      ->capture_default_str();
+  app->add_option("--top-p", p.top_p, "nucleus: smallest set with this probability; 1 = off")
+      ->capture_default_str();
+  app->add_option("--min-p", p.min_p, "drop tokens below min-p x the top probability; 0 = off")
+      ->capture_default_str();
+  app->add_option("--repeat-penalty", p.repeat_penalty, "penalise recent tokens; 1 = off")
+      ->capture_default_str();
+  app->add_option("--repeat-last-n", p.repeat_last_n, "window for the penalties; -1 = all")
+      ->capture_default_str();
+  app->add_option("--frequency-penalty", p.frequency_penalty, "subtract per occurrence")
+      ->capture_default_str();
+  app->add_option("--presence-penalty", p.presence_penalty, "subtract once if present")
+      ->capture_default_str();
   app->add_option("-s,--seed", seed, "random seed; -1 = from the clock")->capture_default_str();
 }
 

@@ -37,7 +37,7 @@ inline uint16_t f32_to_f16(float f) {
   const uint32_t ax = x & 0x7fffffff;
   if (ax >= 0x7f800000u) return uint16_t(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0));
   if (ax >= 0x477ff000u) return uint16_t(sign | 0x7c00);  // overflow -> inf
-  if (ax < 0x38800000u) {                                  // subnormal or zero in half
+  if (ax < 0x38800000u) {                                 // subnormal or zero in half
     const float a = bits_to_f32(ax);
     // value / 2^-24, rounded to nearest even (float rounding does it)
     const float scaled = a * 16777216.0f;
@@ -52,12 +52,14 @@ inline uint16_t f32_to_f16(float f) {
   return uint16_t(sign | h);
 }
 
-inline float bf16_to_f32(uint16_t b) { return bits_to_f32(uint32_t(b) << 16); }
+inline float bf16_to_f32(uint16_t b) {
+  return bits_to_f32(uint32_t(b) << 16);
+}
 
 inline uint16_t f32_to_bf16(float f) {
   uint32_t x = f32_to_bits(f);
   if ((x & 0x7fffffff) > 0x7f800000u) return uint16_t((x >> 16) | 64);  // quiet NaN
-  x += 0x7fff + ((x >> 16) & 1);                                       // round to nearest even
+  x += 0x7fff + ((x >> 16) & 1);                                        // round to nearest even
   return uint16_t(x >> 16);
 }
 

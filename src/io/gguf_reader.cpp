@@ -33,8 +33,8 @@ class Cursor {
   std::string str(const std::string& what) {
     const uint64_t n = read<uint64_t>(what + " (length)");
     if (n > remaining())
-      fail(path_, ": corrupt file: ", what, " claims ", n, " bytes at offset ", pos_,
-           " but only ", remaining(), " remain");
+      fail(path_, ": corrupt file: ", what, " claims ", n, " bytes at offset ", pos_, " but only ",
+           remaining(), " remain");
     std::string s(reinterpret_cast<const char*>(data_ + pos_), size_t(n));
     pos_ += size_t(n);
     return s;
@@ -55,29 +55,65 @@ class Cursor {
 
 size_t scalar_size(GgufType t) {
   switch (t) {
-    case GgufType::U8: case GgufType::I8: case GgufType::BOOL: return 1;
-    case GgufType::U16: case GgufType::I16: return 2;
-    case GgufType::U32: case GgufType::I32: case GgufType::F32: return 4;
-    case GgufType::U64: case GgufType::I64: case GgufType::F64: return 8;
-    default: return 0;
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::BOOL:
+      return 1;
+    case GgufType::U16:
+    case GgufType::I16:
+      return 2;
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::F32:
+      return 4;
+    case GgufType::U64:
+    case GgufType::I64:
+    case GgufType::F64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
 // Reads one scalar of type t into v.i / v.u / v.f.
 void read_scalar(Cursor& c, GgufType t, GgufValue& v, const std::string& what) {
   switch (t) {
-    case GgufType::U8: v.i = c.read<uint8_t>(what); break;
-    case GgufType::I8: v.i = c.read<int8_t>(what); break;
-    case GgufType::U16: v.i = c.read<uint16_t>(what); break;
-    case GgufType::I16: v.i = c.read<int16_t>(what); break;
-    case GgufType::U32: v.i = c.read<uint32_t>(what); break;
-    case GgufType::I32: v.i = c.read<int32_t>(what); break;
-    case GgufType::I64: v.i = c.read<int64_t>(what); break;
-    case GgufType::U64: v.u = c.read<uint64_t>(what); v.i = int64_t(v.u); break;
-    case GgufType::BOOL: v.i = c.read<uint8_t>(what) != 0; break;
-    case GgufType::F32: v.f = c.read<float>(what); break;
-    case GgufType::F64: v.f = c.read<double>(what); break;
-    default: break;
+    case GgufType::U8:
+      v.i = c.read<uint8_t>(what);
+      break;
+    case GgufType::I8:
+      v.i = c.read<int8_t>(what);
+      break;
+    case GgufType::U16:
+      v.i = c.read<uint16_t>(what);
+      break;
+    case GgufType::I16:
+      v.i = c.read<int16_t>(what);
+      break;
+    case GgufType::U32:
+      v.i = c.read<uint32_t>(what);
+      break;
+    case GgufType::I32:
+      v.i = c.read<int32_t>(what);
+      break;
+    case GgufType::I64:
+      v.i = c.read<int64_t>(what);
+      break;
+    case GgufType::U64:
+      v.u = c.read<uint64_t>(what);
+      v.i = int64_t(v.u);
+      break;
+    case GgufType::BOOL:
+      v.i = c.read<uint8_t>(what) != 0;
+      break;
+    case GgufType::F32:
+      v.f = c.read<float>(what);
+      break;
+    case GgufType::F64:
+      v.f = c.read<double>(what);
+      break;
+    default:
+      break;
   }
   if (t != GgufType::U64) v.u = uint64_t(v.i);
 }
@@ -148,14 +184,16 @@ void GgufFile::parse() {
   if (version_ == 1) fail(p, ": GGUF version 1 is obsolete; re-convert the model (need v2 or v3)");
   if (version_ != 2 && version_ != 3) {
     if ((version_ & 0xffff) == 0)
-      fail(p, ": GGUF file is big-endian (version field ", version_, "); hondo reads little-endian");
+      fail(p, ": GGUF file is big-endian (version field ", version_,
+           "); hondo reads little-endian");
     fail(p, ": unsupported GGUF version ", version_, " (expected 2 or 3)");
   }
   const uint64_t n_tensors = c.read<uint64_t>("tensor count");
   const uint64_t n_kv = c.read<uint64_t>("metadata count");
   // A key takes >= 12 bytes, a tensor record >= 24: larger counts cannot fit in the file.
   if (n_kv > c.remaining() / 12)
-    fail(p, ": corrupt header: ", n_kv, " metadata entries cannot fit in ", file_->size(), " bytes");
+    fail(p, ": corrupt header: ", n_kv, " metadata entries cannot fit in ", file_->size(),
+         " bytes");
   if (n_tensors > c.remaining() / 24)
     fail(p, ": corrupt header: ", n_tensors, " tensors cannot fit in ", file_->size(), " bytes");
 
@@ -236,8 +274,8 @@ size_t GgufFile::tensor_file_offset(const Tensor& t) const {
 namespace {
 [[noreturn]] void wrong_type(const std::string& path, const std::string& key, const char* want,
                              const GgufValue& v) {
-  fail(path, ": metadata key '", key, "' should be ", want, ", found ", gguf_type_name(v.type),
-       " ", v.to_string(3));
+  fail(path, ": metadata key '", key, "' should be ", want, ", found ", gguf_type_name(v.type), " ",
+       v.to_string(3));
 }
 }  // namespace
 
@@ -279,11 +317,11 @@ const GgufValue& GgufFile::get_array(const std::string& key, GgufType elem) cons
   const GgufValue* v = find(key);
   if (!v) fail(path(), ": missing metadata key '", key, "'");
   if (v->type != GgufType::ARRAY) wrong_type(path(), key, "an array", *v);
-  const bool ok = elem == GgufType::STRING ? v->elem == GgufType::STRING
-                  : (elem == GgufType::F32 || elem == GgufType::F64)
-                      ? (v->elem == GgufType::F32 || v->elem == GgufType::F64)
-                      : (v->elem != GgufType::STRING && v->elem != GgufType::F32 &&
-                         v->elem != GgufType::F64);
+  const bool ok =
+      elem == GgufType::STRING ? v->elem == GgufType::STRING
+      : (elem == GgufType::F32 || elem == GgufType::F64)
+          ? (v->elem == GgufType::F32 || v->elem == GgufType::F64)
+          : (v->elem != GgufType::STRING && v->elem != GgufType::F32 && v->elem != GgufType::F64);
   if (!ok)
     fail(path(), ": metadata key '", key, "' should be an array of ", gguf_type_name(elem),
          ", found an array of ", gguf_type_name(v->elem));

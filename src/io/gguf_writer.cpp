@@ -42,18 +42,41 @@ class Out {
 
 void put_scalar(Out& o, GgufType t, int64_t i, uint64_t u, double f) {
   switch (t) {
-    case GgufType::U8: o.put<uint8_t>(uint8_t(i)); break;
-    case GgufType::I8: o.put<int8_t>(int8_t(i)); break;
-    case GgufType::U16: o.put<uint16_t>(uint16_t(i)); break;
-    case GgufType::I16: o.put<int16_t>(int16_t(i)); break;
-    case GgufType::U32: o.put<uint32_t>(uint32_t(i)); break;
-    case GgufType::I32: o.put<int32_t>(int32_t(i)); break;
-    case GgufType::U64: o.put<uint64_t>(u); break;
-    case GgufType::I64: o.put<int64_t>(i); break;
-    case GgufType::BOOL: o.put<uint8_t>(i ? 1 : 0); break;
-    case GgufType::F32: o.put<float>(float(f)); break;
-    case GgufType::F64: o.put<double>(f); break;
-    default: fail("internal: not a scalar GGUF type");
+    case GgufType::U8:
+      o.put<uint8_t>(uint8_t(i));
+      break;
+    case GgufType::I8:
+      o.put<int8_t>(int8_t(i));
+      break;
+    case GgufType::U16:
+      o.put<uint16_t>(uint16_t(i));
+      break;
+    case GgufType::I16:
+      o.put<int16_t>(int16_t(i));
+      break;
+    case GgufType::U32:
+      o.put<uint32_t>(uint32_t(i));
+      break;
+    case GgufType::I32:
+      o.put<int32_t>(int32_t(i));
+      break;
+    case GgufType::U64:
+      o.put<uint64_t>(u);
+      break;
+    case GgufType::I64:
+      o.put<int64_t>(i);
+      break;
+    case GgufType::BOOL:
+      o.put<uint8_t>(i ? 1 : 0);
+      break;
+    case GgufType::F32:
+      o.put<float>(float(f));
+      break;
+    case GgufType::F64:
+      o.put<double>(f);
+      break;
+    default:
+      fail("internal: not a scalar GGUF type");
   }
 }
 

@@ -19,7 +19,8 @@ RequantizeReport requantize_model(const std::string& in, const std::string& out,
   // target has fewer (the token embedding plays that role when the output is tied to it).
   const bool tied = src->find_tensor("output.weight") == nullptr;
   const std::string output_role = tied ? "token_embd.weight" : "output.weight";
-  const bool low_bit = type == DType::Q4_0 || type == DType::Q4_1 || type == DType::Q5_0 || type == DType::Q5_1;
+  const bool low_bit =
+      type == DType::Q4_0 || type == DType::Q4_1 || type == DType::Q5_0 || type == DType::Q5_1;
   for (const Tensor& t : src->tensors()) {
     DType to = t.type;
     if (t.n_dims >= 2) {
@@ -29,7 +30,9 @@ RequantizeReport requantize_model(const std::string& in, const std::string& out,
     } else {
       ++rep.kept;
     }
-    if (!dtype_info(t.type).can_compute) fail(in, ": tensor '", t.name, "' has type ", dtype_name(t.type), " which hondo cannot read yet");
+    if (!dtype_info(t.type).can_compute)
+      fail(in, ": tensor '", t.name, "' has type ", dtype_name(t.type),
+           " which hondo cannot read yet");
     rep.bytes_in += t.nbytes();
     std::vector<int64_t> ne(t.ne.begin(), t.ne.begin() + t.n_dims);
     rep.bytes_out += row_bytes(to, t.ne[0]) * size_t(t.rows());

@@ -11,15 +11,17 @@ namespace hondo {
 
 namespace {
 
-constexpr int QK = 32;    // block size of the legacy formats
-constexpr int QK_K = 256; // super-block size of the K-quants
+constexpr int QK = 32;     // block size of the legacy formats
+constexpr int QK_K = 256;  // super-block size of the K-quants
 
 inline uint16_t rd16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);
   return v;
 }
-inline float rdh(const uint8_t* p) { return f16_to_f32(rd16(p)); }
+inline float rdh(const uint8_t* p) {
+  return f16_to_f32(rd16(p));
+}
 inline void wrh(uint8_t* p, float v) {
   const uint16_t h = f32_to_f16(v);
   std::memcpy(p, &h, 2);
@@ -280,27 +282,58 @@ void dequantize_row(DType t, const void* src, float* y, int64_t n) {
   }
   void (*fn)(const uint8_t*, float*) = nullptr;
   switch (t) {
-    case DType::Q4_0: fn = deq_q4_0; break;
-    case DType::Q4_1: fn = deq_q4_1; break;
-    case DType::Q5_0: fn = deq_q5_0; break;
-    case DType::Q5_1: fn = deq_q5_1; break;
-    case DType::Q8_0: fn = [](const uint8_t* p, float* o) { deq_q8(p, o, 2); }; break;
-    case DType::Q8_1: fn = [](const uint8_t* p, float* o) { deq_q8(p, o, 4); }; break;
-    case DType::Q2_K: fn = deq_q2_k; break;
-    case DType::Q3_K: fn = deq_q3_k; break;
-    case DType::Q4_K: fn = deq_q4_k; break;
-    case DType::Q5_K: fn = deq_q5_k; break;
-    case DType::Q6_K: fn = deq_q6_k; break;
-    case DType::Q8_K: fn = deq_q8_k; break;
-    default: fail("hondo cannot compute with tensors of type ", info.name, " yet");
+    case DType::Q4_0:
+      fn = deq_q4_0;
+      break;
+    case DType::Q4_1:
+      fn = deq_q4_1;
+      break;
+    case DType::Q5_0:
+      fn = deq_q5_0;
+      break;
+    case DType::Q5_1:
+      fn = deq_q5_1;
+      break;
+    case DType::Q8_0:
+      fn = [](const uint8_t* p, float* o) { deq_q8(p, o, 2); };
+      break;
+    case DType::Q8_1:
+      fn = [](const uint8_t* p, float* o) { deq_q8(p, o, 4); };
+      break;
+    case DType::Q2_K:
+      fn = deq_q2_k;
+      break;
+    case DType::Q3_K:
+      fn = deq_q3_k;
+      break;
+    case DType::Q4_K:
+      fn = deq_q4_k;
+      break;
+    case DType::Q5_K:
+      fn = deq_q5_k;
+      break;
+    case DType::Q6_K:
+      fn = deq_q6_k;
+      break;
+    case DType::Q8_K:
+      fn = deq_q8_k;
+      break;
+    default:
+      fail("hondo cannot compute with tensors of type ", info.name, " yet");
   }
   for (int64_t i = 0; i < nb; ++i) fn(b + i * bs, y + i * be);
 }
 
 bool can_quantize(DType t) {
   switch (t) {
-    case DType::F32: case DType::F16: case DType::BF16: case DType::Q4_0: case DType::Q4_1:
-    case DType::Q5_0: case DType::Q5_1: case DType::Q8_0:
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q8_0:
       return true;
     default:
       return false;
@@ -314,7 +347,9 @@ void quantize_row(DType t, const float* x, void* dst, int64_t n) {
   const int64_t nb = n / info.block_elems;
   const int bs = info.block_bytes;
   switch (t) {
-    case DType::F32: std::memcpy(b, x, size_t(n) * 4); return;
+    case DType::F32:
+      std::memcpy(b, x, size_t(n) * 4);
+      return;
     case DType::F16:
       for (int64_t i = 0; i < n; ++i) {
         const uint16_t h = f32_to_f16(x[i]);
@@ -327,16 +362,23 @@ void quantize_row(DType t, const float* x, void* dst, int64_t n) {
         std::memcpy(b + 2 * i, &h, 2);
       }
       return;
-    case DType::Q8_0: for (int64_t i = 0; i < nb; ++i) quant_q8_0(x + i * QK, b + i * bs); return;
-    case DType::Q4_0: for (int64_t i = 0; i < nb; ++i) quant_q4_0(x + i * QK, b + i * bs); return;
-    case DType::Q5_0: for (int64_t i = 0; i < nb; ++i) quant_q5_0(x + i * QK, b + i * bs); return;
+    case DType::Q8_0:
+      for (int64_t i = 0; i < nb; ++i) quant_q8_0(x + i * QK, b + i * bs);
+      return;
+    case DType::Q4_0:
+      for (int64_t i = 0; i < nb; ++i) quant_q4_0(x + i * QK, b + i * bs);
+      return;
+    case DType::Q5_0:
+      for (int64_t i = 0; i < nb; ++i) quant_q5_0(x + i * QK, b + i * bs);
+      return;
     case DType::Q4_1:
       for (int64_t i = 0; i < nb; ++i) quant_affine(x + i * QK, b + i * bs, 15);
       return;
     case DType::Q5_1:
       for (int64_t i = 0; i < nb; ++i) quant_affine(x + i * QK, b + i * bs, 31);
       return;
-    default: fail("hondo cannot quantize to ", info.name, " yet");
+    default:
+      fail("hondo cannot quantize to ", info.name, " yet");
   }
 }
 

@@ -70,9 +70,9 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
       const int h = int(task % n_head), kvh = h / group;
       const int pos = tok_pos[size_t(t)];
       const KvCache& c = *tok_cache[size_t(t)];
-      const float* qh = q + t * Q + int64_t(h) * hd;        // [hd]
-      float* oh = out + t * Q + int64_t(h) * hd;            // [hd]
-      scores.resize(size_t(pos + 1));                       // [pos + 1]
+      const float* qh = q + t * Q + int64_t(h) * hd;  // [hd]
+      float* oh = out + t * Q + int64_t(h) * hd;      // [hd]
+      scores.resize(size_t(pos + 1));                 // [pos + 1]
       // This head's K or V row at position j: in place for an F32 cache, else converted.
       const bool f32 = c.type() == DType::F32;
       if (!f32) row.resize(size_t(cfg_.n_head_kv) * hd);
@@ -101,7 +101,8 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
            s.cache->n_ctx(), "-token context");
     for (size_t i = 0; i < s.tokens.size(); ++i) {
       const TokenId id = s.tokens[i];
-      if (id < 0 || id >= cfg_.n_vocab) fail("token id ", id, " outside the vocab of ", cfg_.n_vocab);
+      if (id < 0 || id >= cfg_.n_vocab)
+        fail("token id ", id, " outside the vocab of ", cfg_.n_vocab);
       ids.push_back(id);
       tok_pos.push_back(s.cache->n_past() + int(i));
     }
@@ -109,11 +110,12 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
   const int64_t T = int64_t(ids.size());
   if (T == 0) fail("forward called with no tokens");
 
-  std::vector<float> x(static_cast<size_t>(T * E)), xn(size_t(T * E)), tmp(size_t(T * E));  // [T, E]
-  std::vector<float> q(static_cast<size_t>(T * Q)), att(size_t(T * Q));                      // [T, Q]
-  std::vector<float> k(static_cast<size_t>(T * KV)), v(size_t(T * KV));                      // [T, KV]
-  std::vector<float> g(static_cast<size_t>(T * F)), u(size_t(T * F));                        // [T, F]
-  std::vector<float> cs(static_cast<size_t>(T * half)), sn(size_t(T * half));                // [T, rope_dim/2]
+  std::vector<float> x(static_cast<size_t>(T * E)), xn(size_t(T * E)),
+      tmp(size_t(T * E));                                                      // [T, E]
+  std::vector<float> q(static_cast<size_t>(T * Q)), att(size_t(T * Q));        // [T, Q]
+  std::vector<float> k(static_cast<size_t>(T * KV)), v(size_t(T * KV));        // [T, KV]
+  std::vector<float> g(static_cast<size_t>(T * F)), u(size_t(T * F));          // [T, F]
+  std::vector<float> cs(static_cast<size_t>(T * half)), sn(size_t(T * half));  // [T, rope_dim/2]
   for (int64_t t = 0; t < T; ++t) {
     dequantize_row(tok_embd_->type, tok_embd_->row(ids[size_t(t)]), x.data() + t * E, E);
     rope_.angles(tok_pos[size_t(t)], cs.data() + t * half, sn.data() + t * half);
@@ -133,7 +135,8 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
         for (int i = 0; i < KV; ++i) v[size_t(t * KV + i)] += b.bv[size_t(i)];
       }
       rope_.apply(q.data() + t * Q, cfg_.n_head, hd, cs.data() + t * half, sn.data() + t * half);
-      rope_.apply(k.data() + t * KV, cfg_.n_head_kv, hd, cs.data() + t * half, sn.data() + t * half);
+      rope_.apply(k.data() + t * KV, cfg_.n_head_kv, hd, cs.data() + t * half,
+                  sn.data() + t * half);
     }
     int64_t row = 0;
     for (SeqBatch& s : batch)

@@ -22,17 +22,16 @@ class DenseModel : public Model {
   int n_ctx_train() const override { return cfg_.n_ctx_train; }
   size_t kv_bytes_per_token(DType kv_type) const override;
   std::unique_ptr<KvCache> new_cache(int n_ctx, DType kv_type) const override;
-  void forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
-               std::vector<float>& logits) override;
+  void forward(std::vector<SeqBatch>& batch, ThreadPool& pool, std::vector<float>& logits) override;
   std::vector<float> reference_logits(const std::vector<TokenId>& tokens,
                                       bool last_only) const override;
 
  private:
   struct Block {
-    const Tensor *wq, *wk, *wv, *wo;            // [n_embd, n_head*hd] ... [n_head*hd, n_embd]
-    const Tensor *w_gate, *w_up, *w_down;       // [n_embd, n_ff], [n_embd, n_ff], [n_ff, n_embd]
-    std::vector<float> attn_norm, ffn_norm;     // [n_embd]
-    std::vector<float> bq, bk, bv;              // [n_head*hd], [n_kv*hd], [n_kv*hd] (Qwen2)
+    const Tensor *wq, *wk, *wv, *wo;         // [n_embd, n_head*hd] ... [n_head*hd, n_embd]
+    const Tensor *w_gate, *w_up, *w_down;    // [n_embd, n_ff], [n_embd, n_ff], [n_ff, n_embd]
+    std::vector<float> attn_norm, ffn_norm;  // [n_embd]
+    std::vector<float> bq, bk, bv;           // [n_head*hd], [n_kv*hd], [n_kv*hd] (Qwen2)
   };
 
   void attention(int layer, std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos,

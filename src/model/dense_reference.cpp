@@ -38,7 +38,8 @@ void rotate(Mat& x, int n_head, const DenseConfig& c, int pos) {
   const int half = c.rope_dim / 2;
   for (int h = 0; h < n_head; ++h)
     for (int i = 0; i < half; ++i) {
-      const double theta = pos * double(c.rope_freq_scale) * std::pow(double(c.rope_base), -2.0 * i / c.rope_dim);
+      const double theta =
+          pos * double(c.rope_freq_scale) * std::pow(double(c.rope_base), -2.0 * i / c.rope_dim);
       const int a = h * c.head_dim + (c.rope_style == RopeStyle::NeoX ? i : 2 * i);
       const int b = h * c.head_dim + (c.rope_style == RopeStyle::NeoX ? i + half : 2 * i + 1);
       const double x0 = x[size_t(a)], x1 = x[size_t(b)];
@@ -61,7 +62,8 @@ std::vector<float> DenseModel::reference_logits(const std::vector<TokenId>& toke
   for (const Block& b : blocks_) {
     const Mat Wq = to_f32(*b.wq), Wk = to_f32(*b.wk), Wv = to_f32(*b.wv), Wo = to_f32(*b.wo);
     const Mat Wg = to_f32(*b.w_gate), Wu = to_f32(*b.w_up), Wd = to_f32(*b.w_down);
-    std::vector<Mat> q(static_cast<size_t>(n)), k(static_cast<size_t>(n)), v(static_cast<size_t>(n));
+    std::vector<Mat> q(static_cast<size_t>(n)), k(static_cast<size_t>(n)),
+        v(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
       const Mat h = norm(x[size_t(i)], b.attn_norm, c.rms_eps);
       q[size_t(i)] = linear(Wq, h, Q, E, c.qkv_bias ? &b.bq : nullptr);
@@ -97,7 +99,8 @@ std::vector<float> DenseModel::reference_logits(const std::vector<TokenId>& toke
       const Mat g = linear(Wg, m, c.n_ff, E), u = linear(Wu, m, c.n_ff, E);
       Mat act(static_cast<size_t>(c.n_ff));
       for (int f = 0; f < c.n_ff; ++f)
-        act[size_t(f)] = float(g[size_t(f)] / (1.0 + std::exp(-double(g[size_t(f)]))) * u[size_t(f)]);
+        act[size_t(f)] =
+            float(g[size_t(f)] / (1.0 + std::exp(-double(g[size_t(f)]))) * u[size_t(f)]);
       const Mat d = linear(Wd, act, E, c.n_ff);
       for (int64_t e = 0; e < E; ++e) x[size_t(i)][size_t(e)] += d[size_t(e)];
     }

@@ -33,7 +33,7 @@ class KvCache {
   DType type_;
   int n_past_ = 0;
   size_t elem_;
-  size_t size_ = 0;                 // bytes of each of K and V
+  size_t size_ = 0;                   // bytes of each of K and V
   std::unique_ptr<uint8_t[]> k_, v_;  // [n_layer, n_ctx, width]; pages commit on first write
 };
 

@@ -25,7 +25,8 @@ void WeightBinder::check(const Tensor& t, std::initializer_list<int64_t> shape) 
          ", which hondo cannot compute with yet");
 }
 
-const Tensor& WeightBinder::get(const std::string& name, std::initializer_list<int64_t> shape) const {
+const Tensor& WeightBinder::get(const std::string& name,
+                                std::initializer_list<int64_t> shape) const {
   const Tensor* t = f_.find_tensor(name);
   if (!t) fail(f_.path(), ": missing tensor '", name, "' (expected shape ", shape_str(shape), ")");
   check(*t, shape);

@@ -21,9 +21,12 @@ ChatFormat chat_format_from_name(const std::string& name) {
 
 const char* chat_format_name(ChatFormat f) {
   switch (f) {
-    case ChatFormat::DeepSeekCoder: return "deepseek-coder";
-    case ChatFormat::DeepSeekLlm: return "deepseek-llm";
-    case ChatFormat::DeepSeekR1: return "deepseek-r1";
+    case ChatFormat::DeepSeekCoder:
+      return "deepseek-coder";
+    case ChatFormat::DeepSeekLlm:
+      return "deepseek-llm";
+    case ChatFormat::DeepSeekR1:
+      return "deepseek-r1";
   }
   return "?";
 }
@@ -39,7 +42,8 @@ ChatFormat detect_chat_format(const Vocab& v) {
   return ChatFormat::DeepSeekLlm;
 }
 
-std::string render_chat(ChatFormat f, const std::vector<ChatMessage>& messages, const Vocab& vocab) {
+std::string render_chat(ChatFormat f, const std::vector<ChatMessage>& messages,
+                        const Vocab& vocab) {
   const std::string eos = vocab.eos >= 0 ? vocab.tokens[size_t(vocab.eos)] : "";
   std::string out;
   bool has_system = false;
@@ -48,16 +52,22 @@ std::string render_chat(ChatFormat f, const std::vector<ChatMessage>& messages, 
     case ChatFormat::DeepSeekCoder:
       if (!has_system) out += kCoderDefaultSystem;
       for (const auto& m : messages) {
-        if (m.role == "system") out += m.content;
-        else if (m.role == "user") out += "### Instruction:\n" + m.content + "\n";
-        else out += "### Response:\n" + m.content + "\n<|EOT|>\n";
+        if (m.role == "system")
+          out += m.content;
+        else if (m.role == "user")
+          out += "### Instruction:\n" + m.content + "\n";
+        else
+          out += "### Response:\n" + m.content + "\n<|EOT|>\n";
       }
       return out + "### Response:\n";
     case ChatFormat::DeepSeekLlm:
       for (const auto& m : messages) {
-        if (m.role == "system") out += m.content + "\n\n";
-        else if (m.role == "user") out += "User: " + m.content + "\n\n";
-        else out += "Assistant: " + m.content + eos;
+        if (m.role == "system")
+          out += m.content + "\n\n";
+        else if (m.role == "user")
+          out += "User: " + m.content + "\n\n";
+        else
+          out += "Assistant: " + m.content + eos;
       }
       return out + "Assistant:";
     case ChatFormat::DeepSeekR1:
@@ -96,8 +106,8 @@ std::vector<TokenId> chat_prompt(ChatFormat f, const std::vector<ChatMessage>& m
     size_t first = 0;
     while (first < kept.size() && kept[first].role == "system") ++first;
     if (first + 1 >= kept.size())
-      fail("the conversation's last message alone needs ", ids.size(),
-           " tokens, more than the ", max_tokens, " available; raise -c or shorten it");
+      fail("the conversation's last message alone needs ", ids.size(), " tokens, more than the ",
+           max_tokens, " available; raise -c or shorten it");
     const size_t n = (first + 2 < kept.size() && kept[first + 1].role == "assistant") ? 2 : 1;
     kept.erase(kept.begin() + long(first), kept.begin() + long(first + n));
     dropped += int(n);

@@ -16,10 +16,11 @@ struct ChatMessage {
 enum class ChatFormat {
   DeepSeekCoder,  // "### Instruction:\n...\n### Response:\n...\n<|EOT|>\n"
   DeepSeekLlm,    // "User: ...\n\nAssistant: ...<｜end▁of▁sentence｜>" (LLM-chat, V2, V2.5)
-  DeepSeekR1,     // "<｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜>" (R1 and its distills)
+  DeepSeekR1,  // "<｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜>" (R1 and its distills)
 };
 
-ChatFormat chat_format_from_name(const std::string& name);  // "deepseek-coder", "deepseek-llm", "deepseek-r1"
+ChatFormat chat_format_from_name(
+    const std::string& name);  // "deepseek-coder", "deepseek-llm", "deepseek-r1"
 const char* chat_format_name(ChatFormat f);
 // From the model's template text if it has one, else from its pre-tokenizer.
 ChatFormat detect_chat_format(const Vocab& vocab);

@@ -11,11 +11,16 @@ namespace hondo {
 
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
-    case FinishReason::EndOfGeneration: return "stop";
-    case FinishReason::StopString: return "stop";
-    case FinishReason::MaxTokens: return "length";
-    case FinishReason::ContextFull: return "context";
-    case FinishReason::Cancelled: return "cancelled";
+    case FinishReason::EndOfGeneration:
+      return "stop";
+    case FinishReason::StopString:
+      return "stop";
+    case FinishReason::MaxTokens:
+      return "length";
+    case FinishReason::ContextFull:
+      return "context";
+    case FinishReason::Cancelled:
+      return "cancelled";
   }
   return "?";
 }
@@ -26,7 +31,8 @@ Engine::Engine(const std::string& model_path, const EngineOptions& opt) : opt_(o
   if (tokenizer_->vocab().size() > model_->n_vocab())
     fail(model_path, ": tokenizer has ", tokenizer_->vocab().size(), " tokens but the model only ",
          model_->n_vocab(), " output rows");
-  pool_ = std::make_unique<ThreadPool>(opt.n_threads > 0 ? opt.n_threads : ThreadPool::default_threads());
+  pool_ = std::make_unique<ThreadPool>(opt.n_threads > 0 ? opt.n_threads
+                                                         : ThreadPool::default_threads());
   n_ctx_ = opt.n_ctx > 0 ? opt.n_ctx : std::min(model_->n_ctx_train(), 4096);
   if (opt_.n_batch < 1) opt_.n_batch = 1;
 }
@@ -37,14 +43,16 @@ std::unique_ptr<Sequence> Engine::new_sequence() const {
   return s;
 }
 
-std::vector<float> Engine::eval(Sequence& seq, const std::vector<TokenId>& tokens, bool all_logits) {
+std::vector<float> Engine::eval(Sequence& seq, const std::vector<TokenId>& tokens,
+                                bool all_logits) {
   if (tokens.empty()) fail("nothing to evaluate: empty prompt");
   if (int(tokens.size()) > n_ctx_)
     fail("prompt of ", tokens.size(), " tokens does not fit in the context of ", n_ctx_,
          " tokens (raise -c or shorten the prompt)");
   // Keep the common prefix; always re-evaluate at least the last token to get its logits.
   size_t keep = 0;
-  while (keep < seq.tokens.size() && keep < tokens.size() && seq.tokens[keep] == tokens[keep]) ++keep;
+  while (keep < seq.tokens.size() && keep < tokens.size() && seq.tokens[keep] == tokens[keep])
+    ++keep;
   if (keep == tokens.size()) --keep;
   seq.cache->set_n_past(int(keep));
   seq.tokens.resize(keep);
@@ -52,7 +60,8 @@ std::vector<float> Engine::eval(Sequence& seq, const std::vector<TokenId>& token
   const int V = model_->n_vocab();
   for (size_t i = keep; i < tokens.size(); i += size_t(opt_.n_batch)) {
     const size_t end = std::min(tokens.size(), i + size_t(opt_.n_batch));
-    std::vector<SeqBatch> batch{{seq.cache.get(), {tokens.begin() + long(i), tokens.begin() + long(end)}, all_logits}};
+    std::vector<SeqBatch> batch{
+        {seq.cache.get(), {tokens.begin() + long(i), tokens.begin() + long(end)}, all_logits}};
     model_->forward(batch, *pool_, logits);
     seq.tokens.insert(seq.tokens.end(), tokens.begin() + long(i), tokens.begin() + long(end));
     if (all_logits) out.insert(out.end(), logits.begin(), logits.end());
@@ -61,7 +70,8 @@ std::vector<float> Engine::eval(Sequence& seq, const std::vector<TokenId>& token
   // Rows beyond the tokenizer's vocabulary (padding) can never be produced.
   const int n_tok = tokenizer_->vocab().size();
   for (size_t r = 0; r < out.size() / size_t(V); ++r)
-    for (int i = n_tok; i < V; ++i) out[r * size_t(V) + size_t(i)] = -std::numeric_limits<float>::infinity();
+    for (int i = n_tok; i < V; ++i)
+      out[r * size_t(V) + size_t(i)] = -std::numeric_limits<float>::infinity();
   return out;
 }
 
@@ -87,7 +97,9 @@ GenerateResult Engine::generate(Sequence& seq, const std::vector<TokenId>& promp
   GenerateResult r;
   r.prompt_tokens = int(prompt.size());
   size_t common = 0;
-  while (common < seq.tokens.size() && common < prompt.size() && seq.tokens[common] == prompt[common]) ++common;
+  while (common < seq.tokens.size() && common < prompt.size() &&
+         seq.tokens[common] == prompt[common])
+    ++common;
   r.reused_tokens = int(std::min(common, prompt.size() - (prompt.empty() ? 0 : 1)));
 
   const auto t0 = clock::now();
@@ -99,7 +111,8 @@ GenerateResult Engine::generate(Sequence& seq, const std::vector<TokenId>& promp
   StreamDecoder decoder(*tokenizer_, p.render_special);
   const Vocab& vocab = tokenizer_->vocab();
   // SentencePiece puts a space before the first word; drop it when nothing precedes it.
-  if (vocab.kind == VocabKind::Spm && vocab.add_space_prefix && prompt.size() == 1 && prompt[0] == vocab.bos)
+  if (vocab.kind == VocabKind::Spm && vocab.add_space_prefix && prompt.size() == 1 &&
+      prompt[0] == vocab.bos)
     decoder.strip_leading_space();
   std::string pending;  // decoded text not yet passed to on_text (could start a stop string)
   std::vector<TokenId> history = seq.tokens;
@@ -150,7 +163,8 @@ GenerateResult Engine::generate(Sequence& seq, const std::vector<TokenId>& promp
     model_->forward(batch, *pool_, next);
     seq.tokens.push_back(t);
     logits.swap(next);
-    for (int i = vocab.size(); i < V; ++i) logits[size_t(i)] = -std::numeric_limits<float>::infinity();
+    for (int i = vocab.size(); i < V; ++i)
+      logits[size_t(i)] = -std::numeric_limits<float>::infinity();
   }
   if (r.reason != FinishReason::StopString && r.reason != FinishReason::Cancelled) {
     pending += decoder.flush();

@@ -14,10 +14,10 @@
 namespace hondo {
 
 struct EngineOptions {
-  int n_threads = 0;         // 0: one per physical core
-  int n_ctx = 0;             // 0: min(training context, 4096)
+  int n_threads = 0;  // 0: one per physical core
+  int n_ctx = 0;      // 0: min(training context, 4096)
   DType kv_type = DType::F16;
-  int n_batch = 512;         // prompt tokens evaluated per forward pass
+  int n_batch = 512;  // prompt tokens evaluated per forward pass
 };
 
 // A conversation or completion in progress: its cache and the tokens the cache holds.
@@ -30,17 +30,17 @@ enum class FinishReason { EndOfGeneration, StopString, MaxTokens, ContextFull, C
 const char* finish_reason_name(FinishReason r);
 
 struct GenerateParams {
-  int max_tokens = -1;             // -1: until end of generation or full context
-  std::vector<std::string> stop;   // user stop strings (not included in the output)
+  int max_tokens = -1;            // -1: until end of generation or full context
+  std::vector<std::string> stop;  // user stop strings (not included in the output)
   SamplerParams sampling;
-  bool render_special = false;     // print control tokens as text
+  bool render_special = false;  // print control tokens as text
 };
 
 struct GenerateResult {
   std::string text;
   std::vector<TokenId> generated;
   int prompt_tokens = 0;
-  int reused_tokens = 0;           // prompt prefix already in the cache
+  int reused_tokens = 0;  // prompt prefix already in the cache
   double prefill_seconds = 0, decode_seconds = 0;
   FinishReason reason = FinishReason::EndOfGeneration;
 };
@@ -59,11 +59,13 @@ class Engine {
   // Brings seq's cache to hold exactly `tokens` (keeping the common prefix already there) and
   // returns the logits after the last one: [n_vocab]. With all_logits, logits for every newly
   // evaluated token: [n_new, n_vocab].
-  std::vector<float> eval(Sequence& seq, const std::vector<TokenId>& tokens, bool all_logits = false);
+  std::vector<float> eval(Sequence& seq, const std::vector<TokenId>& tokens,
+                          bool all_logits = false);
 
   // Evaluates the prompt and samples until end of generation, a stop string, max_tokens or a
   // full context. on_text receives text as it becomes final; returning false cancels.
-  GenerateResult generate(Sequence& seq, const std::vector<TokenId>& prompt, const GenerateParams& p,
+  GenerateResult generate(Sequence& seq, const std::vector<TokenId>& prompt,
+                          const GenerateParams& p,
                           const std::function<bool(std::string_view)>& on_text);
 
  private:

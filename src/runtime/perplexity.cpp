@@ -12,7 +12,8 @@ PerplexityResult perplexity(Engine& engine, const std::string& text, int n_ctx, 
   const bool add_bos = tok.vocab().add_bos && tok.vocab().bos >= 0;
   std::vector<TokenId> tokens = tok.encode(text, /*add_special=*/true, /*parse_special=*/false);
   if (n_ctx < 4) fail("perplexity: context must be at least 4 tokens, got ", n_ctx);
-  if (n_ctx > engine.n_ctx()) fail("perplexity: -c ", n_ctx, " exceeds the engine context ", engine.n_ctx());
+  if (n_ctx > engine.n_ctx())
+    fail("perplexity: -c ", n_ctx, " exceeds the engine context ", engine.n_ctx());
   int n_chunks = int(tokens.size() / size_t(n_ctx));
   if (n_chunks == 0)
     fail("perplexity: the text has ", tokens.size(), " tokens, fewer than one chunk of ", n_ctx);
@@ -24,7 +25,8 @@ PerplexityResult perplexity(Engine& engine, const std::string& text, int n_ctx, 
   long count = 0;
   auto seq = engine.new_sequence();
   for (int c = 0; c < n_chunks; ++c) {
-    std::vector<TokenId> chunk(tokens.begin() + long(c) * n_ctx, tokens.begin() + long(c + 1) * n_ctx);
+    std::vector<TokenId> chunk(tokens.begin() + long(c) * n_ctx,
+                               tokens.begin() + long(c + 1) * n_ctx);
     if (add_bos) chunk[0] = tok.vocab().bos;
     seq->tokens.clear();  // each chunk starts from an empty cache
     const std::vector<float> logits = engine.eval(*seq, chunk, /*all_logits=*/true);

@@ -28,8 +28,8 @@ TokenId Sampler::sample(const float* logits, int n_vocab, const std::vector<Toke
   // Penalties over the recent window.
   if (p_.repeat_penalty != 1.0f || p_.frequency_penalty != 0.0f || p_.presence_penalty != 0.0f) {
     std::unordered_map<TokenId, int> count;
-    const size_t n = p_.repeat_last_n < 0 ? history.size()
-                                          : std::min(history.size(), size_t(p_.repeat_last_n));
+    const size_t n =
+        p_.repeat_last_n < 0 ? history.size() : std::min(history.size(), size_t(p_.repeat_last_n));
     for (size_t i = history.size() - n; i < history.size(); ++i) ++count[history[i]];
     for (const auto& [id, k] : count) {
       if (id < 0 || id >= n_vocab) continue;

@@ -12,11 +12,11 @@ namespace hondo {
 
 struct SamplerParams {
   float temperature = 0.8f;
-  int top_k = 40;            // <= 0: off
-  float top_p = 0.95f;       // >= 1: off
-  float min_p = 0.05f;       // <= 0: off; keeps tokens with p >= min_p * p_max
-  float repeat_penalty = 1.0f;   // 1: off; divides positive logits, multiplies negative
-  int repeat_last_n = 64;        // window of recent tokens the penalties look at
+  int top_k = 40;                  // <= 0: off
+  float top_p = 0.95f;             // >= 1: off
+  float min_p = 0.05f;             // <= 0: off; keeps tokens with p >= min_p * p_max
+  float repeat_penalty = 1.0f;     // 1: off; divides positive logits, multiplies negative
+  int repeat_last_n = 64;          // window of recent tokens the penalties look at
   float frequency_penalty = 0.0f;  // subtracted once per occurrence
   float presence_penalty = 0.0f;   // subtracted once if present
   uint64_t seed = 0;

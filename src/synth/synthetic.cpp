@@ -28,7 +28,8 @@ SynthSpec SynthSpec::preset(const std::string& name) {
     s.arch = "qwen2";
     s.n_embd = 96, s.n_layer = 2, s.n_head = 6, s.n_head_kv = 2, s.n_ff = 192;
   } else {
-    fail("unknown preset '", name, "' (deepseek-coder-1.3b, r1-distill-qwen-1.5b, tiny-llama, tiny-qwen2)");
+    fail("unknown preset '", name,
+         "' (deepseek-coder-1.3b, r1-distill-qwen-1.5b, tiny-llama, tiny-qwen2)");
   }
   return s;
 }
@@ -56,11 +57,14 @@ void fill_random(float* x, int64_t n, uint64_t seed, const std::string& name, fl
 void write_synthetic_model(const SynthSpec& s, const std::string& path) {
   if (s.vocab_path.empty()) fail("synthetic model: a vocab GGUF is required (--vocab)");
   auto vocab = GgufFile::open(s.vocab_path);
-  const int64_t n_tokens = int64_t(vocab->get_array("tokenizer.ggml.tokens", GgufType::STRING).strs.size());
+  const int64_t n_tokens =
+      int64_t(vocab->get_array("tokenizer.ggml.tokens", GgufType::STRING).strs.size());
   const int64_t V = s.n_vocab > 0 ? s.n_vocab : n_tokens;
-  if (V < n_tokens) fail("synthetic model: n_vocab ", V, " is smaller than the vocab's ", n_tokens, " tokens");
+  if (V < n_tokens)
+    fail("synthetic model: n_vocab ", V, " is smaller than the vocab's ", n_tokens, " tokens");
   const int hd = s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head;
-  const int64_t E = s.n_embd, Q = int64_t(s.n_head) * hd, KV = int64_t(s.n_head_kv) * hd, F = s.n_ff;
+  const int64_t E = s.n_embd, Q = int64_t(s.n_head) * hd, KV = int64_t(s.n_head_kv) * hd,
+                F = s.n_ff;
 
   GgufWriter w;
   const std::string a = s.arch + ".";
@@ -94,7 +98,8 @@ void write_synthetic_model(const SynthSpec& s, const std::string& path) {
       std::vector<float> row(static_cast<size_t>(cols));
       const size_t rb = row_bytes(type, cols);
       for (int64_t r = 0; r < rows; ++r) {
-        fill_random(row.data(), cols, seed + uint64_t(r) * 7919, name, gain / std::sqrt(float(cols)), 0.0f);
+        fill_random(row.data(), cols, seed + uint64_t(r) * 7919, name,
+                    gain / std::sqrt(float(cols)), 0.0f);
         quantize_row(type, row.data(), dst + size_t(r) * rb, cols);
       }
     });

@@ -61,7 +61,9 @@ std::vector<Symbol> split_chars(std::string_view text) {
 
 }  // namespace
 
-const std::string& byte_to_unicode(uint8_t b) { return byte_map().to_utf8[b]; }
+const std::string& byte_to_unicode(uint8_t b) {
+  return byte_map().to_utf8[b];
+}
 
 int unicode_to_byte(uint32_t cp) {
   const auto& m = byte_map().from_cp;
@@ -116,8 +118,10 @@ void bpe_encode_word(const Vocab& vocab, std::string_view word, bool ignore_merg
     // Not in the vocabulary: fall back to one token per mapped character.
     for (const Symbol& c : split_chars(piece)) {
       const TokenId ct = vocab.find(piece.substr(c.begin, c.len));
-      if (ct >= 0) out.push_back(ct);
-      else if (vocab.unk >= 0) out.push_back(vocab.unk);
+      if (ct >= 0)
+        out.push_back(ct);
+      else if (vocab.unk >= 0)
+        out.push_back(vocab.unk);
     }
   }
 }
@@ -159,8 +163,10 @@ void spm_encode(const Vocab& vocab, std::string_view text, std::vector<TokenId>&
       char buf[8];
       std::snprintf(buf, sizeof buf, "<0x%02X>", unsigned(uint8_t(text[s.begin + k])));
       const TokenId bt = vocab.find(buf);
-      if (bt >= 0) out.push_back(bt);
-      else if (vocab.unk >= 0) out.push_back(vocab.unk);
+      if (bt >= 0)
+        out.push_back(bt);
+      else if (vocab.unk >= 0)
+        out.push_back(vocab.unk);
     }
   }
 }

@@ -31,8 +31,10 @@ void Tokenizer::encode_text(std::string_view raw, bool at_start, std::vector<Tok
   // SentencePiece: spaces become "▁", and a leading "▁" marks the start of the text.
   std::string escaped = (vocab_.add_space_prefix && at_start) ? "\xE2\x96\x81" : "";
   for (char c : text) {
-    if (c == ' ') escaped += "\xE2\x96\x81";
-    else escaped += c;
+    if (c == ' ')
+      escaped += "\xE2\x96\x81";
+    else
+      escaped += c;
   }
   spm_encode(vocab_, escaped, out);
 }
@@ -58,7 +60,8 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special,
         continue;
       }
       size_t pos = 0;
-      for (size_t hit; (hit = f.text.find(s, pos)) != std::string_view::npos; pos = hit + s.size()) {
+      for (size_t hit; (hit = f.text.find(s, pos)) != std::string_view::npos;
+           pos = hit + s.size()) {
         if (hit > pos) next.push_back({f.text.substr(pos, hit - pos), -1});
         next.push_back({{}, sp});
       }
@@ -109,8 +112,10 @@ std::string Tokenizer::piece(TokenId t, bool render_special) const {
     uint32_t cp = uint8_t(text[i]) & (0xFF >> (n == 1 ? 0 : n + 1));
     for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (uint8_t(text[i + k]) & 0x3F);
     const int b = unicode_to_byte(cp);
-    if (b >= 0) out += char(b);
-    else out.append(text, i, n);
+    if (b >= 0)
+      out += char(b);
+    else
+      out.append(text, i, n);
     i += n;
   }
   return out;

@@ -50,7 +50,8 @@ Vocab Vocab::from_gguf(const GgufFile& f) {
 
   auto id = [&](const char* key, TokenId def) -> TokenId {
     const int64_t x = f.get_int(key, def);
-    if (x >= int64_t(n) || x < -1) fail(f.path(), ": ", key, " = ", x, " is outside the vocab of ", n);
+    if (x >= int64_t(n) || x < -1)
+      fail(f.path(), ": ", key, " = ", x, " is outside the vocab of ", n);
     return TokenId(x);
   };
   v.bos = id("tokenizer.ggml.bos_token_id", v.kind == VocabKind::Spm ? 1 : -1);

@@ -12,7 +12,13 @@ class GgufFile;
 using TokenId = int32_t;
 
 enum class TokenType : int32_t {
-  Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6,
+  Undefined = 0,
+  Normal = 1,
+  Unknown = 2,
+  Control = 3,
+  UserDefined = 4,
+  Unused = 5,
+  Byte = 6,
 };
 
 enum class VocabKind {
@@ -24,7 +30,7 @@ struct Vocab {
   VocabKind kind = VocabKind::Bpe;
   std::string pre = "default";  // pre-tokenizer name (BPE only)
   std::vector<std::string> tokens;
-  std::vector<float> scores;    // SPM merge priority
+  std::vector<float> scores;  // SPM merge priority
   std::vector<TokenType> types;
   std::unordered_map<std::string, TokenId> token_to_id;
   std::unordered_map<std::string, int> merge_rank;  // "left right" -> rank (BPE)
