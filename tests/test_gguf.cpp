@@ -113,6 +113,14 @@ TEST(Gguf, RoundTripEveryMetadataType) {
   EXPECT_THROW(f->get_str("missing.key"), Error);
 }
 
+TEST(Gguf, FileTypeUsesLlamaCppEnum) {
+  // general.file_type is llama.cpp's file-type enum, which differs from tensor type ids.
+  EXPECT_EQ(file_type_of(DType::Q8_0), 7u);
+  EXPECT_EQ(file_type_of(DType::Q5_0), 8u);
+  EXPECT_EQ(file_type_of(DType::Q4_0), 2u);
+  EXPECT_EQ(file_type_of(DType::BF16), 32u);
+}
+
 TEST(Gguf, ReadsPublishedVocabFiles) {
   // Files written by llama.cpp's own tools (GGUF v3, real tokenizer metadata).
   auto f = GgufFile::open(test::vocab("deepseek-coder"));

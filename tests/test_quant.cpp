@@ -7,6 +7,7 @@
 #include "core/fp16.h"
 #include "kernels/dot.h"
 #include "kernels/quant.h"
+#include "kernels/vec_dot.h"
 #include "test_paths.h"
 
 using namespace hondo;
@@ -105,3 +106,25 @@ TEST(Dot, DispatchedMatchesReference) {
     for (int i = 0; i < n; ++i) ASSERT_FLOAT_EQ(y[size_t(i)], b[size_t(i)] + 0.5f * a[size_t(i)]);
   }
 }
+
+// Fused quantized-row dots equal dequantize + scalar reference dot, for every format that has
+// one, on whichever kernel this CPU selects (AVX2 or the portable loop).
+class FusedDot : public ::testing::TestWithParam<DType> {};
+TEST_P(FusedDot, MatchesDequantizedReference) {
+  const DType t = GetParam();
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int n : {32, 64, 2048, 5504}) {
+    std::vector<float> w(static_cast<size_t>(n)), x(w.size()), wd(w.size());
+    for (size_t i = 0; i < w.size(); ++i) w[i] = nd(rng), x[i] = nd(rng);
+    std::vector<uint8_t> q(row_bytes(t, n));
+    quantize_row(t, w.data(), q.data(), n);
+    dequantize_row(t, q.data(), wd.data(), n);
+    const float want = dot_f32_ref(wd.data(), x.data(), n);
+    float got = 0;
+    ASSERT_TRUE(vec_dot_row(t, q.data(), x.data(), n, &got)) << dtype_name(t);
+    EXPECT_NEAR(got, want, 1e-5f * std::sqrt(float(n)) * 4) << dtype_name(t) << " n=" << n;
+  }
+}
+INSTANTIATE_TEST_SUITE_P(Formats, FusedDot, ::testing::Values(DType::Q8_0, DType::Q4_0, DType::F16, DType::BF16),
+                         [](const auto& p) { return std::string(dtype_name(p.param)); });

@@ -53,6 +53,25 @@ DType dtype_from_name(const std::string& name) {
   fail("unknown tensor type '", name, "'");
 }
 
+uint32_t file_type_of(DType t) {
+  switch (t) {
+    case DType::F32: return 0;
+    case DType::F16: return 1;
+    case DType::Q4_0: return 2;
+    case DType::Q4_1: return 3;
+    case DType::Q8_0: return 7;
+    case DType::Q5_0: return 8;
+    case DType::Q5_1: return 9;
+    case DType::Q2_K: return 10;
+    case DType::Q3_K: return 12;  // Q3_K_M
+    case DType::Q4_K: return 15;  // Q4_K_M
+    case DType::Q5_K: return 17;  // Q5_K_M
+    case DType::Q6_K: return 18;
+    case DType::BF16: return 32;
+    default: fail("no GGUF file type for ", dtype_name(t));
+  }
+}
+
 size_t row_bytes(DType t, int64_t n) {
   const DTypeInfo& info = dtype_info(t);
   if (n % info.block_elems != 0)

@@ -58,6 +58,10 @@ inline const char* dtype_name(DType t) {
 // Parses "Q8_0", "f16", ... (case-insensitive). Throws on unknown names.
 DType dtype_from_name(const std::string& name);
 
+// The `general.file_type` value (llama.cpp's "mostly <type>" enum, not the tensor type id)
+// for a file whose matrices are of type t.
+uint32_t file_type_of(DType t);
+
 // Bytes of one row of `n` elements; n must be a multiple of the block size.
 size_t row_bytes(DType t, int64_t n);
 

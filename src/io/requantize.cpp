@@ -13,7 +13,7 @@ RequantizeReport requantize_model(const std::string& in, const std::string& out,
   auto src = GgufFile::open(in);
   GgufWriter w;
   w.copy_metadata(*src, "");
-  w.set("general.file_type", GgufValue::make_u32(uint32_t(type)));
+  w.set("general.file_type", GgufValue::make_u32(file_type_of(type)));
   RequantizeReport rep;
   // The output projection decides every token; like llama.cpp, keep it at >= 8 bits when the
   // target has fewer (the token embedding plays that role when the output is tied to it).

@@ -75,11 +75,11 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
       scores.resize(size_t(pos + 1));                 // [pos + 1]
       // This head's K or V row at position j: in place for an F32 cache, else converted.
       const bool f32 = c.type() == DType::F32;
-      if (!f32) row.resize(size_t(cfg_.n_head_kv) * hd);
+      if (!f32) row.resize(size_t(hd));
       auto head_row = [&](bool is_k, int j) -> const float* {
         if (f32) return (is_k ? c.k_f32(layer, j) : c.v_f32(layer, j)) + kvh * hd;
-        is_k ? c.load_k(layer, j, row.data()) : c.load_v(layer, j, row.data());
-        return row.data() + kvh * hd;
+        is_k ? c.load_k(layer, j, kvh * hd, hd, row.data()) : c.load_v(layer, j, kvh * hd, hd, row.data());
+        return row.data();
       };
       for (int j = 0; j <= pos; ++j) scores[size_t(j)] = dot_f32(qh, head_row(true, j), hd) * scale;
       softmax(scores.data(), pos + 1);

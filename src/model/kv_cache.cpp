@@ -45,18 +45,18 @@ void KvCache::store(int layer, int pos, const float* k, const float* v) {
   for (int i = 0; i < width_; ++i) kh[i] = f32_to_f16(k[i]), vh[i] = f32_to_f16(v[i]);
 }
 
-void KvCache::load_k(int layer, int pos, float* out) const {
-  const uint8_t* d = k_.get() + offset(layer, pos);
-  if (type_ == DType::F32) return (void)std::memcpy(out, d, size_t(width_) * 4);
-  const auto* h = reinterpret_cast<const uint16_t*>(d);
-  for (int i = 0; i < width_; ++i) out[i] = f16_to_f32(h[i]);
+void KvCache::load(const uint8_t* row, DType type, int begin, int n, float* out) {
+  if (type == DType::F32) return (void)std::memcpy(out, row + size_t(begin) * 4, size_t(n) * 4);
+  const auto* h = reinterpret_cast<const uint16_t*>(row) + begin;
+  for (int i = 0; i < n; ++i) out[i] = f16_to_f32(h[i]);
 }
 
-void KvCache::load_v(int layer, int pos, float* out) const {
-  const uint8_t* d = v_.get() + offset(layer, pos);
-  if (type_ == DType::F32) return (void)std::memcpy(out, d, size_t(width_) * 4);
-  const auto* h = reinterpret_cast<const uint16_t*>(d);
-  for (int i = 0; i < width_; ++i) out[i] = f16_to_f32(h[i]);
+void KvCache::load_k(int layer, int pos, int begin, int n, float* out) const {
+  load(k_.get() + offset(layer, pos), type_, begin, n, out);
+}
+
+void KvCache::load_v(int layer, int pos, int begin, int n, float* out) const {
+  load(v_.get() + offset(layer, pos), type_, begin, n, out);
 }
 
 const float* KvCache::k_f32(int layer, int pos) const {

@@ -22,13 +22,15 @@ class KvCache {
   static size_t bytes_per_token(int n_layer, int width, DType type);
 
   void store(int layer, int pos, const float* k, const float* v);  // k, v: [width]
-  void load_k(int layer, int pos, float* out) const;               // out: [width]
-  void load_v(int layer, int pos, float* out) const;
+  // Values [begin, begin + n) of the K or V row at (layer, pos), as F32: out: [n].
+  void load_k(int layer, int pos, int begin, int n, float* out) const;
+  void load_v(int layer, int pos, int begin, int n, float* out) const;
   const float* k_f32(int layer, int pos) const;  // only when type() == F32
   const float* v_f32(int layer, int pos) const;
 
  private:
   size_t offset(int layer, int pos) const;
+  static void load(const uint8_t* row, DType type, int begin, int n, float* out);
   int n_layer_, n_ctx_, width_;
   DType type_;
   int n_past_ = 0;

@@ -88,7 +88,7 @@ void write_synthetic_model(const SynthSpec& s, const std::string& path) {
   }
   w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::make_f32(s.rms_eps));
   w.set(a + "vocab_size", GgufValue::make_u32(uint32_t(V)));
-  w.set("general.file_type", GgufValue::make_u32(uint32_t(s.type)));
+  w.set("general.file_type", GgufValue::make_u32(file_type_of(s.type)));
   w.copy_metadata(*vocab, "tokenizer.");
 
   const uint64_t seed = s.seed;
