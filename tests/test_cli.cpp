@@ -104,6 +104,16 @@ TEST(Cli, PerplexityPrintsComparableFinalLine) {
   EXPECT_LT(ppl, 3.0);  // a repeated simple story is easy for this model
 }
 
+TEST(Cli, OverlongPromptErrorsOrTruncatesAsAsked) {
+  std::string prompt;
+  for (int i = 0; i < 60; ++i) prompt += "Once upon a time ";
+  const std::string base = "run -m " + kStories + " -c 64 -n 8 --temp 0 -p '" + prompt + "'";
+  expect_one_line_error(run(base), "use --truncate");
+  const CliResult r = run(base + " --truncate");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("prompt truncated"), std::string::npos) << r.err;
+}
+
 TEST(Cli, BadFilesGiveOneLineErrors) {
   const std::string dir = test::bin("test-models/");
   const std::string garbage = dir + "garbage-" + std::to_string(getpid()) + ".gguf";

@@ -53,6 +53,7 @@ void add_chat(CLI::App& app) {
     SamplingOptions sampling;
     std::string system, format;
     int n_predict = -1;
+    bool no_truncate = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("chat", "multi-turn chat in the terminal");
@@ -63,6 +64,9 @@ void add_chat(CLI::App& app) {
                   "deepseek-coder | deepseek-llm | deepseek-r1 (default: from the model)");
   cmd->add_option("-n,--n-predict", o->n_predict,
                   "max tokens per reply; -1 = until the model stops");
+  cmd->add_flag("--no-truncate", o->no_truncate,
+                "when the conversation outgrows the context, stop with an error instead of "
+                "leaving out the oldest turns (the system prompt is always kept)");
   cmd->callback([o] {
     Engine engine(o->model.model, o->model.engine());
     const Tokenizer& tok = engine.tokenizer();
@@ -126,6 +130,14 @@ void add_chat(CLI::App& app) {
       } catch (const Error& e) {
         history.pop_back();
         std::fprintf(stderr, "error: %s\n", e.what());
+        continue;
+      }
+      if (dropped && o->no_truncate) {
+        history.pop_back();
+        std::fprintf(stderr,
+                     "error: the conversation no longer fits the %d-token context; /reset, or "
+                     "/save and start again\n",
+                     engine.n_ctx());
         continue;
       }
       if (dropped)

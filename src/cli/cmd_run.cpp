@@ -1,5 +1,6 @@
 // hondo run: complete a prompt, streaming the generated text to stdout (only that text, so the
 // output can be piped); speed and diagnostics go to stderr.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -16,7 +17,7 @@ void add_run(CLI::App& app) {
     std::string prompt, prompt_file;
     int n_predict = -1;
     std::vector<std::string> stop;
-    bool special = false, no_bos = false, quiet = false;
+    bool special = false, no_bos = false, quiet = false, truncate = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("run", "complete a prompt and stream the text");
@@ -31,6 +32,8 @@ void add_run(CLI::App& app) {
                 "parse special tokens in the prompt, print them in the output");
   cmd->add_flag("--no-bos", o->no_bos, "do not add the model's BOS token");
   cmd->add_flag("-q,--quiet", o->quiet, "no speed report on stderr");
+  cmd->add_flag("--truncate", o->truncate,
+                "if the prompt does not fit, keep its end (and BOS) instead of failing");
   cmd->callback([o] {
     std::string prompt = o->prompt;
     if (!o->prompt_file.empty()) {
@@ -45,6 +48,21 @@ void add_run(CLI::App& app) {
     std::vector<TokenId> ids = tok.encode(prompt, !o->no_bos, o->special);
     if (ids.empty())
       fail("the prompt is empty and the model adds no BOS token: nothing to start from");
+    // Room for the answer: what -n asks (at most half the context), else a quarter of it.
+    const int n_ctx = engine.n_ctx();
+    const int room = n_ctx - (o->n_predict > 0 ? std::min(o->n_predict, n_ctx / 2) : n_ctx / 4);
+    if (int(ids.size()) > room) {
+      if (!o->truncate)
+        fail("the prompt has ", ids.size(), " tokens; with room for the answer only ", room,
+             " fit in the ", n_ctx,
+             "-token context (use --truncate, a larger -c, or a shorter prompt)");
+      const bool bos = ids.front() == tok.vocab().bos;
+      std::vector<TokenId> kept(ids.end() - (room - (bos ? 1 : 0)), ids.end());
+      if (bos) kept.insert(kept.begin(), ids.front());
+      std::fprintf(stderr, "(prompt truncated from %zu to its last %zu tokens)\n", ids.size(),
+                   kept.size());
+      ids.swap(kept);
+    }
     GenerateParams gp;
     gp.max_tokens = o->n_predict;
     gp.stop = o->stop;
