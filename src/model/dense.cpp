@@ -42,15 +42,17 @@ DenseModel::DenseModel(std::unique_ptr<GgufFile> file) {
     }
     blocks_.push_back(std::move(b));
   }
-  rope_ = Rope{cfg_.rope_dim, cfg_.rope_base, cfg_.rope_freq_scale, cfg_.rope_style};
+  rope_ = Rope::linear(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_freq_scale, cfg_.rope_style);
 }
 
 size_t DenseModel::kv_bytes_per_token(DType kv_type) const {
-  return KvCache::bytes_per_token(cfg_.n_layer, cfg_.n_head_kv * cfg_.head_dim, kv_type);
+  const int w = cfg_.n_head_kv * cfg_.head_dim;
+  return KvCache::bytes_per_token(cfg_.n_layer, w, w, kv_type);
 }
 
 std::unique_ptr<KvCache> DenseModel::new_cache(int n_ctx, DType kv_type) const {
-  return std::make_unique<KvCache>(cfg_.n_layer, n_ctx, cfg_.n_head_kv * cfg_.head_dim, kv_type);
+  const int w = cfg_.n_head_kv * cfg_.head_dim;
+  return std::make_unique<KvCache>(cfg_.n_layer, n_ctx, w, w, kv_type);
 }
 
 void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos,

@@ -1,5 +1,6 @@
-// Per-sequence attention cache. Its layout belongs to the architecture: dense models keep
-// K and V per KV head; MLA models keep only the compressed latent (see mla.h).
+// Per-sequence attention cache: for every layer and position, one row of each of two streams.
+// Dense models store K and V (all KV heads); MLA models store the compressed latent c_kv in
+// the first stream and the shared rotated key k_pe in the second (see mla.h).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -10,18 +11,18 @@ namespace hondo {
 
 class KvCache {
  public:
-  // n_layer x n_ctx rows of `width` values for K and for V, stored as F32 or F16.
-  KvCache(int n_layer, int n_ctx, int width, DType type);
+  // n_layer x n_ctx rows of k_width (first stream) and v_width (second) values, F32 or F16.
+  KvCache(int n_layer, int n_ctx, int k_width, int v_width, DType type);
 
   int n_ctx() const { return n_ctx_; }
   int n_past() const { return n_past_; }  // tokens already stored
   void set_n_past(int n) { n_past_ = n; }
   void clear() { n_past_ = 0; }
   DType type() const { return type_; }
-  size_t bytes() const { return 2 * size_; }
-  static size_t bytes_per_token(int n_layer, int width, DType type);
+  size_t bytes() const { return k_size_ + v_size_; }
+  static size_t bytes_per_token(int n_layer, int k_width, int v_width, DType type);
 
-  void store(int layer, int pos, const float* k, const float* v);  // k, v: [width]
+  void store(int layer, int pos, const float* k, const float* v);  // k: [k_width], v: [v_width]
   // Values [begin, begin + n) of the K or V row at (layer, pos), as F32: out: [n].
   void load_k(int layer, int pos, int begin, int n, float* out) const;
   void load_v(int layer, int pos, int begin, int n, float* out) const;
@@ -29,14 +30,15 @@ class KvCache {
   const float* v_f32(int layer, int pos) const;
 
  private:
-  size_t offset(int layer, int pos) const;
+  size_t offset(int layer, int pos, int width) const;
   static void load(const uint8_t* row, DType type, int begin, int n, float* out);
-  int n_layer_, n_ctx_, width_;
+  static void put(uint8_t* row, DType type, const float* x, int n);
+  int n_layer_, n_ctx_, k_width_, v_width_;
   DType type_;
   int n_past_ = 0;
   size_t elem_;
-  size_t size_ = 0;                   // bytes of each of K and V
-  std::unique_ptr<uint8_t[]> k_, v_;  // [n_layer, n_ctx, width]; pages commit on first write
+  size_t k_size_ = 0, v_size_ = 0;
+  std::unique_ptr<uint8_t[]> k_, v_;  // [n_layer, n_ctx, k_width|v_width]; pages commit on write
 };
 
 }  // namespace hondo

@@ -14,19 +14,47 @@ void rms_norm(const float* x, const float* w, float* y, int n, float eps) {
   for (int i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
 }
 
+Rope Rope::linear(int rope_dim, float base, float freq_scale, RopeStyle style) {
+  Rope r;
+  r.rope_dim = rope_dim;
+  r.style = style;
+  for (int i = 0; i < rope_dim / 2; ++i)
+    r.inv_freq.push_back(float(double(freq_scale) * std::pow(double(base), -2.0 * i / rope_dim)));
+  return r;
+}
+
+Rope Rope::yarn(int rope_dim, float base, float factor, int original_ctx, float beta_fast,
+                float beta_slow, float cos_sin_scale, RopeStyle style) {
+  Rope r = linear(rope_dim, base, 1.0f, style);
+  r.cos_sin_scale = cos_sin_scale;
+  // The pair index at which a frequency completes `rotations` turns over the original context.
+  auto correction_dim = [&](double rotations) {
+    return rope_dim * std::log(original_ctx / (rotations * 2 * M_PI)) / (2 * std::log(double(base)));
+  };
+  const double low = std::max(0.0, std::floor(correction_dim(beta_fast)));
+  double high = std::min(double(rope_dim - 1), std::ceil(correction_dim(beta_slow)));
+  if (high == low) high += 0.001;
+  for (int i = 0; i < rope_dim / 2; ++i) {
+    // ramp: 0 for fast-rotating pairs (kept), 1 for slow ones (interpolated by 1/factor)
+    const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
+    const double f = r.inv_freq[size_t(i)];
+    r.inv_freq[size_t(i)] = float(f / factor * ramp + f * (1.0 - ramp));
+  }
+  return r;
+}
+
 void Rope::angles(int pos, float* cs, float* sn) const {
   for (int i = 0; i < rope_dim / 2; ++i) {
-    const double inv_freq = std::pow(double(base), -2.0 * i / rope_dim);
-    const double a = double(pos) * double(freq_scale) * inv_freq;
-    cs[i] = float(std::cos(a));
-    sn[i] = float(std::sin(a));
+    const double a = double(pos) * double(inv_freq[size_t(i)]);
+    cs[i] = float(std::cos(a)) * cos_sin_scale;
+    sn[i] = float(std::sin(a)) * cos_sin_scale;
   }
 }
 
-void Rope::apply(float* x, int n_head, int head_dim, const float* cs, const float* sn) const {
+void Rope::apply(float* x, int n_head, int stride, const float* cs, const float* sn) const {
   const int half = rope_dim / 2;
   for (int h = 0; h < n_head; ++h) {
-    float* v = x + h * head_dim;
+    float* v = x + h * stride;
     for (int i = 0; i < half; ++i) {
       const int a = style == RopeStyle::NeoX ? i : 2 * i;
       const int b = style == RopeStyle::NeoX ? i + half : 2 * i + 1;

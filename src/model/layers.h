@@ -12,16 +12,25 @@ namespace hondo {
 // y = x / sqrt(mean(x^2) + eps) * w          x, y, w: [n]
 void rms_norm(const float* x, const float* w, float* y, int n, float eps);
 
-// Rotates `n_head` heads of `head_dim` values in place, on their first rope_dim dims, for
-// absolute position pos (RoFormer eq. 34): angle_i = pos * freq_scale * base^(-2i / rope_dim).
+// Rotary position embedding (RoFormer eq. 34): pair i of a head is rotated by the angle
+// pos * inv_freq[i]. Plain RoPE has inv_freq[i] = base^(-2i / rope_dim); linear scaling divides
+// every frequency by the factor; YaRN (Peng et al. 2023, as DeepSeek-V2/V3 use it) divides
+// only the low frequencies, blending over a ramp between the beta_fast and beta_slow
+// rotation counts of the original context.
 struct Rope {
-  int rope_dim;
-  float base;
-  float freq_scale;
-  RopeStyle style;
+  int rope_dim = 0;
+  RopeStyle style = RopeStyle::Interleaved;
+  std::vector<float> inv_freq;  // [rope_dim / 2]
+  float cos_sin_scale = 1.0f;   // YaRN's cos/sin magnitude (mscale / mscale_all_dim)
+
+  static Rope linear(int rope_dim, float base, float freq_scale, RopeStyle style);
+  static Rope yarn(int rope_dim, float base, float factor, int original_ctx, float beta_fast,
+                   float beta_slow, float cos_sin_scale, RopeStyle style);
+
   // cos/sin of every rotated pair for one position: [rope_dim / 2] each.
   void angles(int pos, float* cos_out, float* sin_out) const;
-  void apply(float* x, int n_head, int head_dim, const float* cs, const float* sn) const;
+  // Rotates the first rope_dim values of each of n_head heads spaced `stride` apart.
+  void apply(float* x, int n_head, int stride, const float* cs, const float* sn) const;
 };
 
 void softmax(float* x, int n);
