@@ -80,7 +80,8 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
       if (!f32) row.resize(size_t(hd));
       auto head_row = [&](bool is_k, int j) -> const float* {
         if (f32) return (is_k ? c.k_f32(layer, j) : c.v_f32(layer, j)) + kvh * hd;
-        is_k ? c.load_k(layer, j, kvh * hd, hd, row.data()) : c.load_v(layer, j, kvh * hd, hd, row.data());
+        is_k ? c.load_k(layer, j, kvh * hd, hd, row.data())
+             : c.load_v(layer, j, kvh * hd, hd, row.data());
         return row.data();
       };
       for (int j = 0; j <= pos; ++j) scores[size_t(j)] = dot_f32(qh, head_row(true, j), hd) * scale;

@@ -6,32 +6,15 @@
 #include "kernels/quant.h"
 #include "model/dense.h"
 #include "model/layers.h"
+#include "model/reference_ops.h"
 
 namespace hondo {
 
 namespace {
 
-using Mat = std::vector<float>;
-
-// y[r] = sum_c W[r, c] x[c] (+ bias[r])
-Mat linear(const Mat& W, const Mat& x, int64_t rows, int64_t cols, const Mat* bias = nullptr) {
-  Mat y(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    double s = bias ? (*bias)[size_t(r)] : 0.0;
-    for (int64_t c = 0; c < cols; ++c) s += double(W[size_t(r * cols + c)]) * x[size_t(c)];
-    y[size_t(r)] = float(s);
-  }
-  return y;
-}
-
-Mat norm(const Mat& x, const Mat& w, float eps) {
-  double ss = 0;
-  for (float v : x) ss += double(v) * v;
-  const double inv = 1.0 / std::sqrt(ss / double(x.size()) + eps);
-  Mat y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = float(x[i] * inv * w[i]);
-  return y;
-}
+using ref::linear;
+using ref::Mat;
+const auto& norm = ref::rms_norm;
 
 // Rotate each head's pairs by pos * freq_scale * base^(-2i/rope_dim).
 void rotate(Mat& x, int n_head, const DenseConfig& c, int pos) {

@@ -29,7 +29,8 @@ Rope Rope::yarn(int rope_dim, float base, float factor, int original_ctx, float 
   r.cos_sin_scale = cos_sin_scale;
   // The pair index at which a frequency completes `rotations` turns over the original context.
   auto correction_dim = [&](double rotations) {
-    return rope_dim * std::log(original_ctx / (rotations * 2 * M_PI)) / (2 * std::log(double(base)));
+    return rope_dim * std::log(original_ctx / (rotations * 2 * M_PI)) /
+           (2 * std::log(double(base)));
   };
   const double low = std::max(0.0, std::floor(correction_dim(beta_fast)));
   double high = std::min(double(rope_dim - 1), std::ceil(correction_dim(beta_slow)));

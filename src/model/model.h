@@ -31,6 +31,8 @@ class Model {
   virtual int n_vocab() const = 0;
   virtual int n_ctx_train() const = 0;
   virtual size_t kv_bytes_per_token(DType kv_type) const = 0;
+  // What a standard multi-head attention cache of the same model would need (MLA saves).
+  virtual size_t kv_bytes_per_token_mha(DType kv_type) const { return kv_bytes_per_token(kv_type); }
   virtual std::unique_ptr<KvCache> new_cache(int n_ctx, DType kv_type) const = 0;
 
   // One batched pass over several sequences (each with its own cache). Weights are read once

@@ -27,14 +27,36 @@ SynthSpec SynthSpec::preset(const std::string& name) {
   } else if (name == "tiny-qwen2") {
     s.arch = "qwen2";
     s.n_embd = 96, s.n_layer = 2, s.n_head = 6, s.n_head_kv = 2, s.n_ff = 192;
+  } else if (name == "deepseek-v2-lite") {  // DeepSeek-V2-Lite (16B): real shape
+    s.arch = "deepseek2";
+    s.n_embd = 2048, s.n_layer = 27, s.n_head = 16, s.n_head_kv = 16, s.n_ff = 10944;
+    s.n_ctx = 163840, s.q_lora_rank = 0, s.kv_lora_rank = 512, s.qk_nope = 128, s.qk_rope = 64;
+    s.v_head = 128, s.n_ff_exp = 1408, s.n_expert = 64, s.n_expert_used = 6, s.n_expert_shared = 2;
+    s.n_dense_lead = 1, s.yarn_factor = 40.0f, s.rms_eps = 1e-6f;
+  } else if (name == "tiny-v2-lite") {  // V2-Lite structure: no q bottleneck, softmax, 1 dense lead
+    s.arch = "deepseek2";
+    s.n_embd = 64, s.n_layer = 3, s.n_head = 4, s.n_head_kv = 4, s.n_ff = 96, s.n_ctx = 163840;
+    s.kv_lora_rank = 32, s.qk_nope = 16, s.qk_rope = 8, s.v_head = 16, s.n_ff_exp = 32;
+    s.n_expert = 16, s.n_expert_used = 6, s.n_expert_shared = 2, s.n_dense_lead = 1;
+    s.yarn_factor = 40.0f;
+  } else if (name == "tiny-v2") {  // V2 structure: q bottleneck, group-limited greedy routing
+    s = preset("tiny-v2-lite");
+    s.q_lora_rank = 48, s.n_expert = 16, s.n_expert_used = 4, s.n_group = 4, s.n_group_used = 2;
+    s.routed_scale = 16.0f;
+  } else if (name == "tiny-v3") {  // V3 structure: sigmoid + bias, 8 groups / 4, scale 2.5, MTP
+    s = preset("tiny-v2-lite");
+    s.q_lora_rank = 48, s.n_expert = 16, s.n_expert_used = 4, s.n_group = 8, s.n_group_used = 4;
+    s.gating = 2, s.expert_bias = true, s.norm_topk = true, s.routed_scale = 2.5f;
+    s.n_expert_shared = 1, s.n_nextn = 1, s.mscale_all_dim = 1.0f;
   } else {
     fail("unknown preset '", name,
-         "' (deepseek-coder-1.3b, r1-distill-qwen-1.5b, tiny-llama, tiny-qwen2)");
+         "' (deepseek-coder-1.3b, r1-distill-qwen-1.5b, deepseek-v2-lite, ",
+         "tiny-llama, tiny-qwen2, tiny-v2-lite, tiny-v2, tiny-v3)");
   }
   return s;
 }
 
-namespace {
+namespace synth_detail {
 
 // Deterministic uniform values with standard deviation `stddev`, seeded per tensor name, so
 // a tensor holds the same underlying numbers whatever its storage type.
@@ -52,10 +74,13 @@ void fill_random(float* x, int64_t n, uint64_t seed, const std::string& name, fl
   }
 }
 
-}  // namespace
+}  // namespace synth_detail
+
+using synth_detail::fill_random;
 
 void write_synthetic_model(const SynthSpec& s, const std::string& path) {
   if (s.vocab_path.empty()) fail("synthetic model: a vocab GGUF is required (--vocab)");
+  if (s.arch == "deepseek2") return synth_detail::write_deepseek2(s, path);
   auto vocab = GgufFile::open(s.vocab_path);
   const int64_t n_tokens =
       int64_t(vocab->get_array("tokenizer.ggml.tokens", GgufType::STRING).strs.size());

@@ -30,10 +30,35 @@ struct SynthSpec {
   std::string vocab_path;  // GGUF with tokenizer.* metadata (required)
   uint64_t seed = 1;
 
-  // Named real shapes: "deepseek-coder-1.3b", "r1-distill-qwen-1.5b", "tiny-llama", "tiny-qwen2".
+  // deepseek2 only (MLA + DeepSeekMoE); n_ff is the dense lead blocks' FFN width.
+  int q_lora_rank = 0;  // 0: direct query projection (V2-Lite)
+  int kv_lora_rank = 32;
+  int qk_nope = 16, qk_rope = 8, v_head = 16;
+  int n_ff_exp = 32;
+  int n_expert = 8, n_expert_used = 2, n_expert_shared = 1;
+  int n_dense_lead = 1;
+  int n_group = 1, n_group_used = 1;
+  int gating = 1;            // 1 softmax (V2), 2 sigmoid (V3)
+  bool expert_bias = false;  // V3 exp_probs_b
+  bool norm_topk = false;
+  float routed_scale = 1.0f;
+  int n_nextn = 0;           // V3 multi-token-prediction blocks
+  bool split_kv_b = true;    // attn_k_b/attn_v_b (newer files) or attn_kv_b (older)
+  float yarn_factor = 0.0f;  // > 0: YaRN with original context yarn_original_ctx
+  int yarn_original_ctx = 4096;
+  float mscale_all_dim = 0.707f;
+
+  // Named shapes: "deepseek-coder-1.3b", "r1-distill-qwen-1.5b", "deepseek-v2-lite" (real
+  // sizes); "tiny-llama", "tiny-qwen2", "tiny-v2-lite", "tiny-v2", "tiny-v3" (for tests).
   static SynthSpec preset(const std::string& name);
 };
 
 void write_synthetic_model(const SynthSpec& spec, const std::string& path);
+
+namespace synth_detail {
+void write_deepseek2(const SynthSpec& spec, const std::string& path);
+void fill_random(float* x, int64_t n, uint64_t seed, const std::string& name, float stddev,
+                 float mean);
+}  // namespace synth_detail
 
 }  // namespace hondo

@@ -1,0 +1,155 @@
+#include "model/deepseek2.h"
+
+#include "core/error.h"
+#include "kernels/matmul.h"
+#include "kernels/quant.h"
+#include "model/weights.h"
+
+namespace hondo {
+
+DeepSeek2Model::DeepSeek2Model(std::unique_ptr<GgufFile> file) {
+  file_ = std::move(file);
+  cfg_ = DeepSeek2Config::from_gguf(*file_);
+  const DeepSeek2Config& c = cfg_;
+  const WeightBinder w(*file_);
+  const int64_t E = c.n_embd, H = c.n_head, L = c.kv_lora_rank, R = c.qk_rope, V = c.v_head;
+  const int64_t QH = c.qk_head(), NE = c.n_expert, F = c.n_ff_exp;
+  tok_embd_ = &w.get("token_embd.weight", {E, c.n_vocab});
+  output_ = w.optional("output.weight", {E, c.n_vocab});
+  if (!output_) output_ = tok_embd_;
+  output_norm_ = to_f32(w.get("output_norm.weight", {E}));
+
+  for (int l = 0; l < c.n_layer + c.n_nextn; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    Block b;
+    b.attn_norm = to_f32(w.get(p + "attn_norm.weight", {E}));
+    MlaWeights& m = b.mla;
+    if (c.q_lora_rank > 0) {
+      m.wq_a = &w.get(p + "attn_q_a.weight", {E, c.q_lora_rank});
+      m.q_a_norm = to_f32(w.get(p + "attn_q_a_norm.weight", {c.q_lora_rank}));
+      m.wq_b = &w.get(p + "attn_q_b.weight", {c.q_lora_rank, H * QH});
+    } else {
+      m.wq = &w.get(p + "attn_q.weight", {E, H * QH});
+    }
+    m.wkv_a = &w.get(p + "attn_kv_a_mqa.weight", {E, L + R});
+    m.kv_a_norm = to_f32(w.get(p + "attn_kv_a_norm.weight", {L}));
+    if (c.split_kv_b) {
+      m.wk_b = w.get(p + "attn_k_b.weight", {c.qk_nope, L, H});
+      m.wv_b = w.get(p + "attn_v_b.weight", {L, V, H});
+    } else {
+      split_kv_b(c, w.get(p + "attn_kv_b.weight", {L, H * (c.qk_nope + V)}), m);
+    }
+    m.wo = &w.get(p + "attn_output.weight", {H * V, E});
+    b.ffn_norm = to_f32(w.get(p + "ffn_norm.weight", {E}));
+    if (l < c.n_dense_lead) {
+      b.dense = {&w.get(p + "ffn_gate.weight", {E, c.n_ff}),
+                 &w.get(p + "ffn_up.weight", {E, c.n_ff}),
+                 &w.get(p + "ffn_down.weight", {c.n_ff, E}),
+                 c.n_ff,
+                 0,
+                 0};
+    } else {
+      b.moe = true;
+      MoeWeights& x = b.experts;
+      x.router = &w.get(p + "ffn_gate_inp.weight", {E, NE});
+      if (c.expert_bias) x.bias = to_f32(w.get(p + "exp_probs_b.bias", {NE}));
+      x.routed = {&w.get(p + "ffn_gate_exps.weight", {E, F, NE}),
+                  &w.get(p + "ffn_up_exps.weight", {E, F, NE}),
+                  &w.get(p + "ffn_down_exps.weight", {F, E, NE}),
+                  F,
+                  0,
+                  0};
+      const int64_t FS = F * c.n_expert_shared;
+      if (FS <= 0) fail(file_->path(), ": MoE blocks need shared experts (expert_shared_count)");
+      x.shared = {&w.get(p + "ffn_gate_shexp.weight", {E, FS}),
+                  &w.get(p + "ffn_up_shexp.weight", {E, FS}),
+                  &w.get(p + "ffn_down_shexp.weight", {FS, E}),
+                  FS,
+                  0,
+                  0};
+    }
+    if (l >= c.n_layer) {
+      NextN n;
+      n.eh_proj = &w.get(p + "nextn.eh_proj.weight", {2 * E, E});
+      n.enorm = &w.get(p + "nextn.enorm.weight", {E});
+      n.hnorm = &w.get(p + "nextn.hnorm.weight", {E});
+      w.optional(p + "nextn.shared_head_norm.weight", {E});
+      w.optional(p + "nextn.shared_head_head.weight", {E, c.n_vocab});
+      w.optional(p + "nextn.embed_tokens.weight", {E, c.n_vocab});
+      nextn_.push_back(n);
+    }
+    blocks_.push_back(std::move(b));
+  }
+  rope_ = c.yarn ? Rope::yarn(R, c.rope_base, c.yarn_factor, c.yarn_original_ctx, c.yarn_beta_fast,
+                              c.yarn_beta_slow, 1.0f, RopeStyle::Interleaved)
+                 : Rope::linear(int(R), c.rope_base, 1.0f, RopeStyle::Interleaved);
+}
+
+size_t DeepSeek2Model::kv_bytes_per_token(DType kv_type) const {
+  return KvCache::bytes_per_token(cfg_.n_layer, cfg_.kv_lora_rank, cfg_.qk_rope, kv_type);
+}
+
+size_t DeepSeek2Model::kv_bytes_per_token_mha(DType kv_type) const {
+  // What ordinary multi-head attention would cache: full K and V for every head.
+  return KvCache::bytes_per_token(cfg_.n_layer, cfg_.n_head * cfg_.qk_head(),
+                                  cfg_.n_head * cfg_.v_head, kv_type);
+}
+
+std::unique_ptr<KvCache> DeepSeek2Model::new_cache(int n_ctx, DType kv_type) const {
+  return std::make_unique<KvCache>(cfg_.n_layer, n_ctx, cfg_.kv_lora_rank, cfg_.qk_rope, kv_type);
+}
+
+void DeepSeek2Model::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
+                             std::vector<float>& logits) {
+  const int64_t E = cfg_.n_embd;
+  std::vector<int> tok_pos;
+  std::vector<TokenId> ids;
+  for (const SeqBatch& s : batch) {
+    if (s.cache->n_past() + int(s.tokens.size()) > s.cache->n_ctx())
+      fail("context full: ", s.cache->n_past(), " + ", s.tokens.size(), " tokens exceed the ",
+           s.cache->n_ctx(), "-token context");
+    for (size_t i = 0; i < s.tokens.size(); ++i) {
+      if (s.tokens[i] < 0 || s.tokens[i] >= cfg_.n_vocab)
+        fail("token id ", s.tokens[i], " outside the vocab of ", cfg_.n_vocab);
+      ids.push_back(s.tokens[i]);
+      tok_pos.push_back(s.cache->n_past() + int(i));
+    }
+  }
+  const int64_t T = int64_t(ids.size());
+  if (T == 0) fail("forward called with no tokens");
+  std::vector<float> x(static_cast<size_t>(T * E)), xn(x.size()), tmp(x.size());  // [T, E]
+  for (int64_t t = 0; t < T; ++t)
+    dequantize_row(tok_embd_->type, tok_embd_->row(ids[size_t(t)]), x.data() + t * E, E);
+
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    const Block& b = blocks_[size_t(l)];
+    for (int64_t t = 0; t < T; ++t)
+      rms_norm(x.data() + t * E, b.attn_norm.data(), xn.data() + t * E, int(E), cfg_.rms_eps);
+    mla_forward(cfg_, b.mla, rope_, l, batch, tok_pos, xn.data(), tmp.data(), pool);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+    for (int64_t t = 0; t < T; ++t)
+      rms_norm(x.data() + t * E, b.ffn_norm.data(), xn.data() + t * E, int(E), cfg_.rms_eps);
+    if (b.moe)
+      moe_forward(cfg_, b.experts, xn.data(), T, tmp.data(), pool);
+    else
+      swiglu_ffn(b.dense, xn.data(), T, E, tmp.data(), pool);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+  }
+
+  std::vector<int64_t> rows;
+  int64_t row = 0;
+  for (SeqBatch& s : batch) {
+    const int64_t n = int64_t(s.tokens.size());
+    for (int64_t i = 0; i < n; ++i)
+      if (s.all_logits || i == n - 1) rows.push_back(row + i);
+    row += n;
+    s.cache->set_n_past(s.cache->n_past() + int(n));
+  }
+  for (size_t r = 0; r < rows.size(); ++r)
+    rms_norm(x.data() + rows[r] * E, output_norm_.data(), xn.data() + int64_t(r) * E, int(E),
+             cfg_.rms_eps);
+  logits.resize(rows.size() * size_t(cfg_.n_vocab));
+  matmul(*output_, xn.data(), int64_t(rows.size()), logits.data(), pool);
+}
+
+}  // namespace hondo

@@ -1,0 +1,132 @@
+#include "model/mla.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/dot.h"
+#include "kernels/matmul.h"
+#include "kernels/quant.h"
+
+namespace hondo {
+
+void split_kv_b(const DeepSeek2Config& c, const Tensor& kv_b, MlaWeights& w) {
+  const int64_t L = c.kv_lora_rank, H = c.n_head, nope = c.qk_nope, v = c.v_head;
+  w.owned.assign(size_t(H * L * nope + H * v * L), 0.0f);
+  float* k_b = w.owned.data();                 // [H][L][nope]
+  float* v_b = w.owned.data() + H * L * nope;  // [H][v][L]
+  std::vector<float> row(static_cast<size_t>(L));
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t d = 0; d < nope + v; ++d) {
+      dequantize_row(kv_b.type, kv_b.row(h * (nope + v) + d), row.data(), L);  // kv_b[h, d, :]
+      for (int64_t l = 0; l < L; ++l) {
+        if (d < nope)
+          k_b[(h * L + l) * nope + d] = row[size_t(l)];
+        else
+          v_b[(h * v + (d - nope)) * L + l] = row[size_t(l)];
+      }
+    }
+  w.wk_b = Tensor{kv_b.name + "[k_b]", DType::F32, 3, {nope, L, H, 1}, k_b};
+  w.wv_b = Tensor{kv_b.name + "[v_b]", DType::F32, 3, {L, v, H, 1}, v_b};
+}
+
+void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope, int layer,
+                 std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos, const float* xn,
+                 float* out, ThreadPool& pool) {
+  const int64_t T = int64_t(tok_pos.size()), H = c.n_head, L = c.kv_lora_rank;
+  const int64_t nope = c.qk_nope, R = c.qk_rope, QH = c.qk_head(), V = c.v_head;
+  const int half = int(R / 2);
+
+  // Queries: [T, H, nope + R]
+  std::vector<float> q(static_cast<size_t>(T * H * QH));
+  if (w.wq_a) {
+    std::vector<float> qa(static_cast<size_t>(T * c.q_lora_rank));  // [T, q_lora_rank]
+    matmul(*w.wq_a, xn, T, qa.data(), pool);
+    for (int64_t t = 0; t < T; ++t) {
+      float* r = qa.data() + t * c.q_lora_rank;
+      rms_norm(r, w.q_a_norm.data(), r, c.q_lora_rank, c.rms_eps);
+    }
+    matmul(*w.wq_b, qa.data(), T, q.data(), pool);
+  } else {
+    matmul(*w.wq, xn, T, q.data(), pool);
+  }
+  // Latent and rotary key: [T, L + R] -> c_t = RMSNorm(first L), k^R_t = RoPE(last R).
+  std::vector<float> kv(static_cast<size_t>(T * (L + R)));
+  matmul(*w.wkv_a, xn, T, kv.data(), pool);
+  std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+  int64_t row = 0;
+  for (SeqBatch& s : batch)
+    for (size_t i = 0; i < s.tokens.size(); ++i, ++row) {
+      float* lat = kv.data() + row * (L + R);
+      rms_norm(lat, w.kv_a_norm.data(), lat, int(L), c.rms_eps);
+      rope.angles(tok_pos[size_t(row)], cs.data(), sn.data());
+      rope.apply(lat + L, 1, int(R), cs.data(), sn.data());
+      rope.apply(q.data() + row * H * QH + nope, int(H), int(QH), cs.data(), sn.data());
+      s.cache->store(layer, tok_pos[size_t(row)], lat, lat + L);
+    }
+
+  // Absorb W_UK into the queries: q_lat[t, h] = W_UK,h^T q^C_t,h, [T, H, L].
+  std::vector<float> q_lat(static_cast<size_t>(T * H * L)), tmp_in, tmp_out;
+  tmp_in.resize(size_t(T * std::max({nope, L, V})));
+  tmp_out.resize(size_t(T * std::max(L, V)));
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(tmp_in.data() + t * nope, q.data() + (t * H + h) * QH,
+                  sizeof(float) * size_t(nope));
+    matmul_rows(w.wk_b, h * L, L, tmp_in.data(), T, tmp_out.data(), pool);  // [T, L]
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(q_lat.data() + (t * H + h) * L, tmp_out.data() + t * L,
+                  sizeof(float) * size_t(L));
+  }
+
+  // Attention over the cached latents: o_lat[t, h] = sum_j p_j c_j, [T, H, L].
+  std::vector<const KvCache*> tok_cache;
+  for (const SeqBatch& s : batch)
+    for (size_t i = 0; i < s.tokens.size(); ++i) tok_cache.push_back(s.cache);
+  std::vector<float> o_lat(static_cast<size_t>(T * H * L));
+  const float scale = c.softmax_scale();
+  pool.parallel_for(T * H, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scores, lat, kr;
+    lat.resize(size_t(L));
+    kr.resize(size_t(R));
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t t = task / H, h = task % H;
+      const int pos = tok_pos[size_t(t)];
+      const KvCache& cache = *tok_cache[size_t(t)];
+      const float* ql = q_lat.data() + (t * H + h) * L;
+      const float* qr = q.data() + (t * H + h) * QH + nope;
+      float* o = o_lat.data() + (t * H + h) * L;
+      const bool f32 = cache.type() == DType::F32;
+      auto latent = [&](int j) -> const float* {
+        if (f32) return cache.k_f32(layer, j);
+        cache.load_k(layer, j, 0, int(L), lat.data());
+        return lat.data();
+      };
+      auto rope_key = [&](int j) -> const float* {
+        if (f32) return cache.v_f32(layer, j);
+        cache.load_v(layer, j, 0, int(R), kr.data());
+        return kr.data();
+      };
+      scores.resize(size_t(pos + 1));
+      for (int j = 0; j <= pos; ++j)
+        scores[size_t(j)] = (dot_f32(ql, latent(j), L) + dot_f32(qr, rope_key(j), R)) * scale;
+      softmax(scores.data(), pos + 1);
+      std::memset(o, 0, sizeof(float) * size_t(L));
+      for (int j = 0; j <= pos; ++j) axpy_f32(scores[size_t(j)], latent(j), o, L);
+    }
+  });
+
+  // Up-project through W_UV per head, then the output projection: [T, H * V] -> [T, E].
+  std::vector<float> o(static_cast<size_t>(T * H * V));
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(tmp_out.data() + t * L, o_lat.data() + (t * H + h) * L,
+                  sizeof(float) * size_t(L));
+    matmul_rows(w.wv_b, h * V, V, tmp_out.data(), T, tmp_in.data(), pool);  // [T, V]
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(o.data() + (t * H + h) * V, tmp_in.data() + t * V, sizeof(float) * size_t(V));
+  }
+  matmul(*w.wo, o.data(), T, out, pool);
+}
+
+}  // namespace hondo

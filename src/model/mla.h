@@ -1,0 +1,46 @@
+// Multi-head Latent Attention (DeepSeek-V2 paper, section 2.1). Per token t and head i:
+//
+//   c_t   = RMSNorm(W_DKV h_t)                 the latent, d_c values: the only thing cached
+//   k^R_t = RoPE(W_KR h_t)                     one rotary key shared by all heads (cached)
+//   q_t,i = [q^C_t,i ; RoPE(q^R_t,i)]          from h_t, or through a low-rank q bottleneck
+//   k_t,i = [W_UK,i c_t ; k^R_t]               never materialised here
+//   v_t,i = W_UV,i c_t                         never materialised here
+//
+// Absorption (paper, eq. 10 and the text after it): q^C·(W_UK c) = (W_UK^T q^C)·c, so each
+// query is projected once into latent space and attends directly over the cached c; the
+// output is projected once through W_UV. The cache per token and layer is d_c + d_h^R values
+// (512 + 64 for V2/V3) instead of 2 · n_head · d_h for ordinary multi-head attention.
+#pragma once
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/deepseek2_config.h"
+#include "model/layers.h"
+#include "model/model.h"
+
+namespace hondo {
+
+struct MlaWeights {
+  const Tensor* wq = nullptr;     // [n_embd, n_head * qk_head]       (no q bottleneck)
+  const Tensor* wq_a = nullptr;   // [n_embd, q_lora_rank]            (q bottleneck)
+  const Tensor* wq_b = nullptr;   // [q_lora_rank, n_head * qk_head]
+  std::vector<float> q_a_norm;    // [q_lora_rank]
+  const Tensor* wkv_a = nullptr;  // [n_embd, kv_lora_rank + qk_rope]: W_DKV and W_KR together
+  std::vector<float> kv_a_norm;   // [kv_lora_rank]
+  Tensor wk_b;                    // [qk_nope, kv_lora_rank, n_head]: W_UK^T per head
+  Tensor wv_b;                    // [kv_lora_rank, v_head, n_head]:  W_UV per head
+  const Tensor* wo = nullptr;     // [n_head * v_head, n_embd]
+  std::vector<float> owned;       // W_UK / W_UV split out of an older file's attn_kv_b
+};
+
+// Attention of a batch of sequences' new tokens. xn: [n_tok, n_embd] (normalised input),
+// out: [n_tok, n_embd]. Stores each token's latent and rotary key in its sequence's cache.
+void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope, int layer,
+                 std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos, const float* xn,
+                 float* out, ThreadPool& pool);
+
+// Splits an older file's attn_kv_b [kv_lora_rank, n_head * (qk_nope + v_head)] into W_UK^T and
+// W_UV (kept as F32 in w.owned), the layout of newer files' attn_k_b / attn_v_b.
+void split_kv_b(const DeepSeek2Config& c, const Tensor& kv_b, MlaWeights& w);
+
+}  // namespace hondo

@@ -1,0 +1,205 @@
+// DeepSeek-V2/V3: the fast path (absorbed MLA, experts grouped per batch) against the naive
+// reference (decompressed K/V, per-token experts), hand-computed routing for each gating
+// variant, both KV up-projection layouts, and the MLA cache size.
+#include <algorithm>
+#include <cmath>
+
+#include "model/deepseek2.h"
+#include "model/moe.h"
+#include "runtime/engine.h"
+#include "test_util.h"
+
+using namespace hondo;
+
+namespace {
+
+SynthSpec deepseek(const std::string& preset) {
+  SynthSpec s = SynthSpec::preset(preset);
+  s.vocab_path = test::vocab(preset == "tiny-v3" ? "deepseek-v3" : "deepseek-llm");
+  return s;
+}
+
+float max_abs_diff(const float* a, const float* b, size_t n) {
+  float d = 0;
+  for (size_t i = 0; i < n; ++i) d = std::max(d, std::fabs(a[i] - b[i]));
+  return d;
+}
+float range(const float* a, size_t n) {
+  const auto [mn, mx] = std::minmax_element(a, a + n);
+  return *mx - *mn;
+}
+int argmax(const float* a, int n) {
+  return int(std::max_element(a, a + n) - a);
+}
+
+class AbsorbedVsNaive : public ::testing::TestWithParam<const char*> {};
+
+// 512 prompt tokens (prefilled in chunks), then 64 greedy tokens one by one: every position's
+// logits equal the naive reference's within 1e-4 of the logit range.
+TEST_P(AbsorbedVsNaive, LogitsMatchOver512PlusDecode64) {
+  const std::string preset = GetParam();
+  const std::string path = test::synthetic(preset + "-ref", deepseek(preset));
+  EngineOptions opt;
+  opt.kv_type = DType::F32;
+  opt.n_ctx = 640;
+  opt.n_batch = 128;
+  Engine e(path, opt);
+  std::string text;
+  for (int i = 0; text.size() < 4000; ++i)
+    text += "def f" + std::to_string(i) + "(x):\n    return x * " + std::to_string(i) + "\n";
+  std::vector<TokenId> ids = e.tokenizer().encode(text, true, false);
+  ASSERT_GE(ids.size(), 512u);
+  ids.resize(512);
+  const int V = e.model().n_vocab();
+  auto seq = e.new_sequence();
+  std::vector<float> fast = e.eval(*seq, ids, true);
+  for (int i = 0; i < 64; ++i) {
+    ids.push_back(argmax(fast.data() + fast.size() - size_t(V), V));
+    const auto l = e.eval(*seq, ids, false);
+    fast.insert(fast.end(), l.begin(), l.end());
+  }
+  const std::vector<float> ref = e.model().reference_logits(ids, false);
+  ASSERT_EQ(ref.size(), fast.size());
+  float worst = 0;
+  for (size_t p = 0; p < ids.size(); ++p) {
+    const float* r = ref.data() + p * size_t(V);
+    const float rel = max_abs_diff(fast.data() + p * size_t(V), r, size_t(V)) / range(r, size_t(V));
+    worst = std::max(worst, rel);
+    ASSERT_LE(rel, 1e-4f) << preset << " position " << p;
+  }
+  RecordProperty("worst_relative_diff", std::to_string(worst));
+}
+
+INSTANTIATE_TEST_SUITE_P(DeepSeek2, AbsorbedVsNaive,
+                         ::testing::Values("tiny-v2-lite", "tiny-v2", "tiny-v3"),
+                         [](const auto& p) {
+                           return std::string(p.param).substr(5) == "v2-lite"
+                                      ? std::string("V2Lite")
+                                  : std::string(p.param).substr(5) == "v2" ? std::string("V2")
+                                                                           : std::string("V3");
+                         });
+
+TEST(DeepSeek2, KvBAndSplitLayoutsGiveSameLogits) {
+  SynthSpec s = deepseek("tiny-v2");
+  s.split_kv_b = true;
+  const std::string split = test::synthetic("v2-split", s);
+  s.split_kv_b = false;
+  const std::string joined = test::synthetic("v2-joined", s);
+  EngineOptions opt;
+  opt.kv_type = DType::F32;
+  opt.n_ctx = 64;
+  Engine a(split, opt), b(joined, opt);
+  EXPECT_TRUE(dynamic_cast<const DeepSeek2Model&>(a.model()).config().split_kv_b);
+  EXPECT_FALSE(dynamic_cast<const DeepSeek2Model&>(b.model()).config().split_kv_b);
+  const auto ids = a.tokenizer().encode("int main() { return 0; }", true, false);
+  auto sa = a.new_sequence(), sb = b.new_sequence();
+  const auto la = a.eval(*sa, ids, true), lb = b.eval(*sb, ids, true);
+  EXPECT_LE(max_abs_diff(la.data(), lb.data(), la.size()), 1e-5f * range(la.data(), la.size()));
+}
+
+TEST(DeepSeek2, VariantsDetectedFromKeysAndTensors) {
+  const auto lite = DeepSeek2Config::from_gguf(
+      *GgufFile::open(test::synthetic("v2lite-cfg", deepseek("tiny-v2-lite"))));
+  EXPECT_EQ(lite.q_lora_rank, 0);
+  EXPECT_EQ(lite.gating, Gating::Softmax);
+  EXPECT_FALSE(lite.expert_bias);
+  EXPECT_TRUE(lite.yarn);
+  EXPECT_NEAR(lite.mscale_all_dim, 0.707f, 1e-6f);
+  const auto v3 =
+      DeepSeek2Config::from_gguf(*GgufFile::open(test::synthetic("v3-cfg", deepseek("tiny-v3"))));
+  EXPECT_EQ(v3.q_lora_rank, 48);
+  EXPECT_EQ(v3.gating, Gating::Sigmoid);
+  EXPECT_TRUE(v3.expert_bias);
+  EXPECT_TRUE(v3.norm_topk);
+  EXPECT_EQ(v3.n_group, 8);
+  EXPECT_EQ(v3.n_group_used, 4);
+  EXPECT_FLOAT_EQ(v3.routed_scale, 2.5f);
+  EXPECT_EQ(v3.n_nextn, 1);
+  EXPECT_EQ(v3.n_layer, 3);
+}
+
+// ---- routing, hand-computed ----------------------------------------------------------------
+
+DeepSeek2Config router(int n_expert, int used, int groups, int groups_used, Gating g, bool norm,
+                       float scale) {
+  DeepSeek2Config c;
+  c.n_expert = n_expert, c.n_expert_used = used, c.n_group = groups, c.n_group_used = groups_used;
+  c.gating = g, c.norm_topk = norm, c.routed_scale = scale;
+  return c;
+}
+
+TEST(Routing, SoftmaxTopK) {  // V2-Lite: softmax over all experts, top-k, weights unnormalised
+  const auto c = router(4, 2, 1, 1, Gating::Softmax, false, 1.0f);
+  const float logits[4] = {1, 2, 3, 4};
+  int ids[2];
+  float w[2];
+  route_token(c, logits, nullptr, ids, w);
+  const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0) + std::exp(4.0);
+  EXPECT_EQ(ids[0], 3);
+  EXPECT_EQ(ids[1], 2);
+  EXPECT_NEAR(w[0], std::exp(4.0) / z, 1e-6);  // 0.6439
+  EXPECT_NEAR(w[1], std::exp(3.0) / z, 1e-6);  // 0.2369
+}
+
+TEST(Routing, GroupLimitedGreedy) {  // V2: group score = max; only the best 2 of 4 groups
+  const auto c = router(8, 2, 4, 2, Gating::Softmax, false, 16.0f);
+  // groups: {0,1} max 5 | {2,3} max 4 | {4,5} max 0 | {6,7} max 4.5
+  const float logits[8] = {0, 5, 4, 3.9f, 0, 0, 4.5f, 0};
+  int ids[2];
+  float w[2];
+  route_token(c, logits, nullptr, ids, w);
+  // Best groups: {0,1} (5) and {6,7} (4.5); expert 2 (4) is excluded with its group.
+  EXPECT_EQ(ids[0], 1);
+  EXPECT_EQ(ids[1], 6);
+  double z = 0;
+  for (float l : logits) z += std::exp(double(l));
+  EXPECT_NEAR(w[0], 16.0 * std::exp(5.0) / z, 1e-5);
+  EXPECT_NEAR(w[1], 16.0 * std::exp(4.5) / z, 1e-5);
+}
+
+TEST(Routing, SigmoidWithBiasNoauxTc) {  // V3: bias picks, unbiased scores weigh, top-2-sum groups
+  const auto c = router(8, 2, 4, 2, Gating::Sigmoid, true, 2.5f);
+  const float logits[8] = {2.0f, 1.0f, 0.0f, 0.0f, 1.5f, 1.4f, 0.5f, 0.4f};
+  // The bias lifts experts 2 and 3 (group 1) above group 2 ({4,5}), which has higher raw scores.
+  const float bias[8] = {0, 0, 0.9f, 0.9f, 0, 0, 0, 0};
+  int ids[2];
+  float w[2];
+  route_token(c, logits, bias, ids, w);
+  auto sig = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  // group scores (sum of top-2 of score + bias): g0 0.881+0.731=1.612, g1 1.4+1.4=2.8,
+  // g2 0.818+0.802=1.620, g3 0.622+0.599=1.221 -> g1 and g2 kept.
+  // choice values: e2 = e3 = 0.5+0.9 = 1.4 (tie: lower index first), e4 0.818, e5 0.802
+  EXPECT_EQ(ids[0], 2);
+  EXPECT_EQ(ids[1], 3);
+  // Weights use the unbiased sigmoid scores, normalised, times 2.5.
+  EXPECT_NEAR(w[0], 2.5 * sig(0) / (sig(0) + sig(0)), 1e-6);
+  EXPECT_NEAR(w[1], 1.25, 1e-6);
+  // Without the bias, groups 0 and 2 win and experts 0 and 4 are chosen.
+  route_token(c, logits, nullptr, ids, w);
+  EXPECT_EQ(ids[0], 0);
+  EXPECT_EQ(ids[1], 4);
+  EXPECT_NEAR(w[0], 2.5 * sig(2.0) / (sig(2.0) + sig(1.5)), 1e-6);
+}
+
+TEST(DeepSeek2, MlaCacheIsLatentPlusRopeKey) {
+  const std::string path = test::synthetic("v2lite-kv", deepseek("tiny-v2-lite"));
+  auto m = Model::load(path);
+  const auto& c = dynamic_cast<const DeepSeek2Model&>(*m).config();
+  // (kv_lora_rank + qk_rope) x layers x 2 bytes (F16)
+  EXPECT_EQ(m->kv_bytes_per_token(DType::F16),
+            size_t((c.kv_lora_rank + c.qk_rope) * c.n_layer * 2));
+  // MHA: n_head x (qk_head + v_head) x layers x 2 bytes
+  EXPECT_EQ(m->kv_bytes_per_token_mha(DType::F16),
+            size_t(c.n_head * (c.qk_head() + c.v_head) * c.n_layer * 2));
+}
+
+TEST(DeepSeek2, YarnSoftmaxScale) {
+  DeepSeek2Config c;
+  c.qk_nope = 128, c.qk_rope = 64, c.yarn = true, c.yarn_factor = 40, c.mscale_all_dim = 0.707f;
+  const double m = 0.1 * 0.707 * std::log(40.0) + 1.0;  // 1.2608
+  EXPECT_NEAR(c.softmax_scale(), m * m / std::sqrt(192.0), 1e-6);
+  c.yarn = false;
+  EXPECT_NEAR(c.softmax_scale(), 1.0 / std::sqrt(192.0), 1e-7);
+}
+
+}  // namespace
