@@ -73,10 +73,12 @@ void add_info(CLI::App& app) {
                               {"bytes", t.nbytes()}});
     if (model) {
       const size_t per_tok = model->kv_bytes_per_token(kv);
+      const size_t per_tok_mha = model->kv_bytes_per_token_mha(kv);
       j["memory"] = {{"context", o->ctx},
                      {"kv_type", o->kv_type},
                      {"kv_bytes_per_token", per_tok},
                      {"kv_bytes", per_tok * size_t(o->ctx)},
+                     {"mha_kv_bytes_per_token", per_tok_mha},
                      {"weights_bytes", weight_bytes},
                      {"total_bytes", weight_bytes + per_tok * size_t(o->ctx)}};
     } else {
@@ -109,6 +111,11 @@ void add_info(CLI::App& app) {
         std::printf("  weights         %10.2f MiB\n", weight_bytes / 1048576.0);
         std::printf("  KV cache        %10.2f MiB (%zu bytes per token)\n",
                     per_tok * double(o->ctx) / 1048576.0, per_tok);
+        const size_t mha = model->kv_bytes_per_token_mha(kv);
+        if (mha != per_tok)
+          std::printf(
+              "  (standard multi-head attention would need %.2f MiB, %zu bytes per token: %.1fx)\n",
+              mha * double(o->ctx) / 1048576.0, mha, double(mha) / double(per_tok));
         std::printf("  total           %10.2f MiB (+ activations scratch)\n",
                     (weight_bytes + per_tok * double(o->ctx)) / 1048576.0);
       }
