@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "model/deepseek2.h"
+#include "model/mla.h"
 #include "model/moe.h"
 #include "runtime/engine.h"
 #include "test_util.h"
@@ -32,18 +33,20 @@ int argmax(const float* a, int n) {
   return int(std::max_element(a, a + n) - a);
 }
 
-class AbsorbedVsNaive : public ::testing::TestWithParam<const char*> {};
+class AbsorbedVsNaive : public ::testing::TestWithParam<std::tuple<const char*, MlaMode>> {};
 
 // 512 prompt tokens (prefilled in chunks), then 64 greedy tokens one by one: every position's
 // logits equal the naive reference's within 1e-4 of the logit range.
 TEST_P(AbsorbedVsNaive, LogitsMatchOver512PlusDecode64) {
-  const std::string preset = GetParam();
+  const std::string preset = std::get<0>(GetParam());
+  const MlaMode mode = std::get<1>(GetParam());
   const std::string path = test::synthetic(preset + "-ref", deepseek(preset));
   EngineOptions opt;
   opt.kv_type = DType::F32;
   opt.n_ctx = 640;
   opt.n_batch = 128;
   Engine e(path, opt);
+  dynamic_cast<DeepSeek2Model&>(e.model()).set_mla_mode(mode);
   std::string text;
   for (int i = 0; text.size() < 4000; ++i)
     text += "def f" + std::to_string(i) + "(x):\n    return x * " + std::to_string(i) + "\n";
@@ -70,14 +73,33 @@ TEST_P(AbsorbedVsNaive, LogitsMatchOver512PlusDecode64) {
   RecordProperty("worst_relative_diff", std::to_string(worst));
 }
 
+// Every variant with attention forced absorbed, forced naive (decompressed), and chosen per
+// batch by cost (which mixes both: naive for the first prefill chunk, absorbed for decode).
 INSTANTIATE_TEST_SUITE_P(DeepSeek2, AbsorbedVsNaive,
-                         ::testing::Values("tiny-v2-lite", "tiny-v2", "tiny-v3"),
+                         ::testing::Combine(::testing::Values("tiny-v2-lite", "tiny-v2", "tiny-v3"),
+                                            ::testing::Values(MlaMode::Absorbed, MlaMode::Naive,
+                                                              MlaMode::Auto)),
                          [](const auto& p) {
-                           return std::string(p.param).substr(5) == "v2-lite"
-                                      ? std::string("V2Lite")
-                                  : std::string(p.param).substr(5) == "v2" ? std::string("V2")
-                                                                           : std::string("V3");
+                           const std::string v = std::string(std::get<0>(p.param)).substr(5);
+                           const MlaMode m = std::get<1>(p.param);
+                           return (v == "v2-lite" ? std::string("V2Lite")
+                                   : v == "v2"    ? std::string("V2")
+                                                  : std::string("V3")) +
+                                  (m == MlaMode::Absorbed ? "_Absorbed"
+                                   : m == MlaMode::Naive  ? "_Naive"
+                                                          : "_Auto");
                          });
+
+TEST(DeepSeek2, CostModelPrefersNaiveForPrefillAbsorbedForDecode) {
+  const auto c = DeepSeek2Config::from_gguf(
+      *GgufFile::open(test::synthetic("v2lite-cost", deepseek("tiny-v2-lite"))));
+  KvCache cache(c.n_layer, 4096, c.kv_lora_rank, c.qk_rope, DType::F32);
+  std::vector<SeqBatch> prefill{{&cache, std::vector<TokenId>(512, 1), false}};
+  EXPECT_LT(mla_cost(c, prefill, MlaMode::Naive), mla_cost(c, prefill, MlaMode::Absorbed));
+  cache.set_n_past(2000);
+  std::vector<SeqBatch> decode{{&cache, {1}, false}};
+  EXPECT_LT(mla_cost(c, decode, MlaMode::Absorbed), mla_cost(c, decode, MlaMode::Naive));
+}
 
 TEST(DeepSeek2, KvBAndSplitLayoutsGiveSameLogits) {
   SynthSpec s = deepseek("tiny-v2");

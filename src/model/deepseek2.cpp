@@ -39,6 +39,7 @@ DeepSeek2Model::DeepSeek2Model(std::unique_ptr<GgufFile> file) {
     } else {
       split_kv_b(c, w.get(p + "attn_kv_b.weight", {L, H * (c.qk_nope + V)}), m);
     }
+    build_uk(c, m);
     m.wo = &w.get(p + "attn_output.weight", {H * V, E});
     b.ffn_norm = to_f32(w.get(p + "ffn_norm.weight", {E}));
     if (l < c.n_dense_lead) {
@@ -125,7 +126,7 @@ void DeepSeek2Model::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
     const Block& b = blocks_[size_t(l)];
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x.data() + t * E, b.attn_norm.data(), xn.data() + t * E, int(E), cfg_.rms_eps);
-    mla_forward(cfg_, b.mla, rope_, l, batch, tok_pos, xn.data(), tmp.data(), pool);
+    mla_forward(cfg_, b.mla, rope_, l, batch, tok_pos, xn.data(), tmp.data(), pool, mla_mode_);
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x.data() + t * E, b.ffn_norm.data(), xn.data() + t * E, int(E), cfg_.rms_eps);

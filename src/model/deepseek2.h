@@ -17,6 +17,8 @@ class DeepSeek2Model : public Model {
   explicit DeepSeek2Model(std::unique_ptr<GgufFile> file);
 
   const DeepSeek2Config& config() const { return cfg_; }
+  // Tests force one attention method; Auto (the default) picks the cheaper per batch.
+  void set_mla_mode(MlaMode m) { mla_mode_ = m; }
   std::string arch() const override { return "deepseek2"; }
   int n_vocab() const override { return cfg_.n_vocab; }
   int n_ctx_train() const override { return cfg_.n_ctx_train; }
@@ -40,6 +42,7 @@ class DeepSeek2Model : public Model {
   };
 
   DeepSeek2Config cfg_;
+  MlaMode mla_mode_ = MlaMode::Auto;
   Rope rope_;
   const Tensor* tok_embd_;  // [n_embd, n_vocab]
   const Tensor* output_;    // [n_embd, n_vocab]

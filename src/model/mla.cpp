@@ -30,9 +30,86 @@ void split_kv_b(const DeepSeek2Config& c, const Tensor& kv_b, MlaWeights& w) {
   w.wv_b = Tensor{kv_b.name + "[v_b]", DType::F32, 3, {L, v, H, 1}, v_b};
 }
 
+void build_uk(const DeepSeek2Config& c, MlaWeights& w) {
+  const int64_t L = c.kv_lora_rank, H = c.n_head, nope = c.qk_nope;
+  w.owned_uk.assign(size_t(H * nope * L), 0.0f);  // [H][nope][L]
+  std::vector<float> row(static_cast<size_t>(nope));
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t l = 0; l < L; ++l) {
+      dequantize_row(w.wk_b.type, w.wk_b.row(h * L + l), row.data(), nope);  // W_UK,h[:, l]
+      for (int64_t d = 0; d < nope; ++d)
+        w.owned_uk[size_t((h * nope + d) * L + l)] = row[size_t(d)];
+    }
+  w.wk_full = Tensor{w.wk_b.name + "[uk]", DType::F32, 3, {L, nope, H, 1}, w.owned_uk.data()};
+}
+
+double mla_cost(const DeepSeek2Config& c, const std::vector<SeqBatch>& batch, MlaMode mode) {
+  const double H = c.n_head, L = c.kv_lora_rank, R = c.qk_rope, nope = c.qk_nope, V = c.v_head;
+  double tokens = 0, positions = 0, pairs = 0;
+  for (const SeqBatch& s : batch) {
+    const double past = s.cache->n_past(), n = double(s.tokens.size());
+    tokens += n;
+    positions += past + n;
+    pairs += n * past + n * (n + 1) / 2;
+  }
+  if (mode == MlaMode::Absorbed)  // absorb + attend over latents + up-project
+    return tokens * H * L * (nope + V) + pairs * H * (2 * L + R);
+  return positions * H * L * (nope + V) + pairs * H * (nope + R + V);  // decompress + attend
+}
+
+namespace {
+
+// Naive attention: K^C and V decompressed from every cached latent of each sequence, then
+// ordinary attention over [k^C ; k^R]. Writes o: [T, H * V].
+void attend_naive(const DeepSeek2Config& c, const MlaWeights& w, int layer,
+                  std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos, const float* q,
+                  float* o, ThreadPool& pool) {
+  const int64_t H = c.n_head, L = c.kv_lora_rank, nope = c.qk_nope, R = c.qk_rope;
+  const int64_t QH = c.qk_head(), V = c.v_head;
+  const float scale = c.softmax_scale();
+  int64_t row0 = 0;
+  for (SeqBatch& s : batch) {
+    const int64_t n_new = int64_t(s.tokens.size());
+    const int64_t n = tok_pos[size_t(row0 + n_new - 1)] + 1;  // positions 0..n-1 are cached
+    std::vector<float> lat(static_cast<size_t>(n * L)), kr(static_cast<size_t>(n * R));
+    for (int64_t j = 0; j < n; ++j) {
+      s.cache->load_k(layer, int(j), 0, int(L), lat.data() + j * L);
+      s.cache->load_v(layer, int(j), 0, int(R), kr.data() + j * R);
+    }
+    std::vector<float> kc(static_cast<size_t>(n * H * nope)), vv(static_cast<size_t>(n * H * V));
+    matmul(w.wk_full, lat.data(), n, kc.data(), pool);  // [n, H * nope]
+    matmul(w.wv_b, lat.data(), n, vv.data(), pool);     // [n, H * V]
+    pool.parallel_for(n_new * H, [&](int64_t begin, int64_t end) {
+      thread_local std::vector<float> scores;
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t t = row0 + task / H, h = task % H;
+        const int pos = tok_pos[size_t(t)];
+        const float* qh = q + (t * H + h) * QH;
+        scores.resize(size_t(pos + 1));
+        for (int j = 0; j <= pos; ++j)
+          scores[size_t(j)] = (dot_f32(qh, kc.data() + (j * H + h) * nope, nope) +
+                               dot_f32(qh + nope, kr.data() + j * R, R)) *
+                              scale;
+        softmax(scores.data(), pos + 1);
+        float* oh = o + (t * H + h) * V;
+        std::memset(oh, 0, sizeof(float) * size_t(V));
+        for (int j = 0; j <= pos; ++j)
+          axpy_f32(scores[size_t(j)], vv.data() + (j * H + h) * V, oh, V);
+      }
+    });
+    row0 += n_new;
+  }
+}
+
+}  // namespace
+
 void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope, int layer,
                  std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos, const float* xn,
-                 float* out, ThreadPool& pool) {
+                 float* out, ThreadPool& pool, MlaMode mode) {
+  if (mode == MlaMode::Auto)
+    mode = mla_cost(c, batch, MlaMode::Naive) < mla_cost(c, batch, MlaMode::Absorbed)
+               ? MlaMode::Naive
+               : MlaMode::Absorbed;
   const int64_t T = int64_t(tok_pos.size()), H = c.n_head, L = c.kv_lora_rank;
   const int64_t nope = c.qk_nope, R = c.qk_rope, QH = c.qk_head(), V = c.v_head;
   const int half = int(R / 2);
@@ -64,6 +141,13 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
       rope.apply(q.data() + row * H * QH + nope, int(H), int(QH), cs.data(), sn.data());
       s.cache->store(layer, tok_pos[size_t(row)], lat, lat + L);
     }
+
+  if (mode == MlaMode::Naive) {
+    std::vector<float> o(static_cast<size_t>(T * H * V));  // [T, H * V]
+    attend_naive(c, w, layer, batch, tok_pos, q.data(), o.data(), pool);
+    matmul(*w.wo, o.data(), T, out, pool);
+    return;
+  }
 
   // Absorb W_UK into the queries: q_lat[t, h] = W_UK,h^T q^C_t,h, [T, H, L].
   std::vector<float> q_lat(static_cast<size_t>(T * H * L)), tmp_in, tmp_out;

@@ -29,15 +29,29 @@ struct MlaWeights {
   std::vector<float> kv_a_norm;   // [kv_lora_rank]
   Tensor wk_b;                    // [qk_nope, kv_lora_rank, n_head]: W_UK^T per head
   Tensor wv_b;                    // [kv_lora_rank, v_head, n_head]:  W_UV per head
+  Tensor wk_full;                 // [kv_lora_rank, qk_nope, n_head]: W_UK per head (F32), for
+                                  // decompressing keys in the naive path
   const Tensor* wo = nullptr;     // [n_head * v_head, n_embd]
   std::vector<float> owned;       // W_UK / W_UV split out of an older file's attn_kv_b
+  std::vector<float> owned_uk;    // wk_full's data
 };
+
+// How attention is computed. Absorbed: queries move into latent space (cheapest per cached
+// position: decode). Naive: keys and values are decompressed from the cached latents, then
+// ordinary attention (cheapest per query-key pair: long prefill). Auto picks by cost.
+enum class MlaMode { Auto, Absorbed, Naive };
 
 // Attention of a batch of sequences' new tokens. xn: [n_tok, n_embd] (normalised input),
 // out: [n_tok, n_embd]. Stores each token's latent and rotary key in its sequence's cache.
 void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope, int layer,
                  std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos, const float* xn,
-                 float* out, ThreadPool& pool);
+                 float* out, ThreadPool& pool, MlaMode mode = MlaMode::Auto);
+
+// The multiply-adds of each method for a batch, as Auto compares them.
+double mla_cost(const DeepSeek2Config& c, const std::vector<SeqBatch>& batch, MlaMode mode);
+
+// Builds w.wk_full (W_UK with rows per (head, nope dim)) from w.wk_b.
+void build_uk(const DeepSeek2Config& c, MlaWeights& w);
 
 // Splits an older file's attn_kv_b [kv_lora_rank, n_head * (qk_nope + v_head)] into W_UK^T and
 // W_UV (kept as F32 in w.owned), the layout of newer files' attn_k_b / attn_v_b.
