@@ -59,6 +59,8 @@ double mla_cost(const DeepSeek2Config& c, const std::vector<SeqBatch>& batch, Ml
 
 namespace {
 
+constexpr double kNaiveScratchBytes = 512.0 * 1024 * 1024;
+
 // Naive attention: K^C and V decompressed from every cached latent of each sequence, then
 // ordinary attention over [k^C ; k^R]. Writes o: [T, H * V].
 void attend_naive(const DeepSeek2Config& c, const MlaWeights& w, int layer,
@@ -106,10 +108,17 @@ void attend_naive(const DeepSeek2Config& c, const MlaWeights& w, int layer,
 void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope, int layer,
                  std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos, const float* xn,
                  float* out, ThreadPool& pool, MlaMode mode) {
-  if (mode == MlaMode::Auto)
-    mode = mla_cost(c, batch, MlaMode::Naive) < mla_cost(c, batch, MlaMode::Absorbed)
-               ? MlaMode::Naive
-               : MlaMode::Absorbed;
+  if (mode == MlaMode::Auto) {
+    // Naive is chosen when it costs fewer multiply-adds and its decompressed keys and values
+    // (every cached position of the batch) stay under kNaiveScratchBytes.
+    double positions = 0;
+    for (const SeqBatch& s : batch)
+      positions = std::max(positions, double(s.cache->n_past() + s.tokens.size()));
+    const double scratch = positions * c.n_head * (c.qk_nope + c.v_head) * sizeof(float);
+    const bool naive = scratch <= kNaiveScratchBytes &&
+                       mla_cost(c, batch, MlaMode::Naive) < mla_cost(c, batch, MlaMode::Absorbed);
+    mode = naive ? MlaMode::Naive : MlaMode::Absorbed;
+  }
   const int64_t T = int64_t(tok_pos.size()), H = c.n_head, L = c.kv_lora_rank;
   const int64_t nope = c.qk_nope, R = c.qk_rope, QH = c.qk_head(), V = c.v_head;
   const int half = int(R / 2);
