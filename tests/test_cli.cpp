@@ -52,6 +52,13 @@ TEST(Cli, RunStreamsOnlyGeneratedText) {
   EXPECT_NE(r.err.find("tok/s"), std::string::npos);
 }
 
+TEST(Cli, RunWithoutModelUsesTheBundledOne) {
+  const CliResult r = run("run -p 'def fibonacci(' -n 24 --temp 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("hondo-coder-tiny.gguf (bundled)"), std::string::npos) << r.err;
+  EXPECT_FALSE(r.out.empty());
+}
+
 TEST(Cli, SeedsReproduce) {
   const std::string base = "run -m " + kStories + " -p 'Once' -n 30 --temp 1 -q ";
   const CliResult a = run(base + "--seed 7"), b = run(base + "--seed 7"),

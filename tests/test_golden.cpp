@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/engine.h"
+#include "runtime/perplexity.h"
 #include "test_paths.h"
 
 using namespace hondo;
@@ -58,10 +59,12 @@ TEST_P(Golden, LogitsAndGreedyMatchReference) {
     auto seq2 = e.new_sequence();
     const auto r = e.generate(*seq2, ids, gp, [](std::string_view) { return true; });
     std::vector<TokenId> greedy = r.generated;
-    if (r.reason == FinishReason::EndOfGeneration) greedy.push_back(e.tokenizer().vocab().end_of_generation[0]);
+    if (r.reason == FinishReason::EndOfGeneration)
+      greedy.push_back(e.tokenizer().vocab().end_of_generation[0]);
     const auto want_greedy = p["greedy"].get<std::vector<TokenId>>();
     greedy.resize(std::min(greedy.size(), want_greedy.size()));
-    EXPECT_EQ(greedy, std::vector<TokenId>(want_greedy.begin(), want_greedy.begin() + long(greedy.size())))
+    EXPECT_EQ(greedy,
+              std::vector<TokenId>(want_greedy.begin(), want_greedy.begin() + long(greedy.size())))
         << p["text"].get<std::string>();
   }
   RecordProperty("max_abs_logit_diff", std::to_string(worst));
@@ -76,5 +79,48 @@ INSTANTIATE_TEST_SUITE_P(Reference, Golden, ::testing::ValuesIn(golden_files()),
   return n;
 });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Golden);
+
+}  // namespace
+
+// The bundled model's held-out perplexity, measured by hondo exactly as `hondo perplexity`
+// does, equals the PyTorch reference's figure (models/*.eval.json, train/evaluate.py) within
+// 1 % and is at most a third of the unigram baseline on the same scored tokens.
+namespace {
+
+std::vector<std::string> eval_files() {
+  const std::string dir = std::string(HONDO_SOURCE_DIR) + "/models";
+  std::vector<std::string> out;
+  if (!std::filesystem::exists(dir)) return out;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().string().size() > 10 &&
+        e.path().string().rfind(".eval.json") == e.path().string().size() - 10)
+      out.push_back(e.path().string());
+  return out;
+}
+
+class BundledPerplexity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BundledPerplexity, MatchesReferenceAndBeatsUnigram) {
+  std::ifstream in(GetParam());
+  const nlohmann::json j = nlohmann::json::parse(in);
+  const std::string dir = std::filesystem::path(GetParam()).parent_path().string();
+  std::ifstream text_in(dir + "/" + j["text"].get<std::string>(), std::ios::binary);
+  ASSERT_TRUE(text_in) << "missing held-out text " << j["text"];
+  const std::string text((std::istreambuf_iterator<char>(text_in)), {});
+  EngineOptions opt;
+  opt.kv_type = DType::F32;
+  opt.n_ctx = j["n_ctx"].get<int>();
+  Engine e(dir + "/" + j["model"].get<std::string>(), opt);
+  const PerplexityResult r = perplexity(e, text, opt.n_ctx, j["chunks"].get<int>());
+  EXPECT_EQ(r.scored_tokens, j["scored_tokens"].get<long>());
+  const double ref = j["reference_ppl"].get<double>(), unigram = j["unigram_ppl"].get<double>();
+  RecordProperty("hondo_ppl", std::to_string(r.ppl));
+  EXPECT_NEAR(r.ppl, ref, 0.01 * ref);
+  EXPECT_LE(r.ppl, unigram / 3.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Bundled, BundledPerplexity, ::testing::ValuesIn(eval_files()),
+                         [](const auto&) { return std::string("held_out"); });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(BundledPerplexity);
 
 }  // namespace

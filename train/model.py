@@ -211,14 +211,20 @@ class Transformer(nn.Module):
         self.head = None if c.tied else nn.Linear(c.dim, c.vocab, bias=False)
         self.register_buffer("inv_freq", rope_frequencies(c), persistent=False)
 
-    def forward(self, tokens):
-        """tokens: [B, T] -> logits [B, T, vocab]"""
+    def hidden(self, tokens):
+        """tokens: [B, T] -> final normalised hidden states [B, T, dim]"""
         pos = torch.arange(tokens.size(1))
         x = self.embed(tokens)
         for layer in self.layers:
             x = layer(x, pos, self.inv_freq)
-        x = self.norm(x)
-        return x @ self.embed.weight.t() if self.head is None else self.head(x)
+        return self.norm(x)
+
+    def output_weight(self):
+        return self.embed.weight if self.head is None else self.head.weight
+
+    def forward(self, tokens):
+        """tokens: [B, T] -> logits [B, T, vocab]"""
+        return self.hidden(tokens) @ self.output_weight().t()
 
     def balance_loss(self):
         return sum(l.ffn.balance_loss for l in self.layers if isinstance(l.ffn, MoE))

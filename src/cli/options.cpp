@@ -1,7 +1,13 @@
 #include "cli/options.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/error.h"
 
 namespace hondo::cli {
 
@@ -12,6 +18,33 @@ void ModelOptions::add(CLI::App* app, bool model_required) {
   app->add_option("-c,--ctx-size", ctx, "context size in tokens (default: min(training, 4096))");
   app->add_option("--kv-type", kv_type, "KV cache type: f16 or f32")
       ->check(CLI::IsMember({"f16", "f32"}));
+}
+
+std::string bundled_model_path() {
+  namespace fs = std::filesystem;
+  const char* kName = "hondo-coder-tiny.gguf";
+  if (const char* env = std::getenv("HONDO_MODEL"); env && *env) return env;
+  std::vector<fs::path> candidates;
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    const fs::path dir = fs::path(std::string(exe, size_t(n))).parent_path();
+    candidates = {dir / "../models" / kName, dir / "../share/hondo/models" / kName,
+                  dir / "models" / kName};
+  }
+  candidates.push_back(fs::path(HONDO_SOURCE_DIR) / "models" / kName);
+  for (const auto& c : candidates)
+    if (fs::exists(c)) return fs::weakly_canonical(c).string();
+  return "";
+}
+
+std::string ModelOptions::resolve() const {
+  if (!model.empty()) return model;
+  const std::string m = bundled_model_path();
+  if (m.empty())
+    fail("no model given (-m FILE) and the bundled model hondo-coder-tiny.gguf was not found");
+  std::fprintf(stderr, "model: %s (bundled)\n", m.c_str());
+  return m;
 }
 
 EngineOptions ModelOptions::engine() const {

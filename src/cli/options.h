@@ -13,8 +13,11 @@ struct ModelOptions {
   int threads = 0;
   int ctx = 0;
   std::string kv_type = "f16";
+  // Without model_required, -m may be omitted and the bundled model is used.
   void add(CLI::App* app, bool model_required = true);
   EngineOptions engine() const;
+  // The model file to load: -m, else the bundled one (announced on stderr).
+  std::string resolve() const;
 };
 
 struct SamplingOptions {
@@ -23,6 +26,10 @@ struct SamplingOptions {
   void add(CLI::App* app);
   SamplerParams resolve();  // fills in the seed
 };
+
+// Where the bundled model is: $HONDO_MODEL, else models/ next to the executable's folder
+// (install tree or build tree), else the source tree's models/. Empty if none exists.
+std::string bundled_model_path();
 
 // Registration of each command (one file each).
 void add_run(CLI::App& app);
