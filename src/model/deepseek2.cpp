@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
+#include "model/batch.h"
 #include "model/weights.h"
 
 namespace hondo {
@@ -105,19 +106,8 @@ void DeepSeek2Model::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
   const int64_t E = cfg_.n_embd;
   std::vector<int> tok_pos;
   std::vector<TokenId> ids;
-  for (const SeqBatch& s : batch) {
-    if (s.cache->n_past() + int(s.tokens.size()) > s.cache->n_ctx())
-      fail("context full: ", s.cache->n_past(), " + ", s.tokens.size(), " tokens exceed the ",
-           s.cache->n_ctx(), "-token context");
-    for (size_t i = 0; i < s.tokens.size(); ++i) {
-      if (s.tokens[i] < 0 || s.tokens[i] >= cfg_.n_vocab)
-        fail("token id ", s.tokens[i], " outside the vocab of ", cfg_.n_vocab);
-      ids.push_back(s.tokens[i]);
-      tok_pos.push_back(s.cache->n_past() + int(i));
-    }
-  }
+  gather_batch(batch, cfg_.n_vocab, ids, tok_pos);
   const int64_t T = int64_t(ids.size());
-  if (T == 0) fail("forward called with no tokens");
   std::vector<float> x(static_cast<size_t>(T * E)), xn(x.size()), tmp(x.size());  // [T, E]
   for (int64_t t = 0; t < T; ++t)
     dequantize_row(tok_embd_->type, tok_embd_->row(ids[size_t(t)]), x.data() + t * E, E);
@@ -137,20 +127,8 @@ void DeepSeek2Model::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
   }
 
-  std::vector<int64_t> rows;
-  int64_t row = 0;
-  for (SeqBatch& s : batch) {
-    const int64_t n = int64_t(s.tokens.size());
-    for (int64_t i = 0; i < n; ++i)
-      if (s.all_logits || i == n - 1) rows.push_back(row + i);
-    row += n;
-    s.cache->set_n_past(s.cache->n_past() + int(n));
-  }
-  for (size_t r = 0; r < rows.size(); ++r)
-    rms_norm(x.data() + rows[r] * E, output_norm_.data(), xn.data() + int64_t(r) * E, int(E),
-             cfg_.rms_eps);
-  logits.resize(rows.size() * size_t(cfg_.n_vocab));
-  matmul(*output_, xn.data(), int64_t(rows.size()), logits.data(), pool);
+  finish_batch(batch, x.data(), E, output_norm_, cfg_.rms_eps, *output_, cfg_.n_vocab, pool,
+               logits);
 }
 
 }  // namespace hondo

@@ -8,6 +8,7 @@
 #include "kernels/dot.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
+#include "model/batch.h"
 #include "model/layers.h"
 #include "model/weights.h"
 
@@ -98,20 +99,8 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
   const int Q = cfg_.n_head * hd, KV = cfg_.n_head_kv * hd, half = cfg_.rope_dim / 2;
   std::vector<int> tok_pos;
   std::vector<TokenId> ids;
-  for (const SeqBatch& s : batch) {
-    if (s.cache->n_past() + int(s.tokens.size()) > s.cache->n_ctx())
-      fail("context full: ", s.cache->n_past(), " + ", s.tokens.size(), " tokens exceed the ",
-           s.cache->n_ctx(), "-token context");
-    for (size_t i = 0; i < s.tokens.size(); ++i) {
-      const TokenId id = s.tokens[i];
-      if (id < 0 || id >= cfg_.n_vocab)
-        fail("token id ", id, " outside the vocab of ", cfg_.n_vocab);
-      ids.push_back(id);
-      tok_pos.push_back(s.cache->n_past() + int(i));
-    }
-  }
+  gather_batch(batch, cfg_.n_vocab, ids, tok_pos);
   const int64_t T = int64_t(ids.size());
-  if (T == 0) fail("forward called with no tokens");
 
   std::vector<float> x(static_cast<size_t>(T * E)), xn(size_t(T * E)),
       tmp(size_t(T * E));                                                      // [T, E]
@@ -158,21 +147,8 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
   }
 
-  // Final norm and output projection, only for the rows whose logits are wanted.
-  std::vector<int64_t> rows;
-  int64_t row = 0;
-  for (SeqBatch& s : batch) {
-    const int64_t n = int64_t(s.tokens.size());
-    for (int64_t i = 0; i < n; ++i)
-      if (s.all_logits || i == n - 1) rows.push_back(row + i);
-    row += n;
-    s.cache->set_n_past(s.cache->n_past() + int(n));
-  }
-  for (size_t r = 0; r < rows.size(); ++r)
-    rms_norm(x.data() + rows[r] * E, output_norm_.data(), xn.data() + int64_t(r) * E, E,
-             cfg_.rms_eps);
-  logits.resize(rows.size() * size_t(cfg_.n_vocab));
-  matmul(*output_, xn.data(), int64_t(rows.size()), logits.data(), pool);
+  finish_batch(batch, x.data(), E, output_norm_, cfg_.rms_eps, *output_, cfg_.n_vocab, pool,
+               logits);
 }
 
 }  // namespace hondo

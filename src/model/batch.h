@@ -1,0 +1,22 @@
+// The bookkeeping every architecture's forward pass shares: the batch's tokens and their
+// positions in their own sequences, and the final norm + output projection for the rows
+// whose logits are wanted.
+#pragma once
+#include <vector>
+
+#include "model/model.h"
+
+namespace hondo {
+
+// Checks that every sequence fits its cache and every id is in the vocabulary; lists the
+// tokens in batch order with their positions.
+void gather_batch(const std::vector<SeqBatch>& batch, int n_vocab, std::vector<TokenId>& ids,
+                  std::vector<int>& positions);
+
+// x: [T, n_embd] final hidden states. Advances each sequence's cache by its tokens and writes
+// logits = output · RMSNorm(x) for the rows wanted: [rows, n_vocab].
+void finish_batch(std::vector<SeqBatch>& batch, const float* x, int64_t n_embd,
+                  const std::vector<float>& output_norm, float eps, const Tensor& output,
+                  int n_vocab, ThreadPool& pool, std::vector<float>& logits);
+
+}  // namespace hondo
