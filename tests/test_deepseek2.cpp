@@ -20,18 +20,9 @@ SynthSpec deepseek(const std::string& preset) {
   return s;
 }
 
-float max_abs_diff(const float* a, const float* b, size_t n) {
-  float d = 0;
-  for (size_t i = 0; i < n; ++i) d = std::max(d, std::fabs(a[i] - b[i]));
-  return d;
-}
-float range(const float* a, size_t n) {
-  const auto [mn, mx] = std::minmax_element(a, a + n);
-  return *mx - *mn;
-}
-int argmax(const float* a, int n) {
-  return int(std::max_element(a, a + n) - a);
-}
+using test::argmax;
+using test::max_abs_diff;
+using test::range;
 
 class AbsorbedVsNaive : public ::testing::TestWithParam<std::tuple<const char*, MlaMode>> {};
 

@@ -15,18 +15,9 @@ using namespace hondo;
 
 namespace {
 
-float max_abs_diff(const float* a, const float* b, size_t n) {
-  float d = 0;
-  for (size_t i = 0; i < n; ++i) d = std::max(d, std::fabs(a[i] - b[i]));
-  return d;
-}
-float range(const float* a, size_t n) {
-  const auto [mn, mx] = std::minmax_element(a, a + n);
-  return *mx - *mn;
-}
-int argmax(const float* a, int n) {
-  return int(std::max_element(a, a + n) - a);
-}
+using test::argmax;
+using test::max_abs_diff;
+using test::range;
 
 // Fraction of positions of `ids` where models a and b (same vocabulary) pick the same top-1,
 // teacher-forced on ids.
@@ -214,7 +205,8 @@ TEST_P(TrainedQuantizedTop1, AgreesWithF32) {
   ids.insert(ids.end(), gen.begin(), gen.end());
   const double agree = top1_agreement(ef, eq, ids);
   RecordProperty("agreement", std::to_string(agree));
-  EXPECT_GE(agree, t == DType::Q8_0 ? 0.95 : 0.85) << dtype_name(t) << " over " << ids.size() << " positions";
+  EXPECT_GE(agree, t == DType::Q8_0 ? 0.95 : 0.85)
+      << dtype_name(t) << " over " << ids.size() << " positions";
 }
 INSTANTIATE_TEST_SUITE_P(Stories260K, TrainedQuantizedTop1,
                          ::testing::Values(DType::Q8_0, DType::Q4_0),

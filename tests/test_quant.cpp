@@ -126,5 +126,6 @@ TEST_P(FusedDot, MatchesDequantizedReference) {
     EXPECT_NEAR(got, want, 1e-5f * std::sqrt(float(n)) * 4) << dtype_name(t) << " n=" << n;
   }
 }
-INSTANTIATE_TEST_SUITE_P(Formats, FusedDot, ::testing::Values(DType::Q8_0, DType::Q4_0, DType::F16, DType::BF16),
+INSTANTIATE_TEST_SUITE_P(Formats, FusedDot,
+                         ::testing::Values(DType::Q8_0, DType::Q4_0, DType::F16, DType::BF16),
                          [](const auto& p) { return std::string(dtype_name(p.param)); });

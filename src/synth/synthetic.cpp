@@ -74,9 +74,31 @@ void fill_random(float* x, int64_t n, uint64_t seed, const std::string& name, fl
   }
 }
 
-}  // namespace synth_detail
+void add_random_weight(GgufWriter& w, const std::string& name, DType type, std::vector<int64_t> ne,
+                       float gain, uint64_t seed) {
+  const int64_t cols = ne[0];
+  int64_t rows = 1;
+  for (size_t d = 1; d < ne.size(); ++d) rows *= ne[d];
+  if (cols % dtype_info(type).block_elems) type = DType::F32;
+  w.add_tensor(name, type, ne, [=](uint8_t* dst, size_t) {
+    std::vector<float> row(static_cast<size_t>(cols));
+    const size_t rb = row_bytes(type, cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      fill_random(row.data(), cols, seed + uint64_t(r) * 7919, name, gain / std::sqrt(float(cols)),
+                  0.0f);
+      quantize_row(type, row.data(), dst + size_t(r) * rb, cols);
+    }
+  });
+}
 
-using synth_detail::fill_random;
+void add_random_vector(GgufWriter& w, const std::string& name, int64_t n, float stddev, float mean,
+                       uint64_t seed) {
+  std::vector<float> v(static_cast<size_t>(n));
+  fill_random(v.data(), n, seed, name, stddev, mean);
+  w.add_tensor_f32(name, {n}, std::move(v));
+}
+
+}  // namespace synth_detail
 
 void write_synthetic_model(const SynthSpec& s, const std::string& path) {
   if (s.vocab_path.empty()) fail("synthetic model: a vocab GGUF is required (--vocab)");
@@ -117,22 +139,11 @@ void write_synthetic_model(const SynthSpec& s, const std::string& path) {
   w.copy_metadata(*vocab, "tokenizer.");
 
   const uint64_t seed = s.seed;
-  // A matrix of `rows` outputs over `cols` inputs, values ~ U with std 1/sqrt(cols) (scaled).
   auto matrix = [&](const std::string& name, DType type, int64_t cols, int64_t rows, float gain) {
-    w.add_tensor(name, type, {cols, rows}, [=](uint8_t* dst, size_t) {
-      std::vector<float> row(static_cast<size_t>(cols));
-      const size_t rb = row_bytes(type, cols);
-      for (int64_t r = 0; r < rows; ++r) {
-        fill_random(row.data(), cols, seed + uint64_t(r) * 7919, name,
-                    gain / std::sqrt(float(cols)), 0.0f);
-        quantize_row(type, row.data(), dst + size_t(r) * rb, cols);
-      }
-    });
+    synth_detail::add_random_weight(w, name, type, {cols, rows}, gain, seed);
   };
   auto vec = [&](const std::string& name, int64_t n, float stddev, float mean) {
-    std::vector<float> v(static_cast<size_t>(n));
-    fill_random(v.data(), n, seed, name, stddev, mean);
-    w.add_tensor_f32(name, {n}, std::move(v));
+    synth_detail::add_random_vector(w, name, n, stddev, mean, seed);
   };
   matrix("token_embd.weight", s.embd_type, E, V, std::sqrt(float(E)));  // embeddings ~ U(std 1)
   vec("output_norm.weight", E, 0.1f, 1.0f);

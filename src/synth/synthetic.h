@@ -5,8 +5,10 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
+#include "io/gguf.h"
 
 namespace hondo {
 
@@ -59,6 +61,12 @@ namespace synth_detail {
 void write_deepseek2(const SynthSpec& spec, const std::string& path);
 void fill_random(float* x, int64_t n, uint64_t seed, const std::string& name, float stddev,
                  float mean);
+// Adds a weight of ne (GGML order) with values of std gain/sqrt(ne[0]), stored as `type` (F32
+// when its rows hold no whole blocks of it); vectors get F32 values of std `stddev` around mean.
+void add_random_weight(GgufWriter& w, const std::string& name, DType type, std::vector<int64_t> ne,
+                       float gain, uint64_t seed);
+void add_random_vector(GgufWriter& w, const std::string& name, int64_t n, float stddev, float mean,
+                       uint64_t seed);
 }  // namespace synth_detail
 
 }  // namespace hondo

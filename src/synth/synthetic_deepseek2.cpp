@@ -71,26 +71,11 @@ void write_deepseek2(const SynthSpec& s, const std::string& path) {
   w.copy_metadata(*vocab, "tokenizer.");
 
   const uint64_t seed = s.seed;
-  // A 2-D or 3-D weight of `rows` rows of `cols` values, std gain/sqrt(cols), stored as `type`.
   auto weight = [&](const std::string& name, DType type, std::vector<int64_t> ne, float gain) {
-    const int64_t cols = ne[0];
-    int64_t rows = 1;
-    for (size_t d = 1; d < ne.size(); ++d) rows *= ne[d];
-    if (cols % dtype_info(type).block_elems) type = DType::F32;
-    w.add_tensor(name, type, ne, [=](uint8_t* dst, size_t) {
-      std::vector<float> row(static_cast<size_t>(cols));
-      const size_t rb = row_bytes(type, cols);
-      for (int64_t r = 0; r < rows; ++r) {
-        fill_random(row.data(), cols, seed + uint64_t(r) * 7919, name,
-                    gain / std::sqrt(float(cols)), 0.0f);
-        quantize_row(type, row.data(), dst + size_t(r) * rb, cols);
-      }
-    });
+    add_random_weight(w, name, type, std::move(ne), gain, seed);
   };
   auto vec = [&](const std::string& name, int64_t n, float stddev, float mean) {
-    std::vector<float> v(static_cast<size_t>(n));
-    fill_random(v.data(), n, seed, name, stddev, mean);
-    w.add_tensor_f32(name, {n}, std::move(v));
+    add_random_vector(w, name, n, stddev, mean, seed);
   };
 
   weight("token_embd.weight", s.embd_type, {E, NV}, std::sqrt(float(E)));
