@@ -57,11 +57,19 @@ TEST_P(QuantRoundTrip, ErrorWithinFormatBound) {
   const double rel = std::sqrt(err / sig);
   RecordProperty("rel_rms_error", std::to_string(rel));
   EXPECT_LE(rel, bound) << dtype_name(type);
-  // Re-quantizing the dequantized values is stable (the grid maps to itself).
+  // Re-quantizing the dequantized values is stable: the legacy formats map their grid onto
+  // itself; the K-quants, which search their scales, may pick another grid, but re-quantizing
+  // values already on a grid costs far less than quantizing the original data did.
   std::vector<uint8_t> q2(q.size());
   std::vector<float> y2(n);
   quantize_row(type, y.data(), q2.data(), n);
   dequantize_row(type, q2.data(), y2.data(), n);
+  if (dtype_info(type).block_elems == 256) {
+    double err2 = 0;
+    for (int i = 0; i < n; ++i) err2 += double(y2[i] - y[i]) * (y2[i] - y[i]);
+    EXPECT_LE(std::sqrt(err2 / sig), rel / 2) << dtype_name(type);
+    return;
+  }
   for (int i = 0; i < n; ++i)
     ASSERT_NEAR(y2[i], y[i], 1e-3f * (1 + std::fabs(y[i]))) << dtype_name(type) << " " << i;
 }
@@ -72,7 +80,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(FormatCase{DType::F16, 1e-3}, FormatCase{DType::BF16, 5e-3},
                       FormatCase{DType::Q8_0, 0.01}, FormatCase{DType::Q5_0, 0.05},
                       FormatCase{DType::Q5_1, 0.05}, FormatCase{DType::Q4_0, 0.11},
-                      FormatCase{DType::Q4_1, 0.10}),
+                      FormatCase{DType::Q4_1, 0.10}, FormatCase{DType::Q8_K, 0.01},
+                      FormatCase{DType::Q6_K, 0.02}, FormatCase{DType::Q5_K, 0.04},
+                      FormatCase{DType::Q4_K, 0.075}, FormatCase{DType::Q3_K, 0.16},
+                      FormatCase{DType::Q2_K, 0.29}),
     [](const auto& p) { return std::string(dtype_name(p.param.type)); });
 
 // Hand-built blocks decode to the values the GGML layouts define.

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <string>
 
+#include "runtime/engine.h"
 #include "synth/synthetic.h"
 #include "test_paths.h"
 
@@ -41,6 +42,18 @@ inline float range(const float* a, size_t n) {
 }
 inline int argmax(const float* a, int n) {
   return int(std::max_element(a, a + n) - a);
+}
+
+// Fraction of positions of `ids` where models a and b (same vocabulary) pick the same top-1,
+// teacher-forced on ids.
+inline double top1_agreement(Engine& a, Engine& b, const std::vector<TokenId>& ids) {
+  const int V = a.model().n_vocab();
+  auto sa = a.new_sequence(), sb = b.new_sequence();
+  const auto la = a.eval(*sa, ids, true), lb = b.eval(*sb, ids, true);
+  int same = 0;
+  for (size_t p = 0; p < ids.size(); ++p)
+    same += argmax(la.data() + p * size_t(V), V) == argmax(lb.data() + p * size_t(V), V);
+  return double(same) / double(ids.size());
 }
 
 }  // namespace hondo::test

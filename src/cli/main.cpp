@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   hondo::cli::add_info(app);
   hondo::cli::add_tokenize(app);
   hondo::cli::add_perplexity(app);
+  hondo::cli::add_bench(app);
+  hondo::cli::add_quantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

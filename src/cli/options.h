@@ -37,5 +37,7 @@ void add_chat(CLI::App& app);
 void add_info(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_perplexity(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_quantize(CLI::App& app);
 
 }  // namespace hondo::cli

@@ -52,6 +52,13 @@ inline uint16_t f32_to_f16(float f) {
   return uint16_t(sign | h);
 }
 
+// The half-precision value stored (little-endian, any alignment) at p.
+inline float f16_at(const void* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
 inline float bf16_to_f32(uint16_t b) {
   return bits_to_f32(uint32_t(b) << 16);
 }

@@ -4,19 +4,61 @@
 #include <vector>
 
 #include "kernels/dot.h"
+#include "kernels/qdot.h"
 #include "kernels/quant.h"
 #include "kernels/vec_dot.h"
 
 namespace hondo {
 
 namespace {
-constexpr int64_t kRowBlock = 16;  // rows dequantized together, then used for every token
+
+constexpr int64_t kRowBlock = 16;       // rows dequantized together, then used for every token
 constexpr int64_t kFusedMaxTokens = 4;  // up to this many tokens, fused row dots are faster
+
+// Quantized weights: activations are quantized to int8 once per call, then each weight row
+// is read once per group of up to kQDotMaxRows tokens. A tile of rows stays in cache while
+// every token group passes over it.
+void matmul_int8(const QDotKernels& ks, QDotFn dot, const Tensor& w, int64_t row0, int64_t n_rows,
+                 const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
+  const int64_t k = w.cols();
+  // [n_tok, k] quantized. One buffer per calling thread; the workers must see the caller's,
+  // so it is reached through a plain reference (naming a thread_local in the lambda would
+  // give each worker its own, empty one).
+  thread_local QActs caller_acts;
+  QActs& acts = caller_acts;
+  acts.quantize(ks, x, n_tok, k, &pool);
+  const size_t rs = w.row_size();
+  const auto* base = static_cast<const uint8_t*>(w.data) + size_t(row0) * rs;
+  const int64_t tile = n_tok <= kQDotMaxRows ? 1 : kRowBlock;
+  const int64_t n_tiles = (n_rows + tile - 1) / tile;
+  pool.parallel_for(n_tiles, [&](int64_t b0, int64_t b1) {
+    const int64_t r_begin = b0 * tile, r_end = std::min(n_rows, b1 * tile);
+    for (int64_t r0 = r_begin; r0 < r_end; r0 += tile) {
+      const int64_t r1 = std::min(r_end, r0 + tile);
+      for (int64_t t0 = 0; t0 < n_tok; t0 += kQDotMaxRows) {
+        const int nt = int(std::min<int64_t>(kQDotMaxRows, n_tok - t0));
+        QActRow a[kQDotMaxRows];
+        for (int j = 0; j < nt; ++j) a[j] = acts.row(t0 + j);
+        float out[kQDotMaxRows];
+        for (int64_t r = r0; r < r1; ++r) {
+          dot(base + size_t(r) * rs, a, nt, k, out);
+          for (int j = 0; j < nt; ++j) y[(t0 + j) * n_rows + r] = out[j];
+        }
+      }
+    }
+  });
 }
+
+}  // namespace
 
 void matmul_rows(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, int64_t n_tok,
                  float* y, ThreadPool& pool) {
   const int64_t k = w.cols();
+  const QDotKernels& ks = qdot_best();
+  if (QDotFn dot = ks.for_type(w.type); dot && k % kQActBlock == 0) {
+    matmul_int8(ks, dot, w, row0, n_rows, x, n_tok, y, pool);
+    return;
+  }
   // Few tokens (decode): fused per-row dots read each weight once, straight from the file.
   float probe;
   if (n_tok <= kFusedMaxTokens && w.type != DType::F32 &&

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "kernels/kquant_layout.h"
 
 namespace hondo {
 
@@ -19,9 +20,6 @@ inline uint16_t rd16(const uint8_t* p) {
   std::memcpy(&v, p, 2);
   return v;
 }
-inline float rdh(const uint8_t* p) {
-  return f16_to_f32(rd16(p));
-}
 inline void wrh(uint8_t* p, float v) {
   const uint16_t h = f32_to_f16(v);
   std::memcpy(p, &h, 2);
@@ -31,7 +29,7 @@ inline void wrh(uint8_t* p, float v) {
 
 // Q4_0: [d:f16][qs:16 bytes]; value = (nibble - 8) * d; low nibbles are elements 0..15.
 void deq_q4_0(const uint8_t* b, float* y) {
-  const float d = rdh(b);
+  const float d = f16_at(b);
   for (int j = 0; j < 16; ++j) {
     y[j] = float((b[2 + j] & 0xF) - 8) * d;
     y[j + 16] = float((b[2 + j] >> 4) - 8) * d;
@@ -39,7 +37,7 @@ void deq_q4_0(const uint8_t* b, float* y) {
 }
 // Q4_1: [d:f16][m:f16][qs:16]; value = nibble * d + m.
 void deq_q4_1(const uint8_t* b, float* y) {
-  const float d = rdh(b), m = rdh(b + 2);
+  const float d = f16_at(b), m = f16_at(b + 2);
   for (int j = 0; j < 16; ++j) {
     y[j] = float(b[4 + j] & 0xF) * d + m;
     y[j + 16] = float(b[4 + j] >> 4) * d + m;
@@ -47,7 +45,7 @@ void deq_q4_1(const uint8_t* b, float* y) {
 }
 // Q5_0: [d:f16][qh:u32][qs:16]; 5th bit of element j is bit j of qh.
 void deq_q5_0(const uint8_t* b, float* y) {
-  const float d = rdh(b);
+  const float d = f16_at(b);
   uint32_t qh;
   std::memcpy(&qh, b + 2, 4);
   for (int j = 0; j < 16; ++j) {
@@ -58,7 +56,7 @@ void deq_q5_0(const uint8_t* b, float* y) {
 }
 // Q5_1: [d:f16][m:f16][qh:u32][qs:16]; value = q5 * d + m.
 void deq_q5_1(const uint8_t* b, float* y) {
-  const float d = rdh(b), m = rdh(b + 2);
+  const float d = f16_at(b), m = f16_at(b + 2);
   uint32_t qh;
   std::memcpy(&qh, b + 4, 4);
   for (int j = 0; j < 16; ++j) {
@@ -69,29 +67,18 @@ void deq_q5_1(const uint8_t* b, float* y) {
 }
 // Q8_0: [d:f16][qs:32 x i8]; Q8_1 adds [s:f16] (sum, unused for dequantization).
 void deq_q8(const uint8_t* b, float* y, int header) {
-  const float d = rdh(b);
+  const float d = f16_at(b);
   const int8_t* q = reinterpret_cast<const int8_t*>(b + header);
   for (int j = 0; j < QK; ++j) y[j] = float(q[j]) * d;
 }
 
 // ---- K-quants: 256-element super-blocks of 16 or 8 sub-blocks --------------------------------
 
-// 6-bit scale and min of sub-block j packed in the 12-byte `scales` of Q4_K / Q5_K.
-inline void scale_min_k4(int j, const uint8_t* q, int& sc, int& m) {
-  if (j < 4) {
-    sc = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
 // Q2_K: [scales:16][qs:64][d:f16][dmin:f16]; 16 sub-blocks of 16, 2-bit values, 4-bit scale/min.
 void deq_q2_k(const uint8_t* b, float* y) {
   const uint8_t* scales = b;
   const uint8_t* q = b + 16;
-  const float d = rdh(b + 80), dmin = rdh(b + 82);
+  const float d = f16_at(b + 80), dmin = f16_at(b + 82);
   int is = 0;
   for (int n = 0; n < QK_K; n += 128) {
     for (int shift = 0; shift < 8; shift += 2) {
@@ -110,21 +97,15 @@ void deq_q2_k(const uint8_t* b, float* y) {
 void deq_q3_k(const uint8_t* b, float* y) {
   const uint8_t* hm = b;
   const uint8_t* q = b + 32;
-  const float d_all = rdh(b + 108);
-  uint32_t aux[4];
-  std::memcpy(aux, b + 96, 12);
-  const uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f, tmp = aux[2];
-  aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
-  aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
-  aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
-  aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
-  const int8_t* scales = reinterpret_cast<const int8_t*>(aux);
+  const float d_all = f16_at(b + 108);
+  int scales[16];
+  kquant::q3_scales(b + 96, scales);
   int is = 0;
   uint8_t m = 1;
   for (int n = 0; n < QK_K; n += 128) {
     for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
       for (int half = 0; half < 2; ++half) {
-        const float dl = d_all * float(scales[is++] - 32);
+        const float dl = d_all * float(scales[is++]);
         for (int l = 16 * half; l < 16 * half + 16; ++l)
           *y++ = dl * float(((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
       }
@@ -135,14 +116,14 @@ void deq_q3_k(const uint8_t* b, float* y) {
 
 // Q4_K: [d:f16][dmin:f16][scales:12][qs:128]; 8 sub-blocks of 32, 6-bit scales and mins.
 void deq_q4_k(const uint8_t* b, float* y) {
-  const float d = rdh(b), dmin = rdh(b + 2);
+  const float d = f16_at(b), dmin = f16_at(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* q = b + 16;
   for (int is = 0; is < 8; is += 2, q += 32) {
     int sc, m;
-    scale_min_k4(is, scales, sc, m);
+    kquant::k4_scale_min(scales, is, sc, m);
     const float d1 = d * float(sc), m1 = dmin * float(m);
-    scale_min_k4(is + 1, scales, sc, m);
+    kquant::k4_scale_min(scales, is + 1, sc, m);
     const float d2 = d * float(sc), m2 = dmin * float(m);
     for (int l = 0; l < 32; ++l) *y++ = d1 * float(q[l] & 0xF) - m1;
     for (int l = 0; l < 32; ++l) *y++ = d2 * float(q[l] >> 4) - m2;
@@ -151,16 +132,16 @@ void deq_q4_k(const uint8_t* b, float* y) {
 
 // Q5_K: [d:f16][dmin:f16][scales:12][qh:32][qs:128]; as Q4_K with a 5th bit from qh.
 void deq_q5_k(const uint8_t* b, float* y) {
-  const float d = rdh(b), dmin = rdh(b + 2);
+  const float d = f16_at(b), dmin = f16_at(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* qh = b + 16;
   const uint8_t* ql = b + 48;
   uint8_t u1 = 1, u2 = 2;
   for (int is = 0; is < 8; is += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
     int sc, m;
-    scale_min_k4(is, scales, sc, m);
+    kquant::k4_scale_min(scales, is, sc, m);
     const float d1 = d * float(sc), m1 = dmin * float(m);
-    scale_min_k4(is + 1, scales, sc, m);
+    kquant::k4_scale_min(scales, is + 1, sc, m);
     const float d2 = d * float(sc), m2 = dmin * float(m);
     for (int l = 0; l < 32; ++l) *y++ = d1 * float((ql[l] & 0xF) + ((qh[l] & u1) ? 16 : 0)) - m1;
     for (int l = 0; l < 32; ++l) *y++ = d2 * float((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - m2;
@@ -172,7 +153,7 @@ void deq_q6_k(const uint8_t* b, float* y) {
   const uint8_t* ql = b;
   const uint8_t* qh = b + 128;
   const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
-  const float d = rdh(b + 208);
+  const float d = f16_at(b + 208);
   for (int n = 0; n < QK_K; n += 128, y += 128, ql += 64, qh += 32, sc += 8) {
     for (int l = 0; l < 32; ++l) {
       const int is = l / 16;
@@ -334,6 +315,12 @@ bool can_quantize(DType t) {
     case DType::Q5_0:
     case DType::Q5_1:
     case DType::Q8_0:
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+    case DType::Q8_K:
       return true;
     default:
       return false;
@@ -378,7 +365,7 @@ void quantize_row(DType t, const float* x, void* dst, int64_t n) {
       for (int64_t i = 0; i < nb; ++i) quant_affine(x + i * QK, b + i * bs, 31);
       return;
     default:
-      fail("hondo cannot quantize to ", info.name, " yet");
+      if (!quantize_row_k(t, x, b, n)) fail("hondo cannot quantize to ", info.name, " yet");
   }
 }
 

@@ -13,17 +13,12 @@ namespace {
 // The loops below work on 16 lanes with fixed trip counts so that the compiler turns each
 // into vector instructions for the ISA of the clone (AVX-512: one register, AVX2: two).
 
-inline float block_scale(const uint8_t* b) {
-  uint16_t h;
-  std::memcpy(&h, b, 2);
-  return f16_to_f32(h);
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default")))
-float dot_q8_0(const uint8_t* w, const float* x, int64_t nb) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) float dot_q8_0(const uint8_t* w,
+                                                                            const float* x,
+                                                                            int64_t nb) {
   float total[16] = {};
   for (int64_t i = 0; i < nb; ++i, w += 34, x += 32) {
-    const float d = block_scale(w);
+    const float d = f16_at(w);
     const int8_t* q = reinterpret_cast<const int8_t*>(w + 2);
     float acc[16];
     for (int j = 0; j < 16; ++j) acc[j] = float(q[j]) * x[j] + float(q[j + 16]) * x[j + 16];
@@ -34,11 +29,12 @@ float dot_q8_0(const uint8_t* w, const float* x, int64_t nb) {
   return s;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-float dot_q4_0(const uint8_t* w, const float* x, int64_t nb) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) float dot_q4_0(const uint8_t* w,
+                                                                            const float* x,
+                                                                            int64_t nb) {
   float total[16] = {};
   for (int64_t i = 0; i < nb; ++i, w += 18, x += 32) {
-    const float d = block_scale(w);
+    const float d = f16_at(w);
     const uint8_t* q = w + 2;
     float acc[16];
     for (int j = 0; j < 16; ++j)
@@ -50,8 +46,9 @@ float dot_q4_0(const uint8_t* w, const float* x, int64_t nb) {
   return s;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) float dot_bf16(const uint16_t* w,
+                                                                            const float* x,
+                                                                            int64_t n) {
   float acc[16] = {};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
@@ -76,8 +73,8 @@ __attribute__((target("avx2,fma"))) inline __m256 fma_i8x8(__m128i q, const floa
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_loadu_ps(x), acc);
 }
 
-__attribute__((target("avx2,fma,f16c")))
-float dot_q8_0_avx2(const uint8_t* w, const float* x, int64_t nb) {
+__attribute__((target("avx2,fma,f16c"))) float dot_q8_0_avx2(const uint8_t* w, const float* x,
+                                                             int64_t nb) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i, w += 34, x += 32) {
     const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
@@ -86,13 +83,13 @@ float dot_q8_0_avx2(const uint8_t* w, const float* x, int64_t nb) {
     blk = fma_i8x8(_mm_srli_si128(q0, 8), x + 8, blk);
     blk = fma_i8x8(q1, x + 16, blk);
     blk = fma_i8x8(_mm_srli_si128(q1, 8), x + 24, blk);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(block_scale(w)), blk, acc);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w)), blk, acc);
   }
   return hsum256(acc);
 }
 
-__attribute__((target("avx2,fma,f16c")))
-float dot_q4_0_avx2(const uint8_t* w, const float* x, int64_t nb) {
+__attribute__((target("avx2,fma,f16c"))) float dot_q4_0_avx2(const uint8_t* w, const float* x,
+                                                             int64_t nb) {
   __m256 acc = _mm256_setzero_ps();
   const __m128i low4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
   for (int64_t i = 0; i < nb; ++i, w += 18, x += 32) {
@@ -103,13 +100,13 @@ float dot_q4_0_avx2(const uint8_t* w, const float* x, int64_t nb) {
     blk = fma_i8x8(_mm_srli_si128(lo, 8), x + 8, blk);
     blk = fma_i8x8(hi, x + 16, blk);
     blk = fma_i8x8(_mm_srli_si128(hi, 8), x + 24, blk);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(block_scale(w)), blk, acc);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w)), blk, acc);
   }
   return hsum256(acc);
 }
 
-__attribute__((target("avx2,fma,f16c")))
-float dot_f16_avx2(const uint16_t* w, const float* x, int64_t n) {
+__attribute__((target("avx2,fma,f16c"))) float dot_f16_avx2(const uint16_t* w, const float* x,
+                                                            int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -151,8 +148,11 @@ bool vec_dot_row(DType t, const void* row, const float* x, int64_t n, float* out
       *out = has_avx2() ? dot_f16_avx2(h, x, n) : dot_f16_plain(h, x, n);
       return true;
     }
-    case DType::BF16: *out = dot_bf16(static_cast<const uint16_t*>(row), x, n); return true;
-    default: return false;
+    case DType::BF16:
+      *out = dot_bf16(static_cast<const uint16_t*>(row), x, n);
+      return true;
+    default:
+      return false;
   }
 }
 

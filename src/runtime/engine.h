@@ -53,6 +53,7 @@ class Engine {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   ThreadPool& pool() { return *pool_; }
   int n_ctx() const { return n_ctx_; }
+  DType kv_type() const { return opt_.kv_type; }
 
   std::unique_ptr<Sequence> new_sequence() const;
 

@@ -1,0 +1,94 @@
+// hondo bench: prompt processing (one batch of -p tokens) and generation (-n tokens one at a
+// time) speed of a model file, peak memory, and generation as a fraction of the memory-
+// bandwidth roofline. Flags follow llama-bench (-m, -p, -n, -t, -r).
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/options.h"
+#include "core/error.h"
+#include "runtime/bench.h"
+
+namespace hondo::cli {
+
+namespace {
+
+void print_text(const BenchResult& r) {
+  std::printf("model      %s (%s, %.2f GiB)\n", r.model_path.c_str(), r.arch.c_str(),
+              double(r.file_bytes) / double(1ull << 30));
+  std::printf("threads    %d   kernels %s   repetitions %d\n", r.threads, r.isa.c_str(), r.reps);
+  if (r.n_prompt > 0)
+    std::printf("prefill    pp%-5d %8.2f ± %.2f tok/s\n", r.n_prompt, r.prefill.mean,
+                r.prefill.stddev);
+  if (r.n_gen > 0)
+    std::printf("decode     tg%-5d %8.2f ± %.2f tok/s\n", r.n_gen, r.decode.mean, r.decode.stddev);
+  std::printf("peak RSS   %.1f MiB\n", double(r.peak_rss_bytes) / double(1 << 20));
+  std::printf(
+      "bandwidth  %.1f GB/s measured; %.1f MB read per decoded token (weights %.1f, KV %.2f)\n",
+      r.bandwidth_gbps, double(r.weight_bytes_per_token + r.kv_bytes_per_token_read) / 1e6,
+      double(r.weight_bytes_per_token) / 1e6, double(r.kv_bytes_per_token_read) / 1e6);
+  if (r.n_gen > 0)
+    std::printf("roofline   %.2f tok/s; decode reaches %.1f %% of it\n", r.roofline_tps,
+                100.0 * r.roofline_fraction);
+}
+
+nlohmann::json to_json(const BenchResult& r) {
+  return {{"model", r.model_path},
+          {"arch", r.arch},
+          {"file_bytes", r.file_bytes},
+          {"kernels", r.isa},
+          {"threads", r.threads},
+          {"repetitions", r.reps},
+          {"n_prompt", r.n_prompt},
+          {"n_gen", r.n_gen},
+          {"prefill_tps", r.prefill.mean},
+          {"prefill_tps_stddev", r.prefill.stddev},
+          {"prefill_tps_samples", r.prefill.samples},
+          {"decode_tps", r.decode.mean},
+          {"decode_tps_stddev", r.decode.stddev},
+          {"decode_tps_samples", r.decode.samples},
+          {"peak_rss_bytes", r.peak_rss_bytes},
+          {"bandwidth_gbps", r.bandwidth_gbps},
+          {"weight_bytes_per_token", r.weight_bytes_per_token},
+          {"kv_bytes_per_token_read", r.kv_bytes_per_token_read},
+          {"roofline_tps", r.roofline_tps},
+          {"roofline_fraction", r.roofline_fraction}};
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  struct Opts {
+    ModelOptions model;
+    BenchParams p;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = app.add_subcommand("bench", "measure prompt and generation speed of a model");
+  o->model.add(cmd, /*model_required=*/false);
+  cmd->add_option("-p,--n-prompt", o->p.n_prompt, "prompt tokens, processed as one batch")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-n,--n-gen", o->p.n_gen, "tokens generated one at a time")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-r,--repetitions", o->p.reps, "repetitions of each test")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  cmd->add_flag("--json", o->json, "print one JSON object");
+  cmd->callback([o] {
+    EngineOptions eo = o->model.engine();
+    const int needed = std::max(o->p.n_prompt, o->p.n_gen) + 1;
+    if (eo.n_ctx == 0) eo.n_ctx = needed;
+    if (eo.n_ctx < needed)
+      fail("-c ", eo.n_ctx, " is smaller than the ", needed, " tokens the tests need");
+    eo.n_batch = std::max(eo.n_batch, o->p.n_prompt);
+    Engine engine(o->model.resolve(), eo);
+    const BenchResult r = run_bench(engine, o->p);
+    if (o->json)
+      std::printf("%s\n", to_json(r).dump(2).c_str());
+    else
+      print_text(r);
+  });
+}
+
+}  // namespace hondo::cli

@@ -1,0 +1,51 @@
+// Packing of the K-quant sub-block scales (GGML layouts), shared by the dequantizers, the
+// quantizers and the reference dot products. (The SIMD kernel files keep their own copies:
+// they are compiled with other -m flags and must not share inline functions.)
+#pragma once
+#include <cstdint>
+
+namespace hondo::kquant {
+
+// Q4_K / Q5_K: 8 sub-blocks, 6-bit scale and 6-bit minimum each, in 12 bytes. Bytes 0-3 hold
+// the scales of sub-blocks 0-3, bytes 4-7 their minimums (low 6 bits); sub-blocks 4-7 keep
+// their low 4 bits in bytes 8-11 (scale low nibble, minimum high nibble) and their high 2 bits
+// in the top bits of bytes 0-3 (scale) and 4-7 (minimum).
+inline void k4_scale_min(const uint8_t* p, int j, int& sc, int& m) {
+  if (j < 4) {
+    sc = p[j] & 63;
+    m = p[j + 4] & 63;
+  } else {
+    sc = (p[j + 4] & 0xF) | ((p[j - 4] >> 6) << 4);
+    m = (p[j + 4] >> 4) | ((p[j] >> 6) << 4);
+  }
+}
+
+inline void k4_pack(const uint8_t* sc, const uint8_t* m, uint8_t* p) {  // sc, m: [8] in 0..63
+  for (int j = 0; j < 4; ++j) {
+    p[j] = uint8_t((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
+    p[j + 4] = uint8_t((m[j] & 63) | ((m[j + 4] >> 4) << 6));
+    p[j + 8] = uint8_t((sc[j + 4] & 0xF) | ((m[j + 4] & 0xF) << 4));
+  }
+}
+
+// Q3_K: 16 signed 6-bit scales stored as scale + 32 in 12 bytes: the low 4 bits of scale g
+// in byte g % 8 (low nibble for g < 8, high for g >= 8), the high 2 bits in byte 8 + g % 4 at
+// bit 2 * (g / 4).
+inline void q3_scales(const uint8_t* p, int* out) {  // out: [16] in -32..31
+  for (int g = 0; g < 16; ++g) {
+    const int low = (g < 8) ? (p[g] & 0xF) : (p[g - 8] >> 4);
+    const int high = (p[8 + g % 4] >> (2 * (g / 4))) & 3;
+    out[g] = (low | (high << 4)) - 32;
+  }
+}
+
+inline void q3_pack(const int* sc, uint8_t* p) {  // sc: [16] in -32..31
+  for (int i = 0; i < 12; ++i) p[i] = 0;
+  for (int g = 0; g < 16; ++g) {
+    const int v = sc[g] + 32;
+    p[g % 8] |= uint8_t((v & 0xF) << (g < 8 ? 0 : 4));
+    p[8 + g % 4] |= uint8_t(((v >> 4) & 3) << (2 * (g / 4)));
+  }
+}
+
+}  // namespace hondo::kquant

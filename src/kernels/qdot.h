@@ -1,0 +1,72 @@
+// Integer dot products of quantized weight rows with dynamically quantized activations.
+//
+// Activations are quantized on the fly ("dynamic int8"): every run of 32 values
+// x[32b .. 32b+32) becomes q = round(x / d[b]) in int8 with d[b] = max|x| / 127, and the
+// sum of q over every 16 values is kept, for formats whose weights carry a minimum/offset.
+// A weight block times an activation block is then a sum of int8 x int8 products (exact in
+// int32) scaled once by the two float scales, which is what the CPU's integer dot-product
+// instructions (AVX2 maddubs, AVX-512 VNNI dpbusd, NEON sdot) compute fastest.
+//
+// Every format has a scalar reference kernel (qdot_reference.cpp) with the same signature;
+// the SIMD kernel sets are tested against it on every instruction set the CPU has.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+
+namespace hondo {
+
+constexpr int kQActBlock = 32;  // activation values per scale
+
+// One quantized activation row of k values (k a multiple of 32).
+struct QActRow {
+  const int8_t* q;   // [k]
+  const float* d;    // [k / 32]   scale of each block of 32
+  const int16_t* s;  // [k / 16]   sum of q over each 16
+};
+
+// out[j] = sum_i w[i] * a_j[i] for j < n, 1 <= n <= kQDotMaxRows; w is one row of k values
+// in the kernel's format. Several activation rows share one pass over the weight row.
+constexpr int kQDotMaxRows = 4;
+using QDotFn = void (*)(const void* w, const QActRow* a, int n, int64_t k, float* out);
+
+// Quantizes one row of k floats (k a multiple of 32) into q[k], d[k/32], s[k/16].
+using QuantizeActFn = void (*)(const float* x, int64_t k, int8_t* q, float* d, int16_t* s);
+
+// The kernels of one instruction-set level. dot[id] is null for types without an integer
+// kernel (F32, F16, BF16, and types hondo cannot compute).
+struct QDotKernels {
+  const char* isa;  // "scalar", "avx2", "avx512vnni", ...
+  QuantizeActFn quantize;
+  QDotFn dot[64];
+  QDotFn for_type(DType t) const { return uint32_t(t) < 64 ? dot[uint32_t(t)] : nullptr; }
+};
+
+// The scalar reference set (always available, also the fallback on CPUs without SIMD).
+const QDotKernels& qdot_reference();
+// Every set this CPU can run, the reference first and the fastest last.
+std::vector<const QDotKernels*> qdot_available();
+// The set used by matmul: the fastest, unless HONDO_ISA names another available one.
+const QDotKernels& qdot_best();
+
+// A buffer of n quantized activation rows.
+class QActs {
+ public:
+  // x: [n, k]. k must be a multiple of 32. Rows are split over the pool when there are many.
+  void quantize(const QDotKernels& ks, const float* x, int64_t n, int64_t k,
+                ThreadPool* pool = nullptr);
+  QActRow row(int64_t t) const {
+    return {q_.data() + t * k_, d_.data() + t * (k_ / 32), s_.data() + t * (k_ / 16)};
+  }
+  int64_t rows() const { return n_; }
+
+ private:
+  int64_t n_ = 0, k_ = 0;
+  std::vector<int8_t> q_;   // [n, k]
+  std::vector<float> d_;    // [n, k / 32]
+  std::vector<int16_t> s_;  // [n, k / 16]
+};
+
+}  // namespace hondo

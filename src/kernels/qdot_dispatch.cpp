@@ -1,0 +1,68 @@
+// Chooses the integer-dot kernel set for the CPU at run time: the one boundary between
+// instruction sets. Model code only ever calls qdot_best() (through matmul).
+#include <cstdlib>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/qdot.h"
+
+namespace hondo {
+
+#if defined(__x86_64__) || defined(__i386__)
+const QDotKernels& qdot_avx2_kernels();
+const QDotKernels& qdot_avx512vnni_kernels();
+#endif
+
+std::vector<const QDotKernels*> qdot_available() {
+  std::vector<const QDotKernels*> sets{&qdot_reference()};
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
+  if (avx2) sets.push_back(&qdot_avx2_kernels());
+  if (avx2 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw"))
+    sets.push_back(&qdot_avx512vnni_kernels());
+#endif
+  return sets;
+}
+
+namespace {
+const QDotKernels& choose() {
+  const auto sets = qdot_available();
+  if (const char* want = std::getenv("HONDO_ISA"); want && *want) {
+    std::string names;
+    for (const QDotKernels* ks : sets) {
+      if (want == std::string(ks->isa)) return *ks;
+      names += names.empty() ? "" : ", ", names += ks->isa;
+    }
+    fail("HONDO_ISA=", want, " is not available on this CPU (available: ", names, ")");
+  }
+  return *sets.back();
+}
+}  // namespace
+
+const QDotKernels& qdot_best() {
+  static const QDotKernels& ks = choose();
+  return ks;
+}
+
+void QActs::quantize(const QDotKernels& ks, const float* x, int64_t n, int64_t k,
+                     ThreadPool* pool) {
+  if (k % kQActBlock) fail("activation rows of ", k, " values are not a multiple of 32");
+  n_ = n, k_ = k;
+  if (q_.size() < size_t(n * k)) q_.resize(size_t(n * k));
+  if (d_.size() < size_t(n * k / 32)) d_.resize(size_t(n * k / 32));
+  if (s_.size() < size_t(n * k / 16)) s_.resize(size_t(n * k / 16));
+  auto rows = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      ks.quantize(x + t * k, k, q_.data() + t * k, d_.data() + t * (k / 32),
+                  s_.data() + t * (k / 16));
+  };
+  if (pool && n * k >= (int64_t(1) << 16))
+    pool->parallel_for(n, rows);
+  else
+    rows(0, n);
+}
+
+}  // namespace hondo

@@ -1,0 +1,194 @@
+// Integer dot-product kernels (kernels/qdot.h): the scalar reference against exact
+// arithmetic on dequantized values, every SIMD set this CPU has against the reference, and
+// the activation quantization against its error bound.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/fp16.h"
+#include "kernels/qdot.h"
+#include "kernels/quant.h"
+
+using namespace hondo;
+
+namespace {
+
+const DType kIntTypes[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
+                           DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+// Offsets of the f16 scale fields in each block, which random bytes must not make inf/NaN.
+std::vector<int> half_fields(DType t) {
+  switch (t) {
+    case DType::Q4_0:
+    case DType::Q5_0:
+    case DType::Q8_0:
+      return {0};
+    case DType::Q4_1:
+    case DType::Q5_1:
+    case DType::Q4_K:
+    case DType::Q5_K:
+      return {0, 2};
+    case DType::Q2_K:
+      return {80, 82};
+    case DType::Q3_K:
+      return {108};
+    case DType::Q6_K:
+      return {208};
+    default:
+      return {};
+  }
+}
+
+// A weight row of k values in format t made of random bytes (every bit pattern of the
+// quantized values and sub-scales is legal) with finite, modest block scales.
+std::vector<uint8_t> random_row(DType t, int64_t k, std::mt19937& rng) {
+  const DTypeInfo& info = dtype_info(t);
+  std::vector<uint8_t> row(row_bytes(t, k));
+  for (auto& b : row) b = uint8_t(rng());
+  std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
+  for (size_t blk = 0; blk < row.size() / size_t(info.block_bytes); ++blk)
+    for (int off : half_fields(t)) {
+      const uint16_t h = f32_to_f16(scale(rng));
+      std::memcpy(row.data() + blk * info.block_bytes + off, &h, 2);
+    }
+  return row;
+}
+
+std::vector<float> random_acts(int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (float& v : x) v = nd(rng) * (1.0f + float(rng() % 4));  // blocks of different ranges
+  return x;
+}
+
+}  // namespace
+
+class QDotFormat : public ::testing::TestWithParam<DType> {};
+
+// The reference equals the exact dot of the dequantized weights with the dequantized
+// activations (q * d), up to float rounding of the scales.
+TEST_P(QDotFormat, ReferenceIsExactOnDequantizedValues) {
+  const DType t = GetParam();
+  const QDotKernels& ref = qdot_reference();
+  ASSERT_NE(ref.for_type(t), nullptr);
+  std::mt19937 rng(11);
+  const int64_t k = 1024;
+  for (int trial = 0; trial < 20; ++trial) {
+    const auto w = random_row(t, k, rng);
+    const auto x = random_acts(k, rng);
+    QActs acts;
+    acts.quantize(ref, x.data(), 1, k);
+    const QActRow a = acts.row(0);
+    std::vector<float> wf(k);
+    dequantize_row(t, w.data(), wf.data(), k);
+    double exact = 0, magnitude = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      const double ai = double(a.q[i]) * a.d[i / 32];
+      exact += double(wf[i]) * ai, magnitude += std::fabs(double(wf[i]) * ai);
+    }
+    float got;
+    ref.for_type(t)(w.data(), &a, 1, k, &got);
+    EXPECT_NEAR(got, exact, 1e-5 * magnitude + 1e-30) << dtype_name(t);
+  }
+}
+
+// Every SIMD set against the reference, for 1..4 activation rows at once.
+TEST_P(QDotFormat, EverySimdSetMatchesReference) {
+  const DType t = GetParam();
+  const QDotKernels& ref = qdot_reference();
+  std::mt19937 rng(5);
+  const int64_t k = 2048;
+  int compared = 0;
+  for (const QDotKernels* ks : qdot_available()) {
+    if (ks == &ref) continue;
+    ASSERT_NE(ks->for_type(t), nullptr) << ks->isa;
+    for (int trial = 0; trial < 10; ++trial) {
+      const auto w = random_row(t, k, rng);
+      const auto x = random_acts(kQDotMaxRows * k, rng);
+      QActs acts;
+      acts.quantize(ref, x.data(), kQDotMaxRows, k);
+      for (int n = 1; n <= kQDotMaxRows; ++n) {
+        QActRow a[kQDotMaxRows];
+        for (int j = 0; j < n; ++j) a[j] = acts.row(j);
+        float want[kQDotMaxRows], got[kQDotMaxRows];
+        ref.for_type(t)(w.data(), a, n, k, want);
+        ks->for_type(t)(w.data(), a, n, k, got);
+        std::vector<float> wf(k);
+        dequantize_row(t, w.data(), wf.data(), k);
+        for (int j = 0; j < n; ++j) {
+          double magnitude = 0;
+          for (int64_t i = 0; i < k; ++i)
+            magnitude += std::fabs(double(wf[i]) * a[j].q[i] * a[j].d[i / 32]);
+          // float accumulation over k / 32 block terms: a few ulps of the magnitude
+          EXPECT_NEAR(got[j], want[j], 2e-6 * magnitude + 1e-30)
+              << ks->isa << " " << dtype_name(t) << " rows " << n << " row " << j;
+        }
+      }
+    }
+    ++compared;
+  }
+  RecordProperty("simd_sets_compared", compared);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIntegerFormats, QDotFormat, ::testing::ValuesIn(kIntTypes),
+                         [](const auto& p) { return std::string(dtype_name(p.param)); });
+
+TEST(QDotActivations, EverySetQuantizesBitIdentically) {
+  std::mt19937 rng(3);
+  const int64_t k = 4096;
+  auto x = random_acts(k, rng);
+  for (int i = 0; i < 32; ++i) x[size_t(i)] = 0.0f;                   // an all-zero block
+  x[40] = 1e-30f;                                                     // a tiny block
+  for (int i = 64; i < 96; ++i) x[size_t(i)] = 0.5f * float(i - 80);  // exact ties at .5
+  QActs want;
+  want.quantize(qdot_reference(), x.data(), 1, k);
+  for (const QDotKernels* ks : qdot_available()) {
+    QActs got;
+    got.quantize(*ks, x.data(), 1, k);
+    const QActRow a = want.row(0), b = got.row(0);
+    EXPECT_EQ(std::memcmp(a.q, b.q, size_t(k)), 0) << ks->isa;
+    EXPECT_EQ(std::memcmp(a.d, b.d, size_t(k / 32) * 4), 0) << ks->isa;
+    EXPECT_EQ(std::memcmp(a.s, b.s, size_t(k / 16) * 2), 0) << ks->isa;
+  }
+}
+
+// Rounding each activation to its block's grid moves it by at most d / 2, so the dot with
+// weights w moves by at most sum |w_i| d_i / 2.
+TEST(QDotActivations, ErrorWithinRoundingBound) {
+  std::mt19937 rng(9);
+  const int64_t k = 2048;
+  const QDotKernels& ks = qdot_best();
+  for (DType t : kIntTypes) {
+    const auto w = random_row(t, k, rng);
+    const auto x = random_acts(k, rng);
+    std::vector<float> wf(k);
+    dequantize_row(t, w.data(), wf.data(), k);
+    QActs acts;
+    acts.quantize(ks, x.data(), 1, k);
+    const QActRow a = acts.row(0);
+    double exact = 0, bound = 0, magnitude = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      exact += double(wf[i]) * x[i];
+      bound += std::fabs(wf[i]) * a.d[i / 32] / 2;
+      magnitude += std::fabs(double(wf[i]) * x[i]);
+      EXPECT_LE(std::fabs(double(a.q[i]) * a.d[i / 32] - x[i]), a.d[i / 32] * 0.5001);
+    }
+    float got;
+    ks.for_type(t)(w.data(), &a, 1, k, &got);
+    EXPECT_LE(std::fabs(got - exact), bound + 1e-5 * magnitude) << dtype_name(t);
+  }
+}
+
+TEST(QDotDispatch, BestIsAvailableAndReferenceIsFirst) {
+  const auto sets = qdot_available();
+  ASSERT_FALSE(sets.empty());
+  EXPECT_EQ(sets.front(), &qdot_reference());
+  bool found = false;
+  for (auto* ks : sets) found |= ks == &qdot_best();
+  EXPECT_TRUE(found);
+  std::string names;
+  for (auto* ks : sets) names += std::string(ks->isa) + " ";
+  RecordProperty("isa_sets", names);
+}
