@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "test_util.h"
@@ -140,3 +141,31 @@ TEST(Cli, BadFilesGiveOneLineErrors) {
 }
 
 }  // namespace
+
+TEST(Cli, BenchJsonHasTheFigures) {
+  const CliResult r = run("bench -p 16 -n 8 -r 2 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* key : {"prefill_tps", "decode_tps", "threads", "peak_rss_bytes",
+                          "bandwidth_gbps", "roofline_fraction", "weight_bytes_per_token"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_GT(j["prefill_tps"].get<double>(), 0);
+  EXPECT_GT(j["decode_tps"].get<double>(), 0);
+  EXPECT_GT(j["bandwidth_gbps"].get<double>(), 0);
+  EXPECT_GT(j["roofline_fraction"].get<double>(), 0);
+  EXPECT_EQ(j["decode_tps_samples"].size(), 2u);
+  // The bundled model's routed experts are read 2 of 8 per token: fewer bytes than the file.
+  EXPECT_LT(j["weight_bytes_per_token"].get<double>(), j["file_bytes"].get<double>());
+}
+
+TEST(Cli, QuantizeWritesAMixAndRejectsUnknownTypes) {
+  const std::string out = test::bin("test-models/cli-q4km-" + std::to_string(getpid()) + ".gguf");
+  const CliResult r = run("quantize " + kStories + " " + out + " q4_k_m -t 2");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("Q4_K_M"), std::string::npos) << r.out;
+  const CliResult gen = run("run -m " + out + " -p 'Once upon a time' -n 8 --temp 0 -q");
+  EXPECT_EQ(gen.status, 0) << gen.err;
+  std::remove(out.c_str());
+  expect_one_line_error(run("quantize " + kStories + " " + out + " Q4_K_X"),
+                        "unknown quantization type 'Q4_K_X'");
+}
