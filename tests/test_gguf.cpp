@@ -284,3 +284,12 @@ TEST(GgufModel, UnsupportedTensorTypeRejectedClearly) {
 }
 
 }  // namespace
+
+TEST(GgufNames, TensorBlockIndex) {
+  EXPECT_EQ(tensor_block_index("blk.0.attn_q.weight"), 0);
+  EXPECT_EQ(tensor_block_index("blk.61.nextn.eh_proj.weight"), 61);
+  EXPECT_EQ(tensor_block_index("output.weight"), -1);
+  EXPECT_EQ(tensor_block_index("blk.x.attn_q.weight"), -1);
+  EXPECT_EQ(tensor_block_index("blk.12"), -1);
+  EXPECT_EQ(tensor_block_index("token_embd.weight"), -1);
+}

@@ -66,6 +66,9 @@ struct GgufValue {
   static GgufValue make_i32s(const std::vector<int32_t>& v);
 };
 
+// The transformer block a tensor belongs to: N for "blk.N.<name>", -1 for other tensors.
+int tensor_block_index(const std::string& tensor_name);
+
 class GgufFile {
  public:
   // Maps and validates the whole file; throws hondo::Error naming the file and the problem.

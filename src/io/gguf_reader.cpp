@@ -262,6 +262,15 @@ const GgufValue* GgufFile::find(const std::string& key) const {
   return it == kv_index_.end() ? nullptr : &kv_[it->second].second;
 }
 
+int tensor_block_index(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  int index = 0;
+  size_t i = 4;
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && index < 1000000; ++i)
+    index = index * 10 + (name[i] - '0');
+  return (i > 4 && i < name.size() && name[i] == '.') ? index : -1;
+}
+
 const Tensor* GgufFile::find_tensor(const std::string& name) const {
   auto it = tensor_index_.find(name);
   return it == tensor_index_.end() ? nullptr : &tensors_[it->second];

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <regex>
 
 #include "core/error.h"
 #include "io/gguf.h"
@@ -95,9 +94,7 @@ DType wanted_type(const QuantMix& mix, const std::string& name, int n_dims, DTyp
   if (is_output) {
     want = mix.output;
   } else {
-    static const std::regex layer_re(R"(^blk\.(\d+)\.)");
-    std::smatch m;
-    const int layer = std::regex_search(name, m, layer_re) ? std::stoi(m[1]) : -1;
+    const int layer = tensor_block_index(name);
     const bool values = name.find(".attn_v.") != std::string::npos ||
                         name.find(".attn_v_b.") != std::string::npos ||
                         name.find(".attn_kv_b.") != std::string::npos;

@@ -59,10 +59,9 @@ void matmul_rows(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, 
     matmul_int8(ks, dot, w, row0, n_rows, x, n_tok, y, pool);
     return;
   }
-  // Few tokens (decode): fused per-row dots read each weight once, straight from the file.
-  float probe;
-  if (n_tok <= kFusedMaxTokens && w.type != DType::F32 &&
-      vec_dot_row(w.type, w.row(row0), x, k, &probe)) {
+  // Few tokens (decode) of F16/BF16 weights: fused per-row dots read each weight once,
+  // straight from the file.
+  if (n_tok <= kFusedMaxTokens && has_vec_dot(w.type)) {
     const size_t rs = w.row_size();
     const auto* base = static_cast<const uint8_t*>(w.data) + size_t(row0) * rs;
     pool.parallel_for(n_rows, [&](int64_t r0, int64_t r1) {

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
-#include <regex>
 
 #include "kernels/qdot.h"
 
@@ -64,12 +63,9 @@ size_t decode_weight_bytes(const GgufFile& f) {
   const int64_t n_expert = f.get_int(a + ".expert_count", 0);
   const int64_t n_used = f.get_int(a + ".expert_used_count", 0);
   const bool tied = f.find_tensor("output.weight") == nullptr;
-  static const std::regex block_re(R"(^blk\.(\d+)\.)");
   size_t total = 0;
   for (const Tensor& t : f.tensors()) {
-    std::smatch m;
-    if (std::regex_search(t.name, m, block_re) && std::stoll(m[1]) >= n_blocks - n_nextn)
-      continue;  // multi-token-prediction block
+    if (n_nextn > 0 && tensor_block_index(t.name) >= n_blocks - n_nextn) continue;  // MTP block
     if (t.name.rfind("token_embd.", 0) == 0 && !tied)
       total += t.row_size();
     else if (t.name.find("_exps.") != std::string::npos && n_expert > 0)
