@@ -7,6 +7,8 @@ packages=(
   libpcre2-dev                       # Unicode regex for tokenizer pre-splitting
   nlohmann-json3-dev                 # JSON (info --json, chat history)
   libcli11-dev                       # command-line parsing
+  libcurl4-openssl-dev libssl-dev    # hub downloads (HTTPS, Range) and SHA-256 checks
+  libcpp-httplib-dev                 # fake hub on loopback in the store tests
   libgtest-dev libgmock-dev          # unit tests (ctest)
 )
 missing=()

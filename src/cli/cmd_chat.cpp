@@ -57,7 +57,7 @@ void add_chat(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("chat", "multi-turn chat in the terminal");
-  o->model.add(cmd, /*model_required=*/false);
+  o->model.add(cmd, /*model_required=*/false, /*fallback=*/true);
   o->sampling.add(cmd);
   cmd->add_option("--system", o->system, "system prompt");
   cmd->add_option("--chat-format", o->format,
@@ -68,14 +68,14 @@ void add_chat(CLI::App& app) {
                 "when the conversation outgrows the context, stop with an error instead of "
                 "leaving out the oldest turns (the system prompt is always kept)");
   cmd->callback([o] {
-    const std::string model_path = o->model.resolve();
-    Engine engine(model_path, o->model.engine());
+    LoadedModel loaded = o->model.load();
+    Engine& engine = *loaded.engine;
     const Tokenizer& tok = engine.tokenizer();
     const ChatFormat fmt =
         o->format.empty() ? detect_chat_format(tok.vocab()) : chat_format_from_name(o->format);
     const bool tty = isatty(0);
     std::fprintf(stderr, "hondo chat: %s (%s format, context %d). /help for commands.\n",
-                 model_path.c_str(), chat_format_name(fmt), engine.n_ctx());
+                 loaded.path.c_str(), chat_format_name(fmt), engine.n_ctx());
     std::vector<ChatMessage> history;
     if (!o->system.empty()) history.push_back({"system", o->system});
     const std::vector<ChatMessage> initial = history;

@@ -26,7 +26,7 @@ void add_perplexity(CLI::App& app) {
     if (!in) fail(o->file, ": cannot read");
     std::stringstream ss;
     ss << in.rdbuf();
-    Engine engine(o->model.model, o->model.engine());
+    Engine engine(o->model.resolve(), o->model.engine());
     const PerplexityResult r =
         perplexity(engine, ss.str(), engine.n_ctx(), o->chunks,
                    [](int c, double ppl) { std::fprintf(stderr, "[%d]%.4f ", c + 1, ppl); });

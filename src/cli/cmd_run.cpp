@@ -21,7 +21,7 @@ void add_run(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("run", "complete a prompt and stream the text");
-  o->model.add(cmd, /*model_required=*/false);
+  o->model.add(cmd, /*model_required=*/false, /*fallback=*/true);
   o->sampling.add(cmd);
   cmd->add_option("-p,--prompt", o->prompt, "prompt text");
   cmd->add_option("-f,--file", o->prompt_file, "read the prompt from a file");
@@ -43,8 +43,8 @@ void add_run(CLI::App& app) {
       ss << in.rdbuf();
       prompt = ss.str();
     }
-    const std::string model_path = o->model.resolve();
-    Engine engine(model_path, o->model.engine());
+    LoadedModel loaded = o->model.load();
+    Engine& engine = *loaded.engine;
     const Tokenizer& tok = engine.tokenizer();
     std::vector<TokenId> ids = tok.encode(prompt, !o->no_bos, o->special);
     if (ids.empty())

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   hondo::cli::add_perplexity(app);
   hondo::cli::add_bench(app);
   hondo::cli::add_quantize(app);
+  hondo::cli::add_store(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -7,13 +7,22 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "cli/progress.h"
 #include "core/error.h"
 
 namespace hondo::cli {
 
-void ModelOptions::add(CLI::App* app, bool model_required) {
-  auto* m = app->add_option("-m,--model", model, "model file (GGUF)");
+void ModelOptions::add(CLI::App* app, bool model_required, bool fallback) {
+  auto* m = app->add_option("-m,--model", model,
+                            "model: a GGUF file, an alias (deepseek-r1:1.5b) or org/repo:QUANT");
   if (model_required) m->required();
+  app->add_flag("--offline", offline, "never use the network (as HF_HUB_OFFLINE=1)");
+  if (fallback) {
+    app->add_flag("--no-fallback", no_fallback,
+                  "fail if the model cannot run instead of trying the fallback chain");
+    app->add_option("--memory-limit", memory_limit,
+                    "skip models estimated to need more than this (e.g. 8GiB)");
+  }
   app->add_option("-t,--threads", threads, "threads (default: one per physical core)");
   app->add_option("-c,--ctx-size", ctx, "context size in tokens (default: min(training, 4096))");
   app->add_option("--kv-type", kv_type, "KV cache type: f16 or f32")
@@ -38,13 +47,67 @@ std::string bundled_model_path() {
   return "";
 }
 
+HubOptions hub_options(bool offline) {
+  HubOptions h = HubOptions::from_env();
+  h.offline = h.offline || offline;
+  return h;
+}
+
+void attach_console(Hub& hub) {
+  auto bar = std::make_shared<ProgressBar>();
+  hub.on_progress = [bar](const Progress& p) { bar->update(p); };
+  hub.on_note = [](const std::string& s) { std::fprintf(stderr, "note: %s\n", s.c_str()); };
+}
+
 std::string ModelOptions::resolve() const {
-  if (!model.empty()) return model;
-  const std::string m = bundled_model_path();
-  if (m.empty())
-    fail("no model given (-m FILE) and the bundled model hondo-coder-tiny.gguf was not found");
-  std::fprintf(stderr, "model: %s (bundled)\n", m.c_str());
-  return m;
+  if (model.empty()) {
+    const std::string m = bundled_model_path();
+    if (m.empty())
+      fail("no model given (-m FILE) and the bundled model hondo-coder-tiny.gguf was not found");
+    std::fprintf(stderr, "model: %s (bundled)\n", m.c_str());
+    return m;
+  }
+  Hub hub(hub_options(offline));
+  attach_console(hub);
+  const Registry reg = Registry::load();
+  ModelSource source(hub, reg);
+  const std::string path = source.locate(model, ModelSource::Fetch::IfMissing);
+  if (path != model) std::fprintf(stderr, "model: %s (%s)\n", model.c_str(), path.c_str());
+  return path;
+}
+
+LoadedModel ModelOptions::load() const {
+  Hub hub(hub_options(offline));
+  attach_console(hub);
+  const Registry reg = Registry::load();
+  ModelSource source(hub, reg);
+  const FallbackConfig chain = FallbackConfig::load(FallbackConfig::default_path());
+  std::vector<Candidate> cands;
+  if (!model.empty()) cands.push_back({model, /*download=*/true, false});
+  if (!no_fallback || model.empty())
+    for (const auto& m : chain.models)
+      if (m != model) cands.push_back({m, false, false});
+  const std::string bundled = bundled_model_path();
+  if (!bundled.empty()) cands.push_back({bundled, false, true});
+  if (cands.empty())
+    fail("no model given (-m FILE), no fallback chain (", chain.origin,
+         ") and the bundled model hondo-coder-tiny.gguf was not found");
+  FallbackOptions fo;
+  fo.enabled = !no_fallback;
+  fo.memory_limit = chain.memory_limit;
+  if (const char* env = std::getenv("HONDO_MEMORY_LIMIT"); env && *env)
+    fo.memory_limit = parse_size(env);
+  if (!memory_limit.empty()) fo.memory_limit = parse_size(memory_limit);
+  fo.on_note = [](const std::string& s) {
+    if (s.rfind("skipped ", 0) == 0) std::fprintf(stderr, "model: %s\n", s.c_str());
+  };
+  LoadedModel lm = load_with_fallback(cands, source, engine(), fo);
+  if (lm.bundled)
+    std::fprintf(stderr, "model: %s (bundled)\n", lm.path.c_str());
+  else if (!lm.skipped.empty() || lm.path != lm.spec)
+    std::fprintf(stderr, "model: %s (%s)%s\n", lm.spec.c_str(), lm.path.c_str(),
+                 lm.skipped.empty() ? "" : " (fallback)");
+  return lm;
 }
 
 EngineOptions ModelOptions::engine() const {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "runtime/engine.h"
+#include "store/fallback.h"
 
 namespace hondo::cli {
 
@@ -13,12 +14,24 @@ struct ModelOptions {
   int threads = 0;
   int ctx = 0;
   std::string kv_type = "f16";
-  // Without model_required, -m may be omitted and the bundled model is used.
-  void add(CLI::App* app, bool model_required = true);
+  bool offline = false, no_fallback = false;
+  std::string memory_limit;
+  // Without model_required, -m may be omitted and the bundled model is used. With
+  // fallback, the command loads through the fallback chain (load()).
+  void add(CLI::App* app, bool model_required = true, bool fallback = false);
   EngineOptions engine() const;
-  // The model file to load: -m, else the bundled one (announced on stderr).
+  // The model file -m names (a path, or an alias / hub reference, downloaded if missing);
+  // without -m the bundled one. Announced on stderr unless it is a plain path.
   std::string resolve() const;
+  // -m if given, then the fallback chain, then the bundled model; what was skipped and what
+  // was chosen is announced on stderr.
+  LoadedModel load() const;
 };
+
+// Hub settings from the environment, with --offline applied.
+HubOptions hub_options(bool offline);
+// Wires a hub's progress and notices to stderr.
+void attach_console(Hub& hub);
 
 struct SamplingOptions {
   SamplerParams p;
@@ -39,5 +52,6 @@ void add_tokenize(CLI::App& app);
 void add_perplexity(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_quantize(CLI::App& app);
+void add_store(CLI::App& app);  // pull, list, rm
 
 }  // namespace hondo::cli
