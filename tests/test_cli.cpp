@@ -7,44 +7,18 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli_runner.h"
 #include "test_util.h"
 
 using namespace hondo;
 
 namespace {
 
-struct CliResult {
-  int status;
-  std::string out, err;
-};
-
-CliResult run(const std::string& args, const std::string& input = "") {
-  const std::string dir = test::bin("test-models");
-  std::filesystem::create_directories(dir);
-  // ctest runs tests in parallel processes: scratch files are per process and call.
-  static int calls = 0;
-  const std::string stem = dir + "/cli-" + std::to_string(getpid()) + "-" + std::to_string(calls++);
-  const std::string o = stem + ".out", e = stem + ".err", i = stem + ".in";
-  std::ofstream(i) << input;
-  const std::string cmd = test::bin("hondo") + " " + args + " <" + i + " >" + o + " 2>" + e;
-  const int rc = std::system(cmd.c_str());
-  auto slurp = [](const std::string& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(o), slurp(e)};
-}
+using test::CliResult;
+using test::expect_one_line_error;
+using test::run;
 
 const std::string kStories = test::shared("testdata/models/stories260K/stories260K-f32.gguf");
-
-void expect_one_line_error(const CliResult& r, const std::string& needle) {
-  EXPECT_NE(r.status, 0);
-  EXPECT_EQ(r.err.rfind("hondo: error: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-}
 
 TEST(Cli, RunStreamsOnlyGeneratedText) {
   const CliResult r = run("run -m " + kStories + " -p 'Once upon a time' -n 12 --temp 0");
@@ -127,16 +101,17 @@ TEST(Cli, BadFilesGiveOneLineErrors) {
   const std::string garbage = dir + "garbage-" + std::to_string(getpid()) + ".gguf";
   const std::string truncated = dir + "truncated-" + std::to_string(getpid()) + ".gguf";
   std::ofstream(garbage) << "this is not a model at all";
-  expect_one_line_error(run("run -m " + garbage + " -p hi"), "not a GGUF file");
-  expect_one_line_error(run("run -m " + dir + "no-such-file.gguf -p hi"), "cannot open");
+  expect_one_line_error(run("run --no-fallback -m " + garbage + " -p hi"), "not a GGUF file");
+  expect_one_line_error(run("run --no-fallback -m " + dir + "no-such-file.gguf -p hi"),
+                        "no such file");
   // Truncated real model.
   std::ifstream in(kStories, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
   std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
-  expect_one_line_error(run("run -m " + truncated + " -p hi"), "truncated file");
+  expect_one_line_error(run("run --no-fallback -m " + truncated + " -p hi"), "truncated file");
   expect_one_line_error(run("info " + truncated), "truncated file");
   // A vocab-only GGUF of another architecture.
-  expect_one_line_error(run("run -m " + test::vocab("gpt-2") + " -p hi"),
+  expect_one_line_error(run("run --no-fallback -m " + test::vocab("gpt-2") + " -p hi"),
                         "unknown architecture 'gpt2'");
 }
 

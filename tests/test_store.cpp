@@ -11,10 +11,13 @@
 #include <thread>
 
 #include "fake_hub.h"
+#include "model/model.h"
+#include "store/fallback.h"
 #include "store/hub.h"
+#include "store/memory.h"
 #include "store/model_source.h"
 #include "store/registry.h"
-#include "test_paths.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace hondo;
@@ -304,6 +307,60 @@ TEST(StoreIds, RepoIdsAreChecked) {
   EXPECT_THROW(check_repo_id("a b/c"), Error);
   HfCache c("/tmp/x");
   EXPECT_THROW(c.snapshot_path("a/b", std::string(40, 'a'), "../../etc/passwd"), Error);
+}
+
+}  // namespace
+
+namespace {
+
+// The estimate reads the cache size from the header alone; the loaded model must agree.
+TEST(MemoryEstimate, KvMatchesTheLoadedModel) {
+  for (const char* preset : {"tiny-llama", "tiny-qwen2", "tiny-v2-lite", "tiny-v3"}) {
+    const std::string path = test::synthetic(std::string("estimate-") + preset, test::tiny(preset));
+    const auto model = Model::load(path);
+    for (DType kv : {DType::F16, DType::F32}) {
+      const MemoryEstimate m = estimate_memory(model->file(), 100, kv);
+      EXPECT_EQ(m.n_ctx, 100);
+      EXPECT_EQ(m.kv, model->kv_bytes_per_token(kv) * 100) << preset;
+      size_t weights = 0;
+      for (const Tensor& t : model->file().tensors()) weights += t.nbytes();
+      EXPECT_EQ(m.weights, weights);
+      EXPECT_GT(m.scratch, 0u);
+    }
+    // Without a context the engine's default is used: min(training context, 4096).
+    EXPECT_EQ(estimate_memory(model->file(), 0, DType::F16).n_ctx,
+              std::min(model->n_ctx_train(), 4096))
+        << preset;
+  }
+}
+
+TEST(MemoryEstimate, SizesParse) {
+  EXPECT_EQ(parse_size("8GiB"), 8ull << 30);
+  EXPECT_EQ(parse_size("512M"), 512ull << 20);
+  EXPECT_EQ(parse_size("1.5 G"), 3ull << 29);
+  EXPECT_EQ(parse_size("1000"), 1000u);
+  EXPECT_EQ(parse_size("64kb"), 64u << 10);
+  EXPECT_THROW(parse_size("lots"), Error);
+  EXPECT_THROW(parse_size("8 parsecs"), Error);
+  EXPECT_THROW(parse_size("-1G"), Error);
+  EXPECT_GT(available_memory(), 0u);
+}
+
+TEST(FallbackConfig, ParsesAndRejectsWithTheFileName) {
+  const FallbackConfig c = FallbackConfig::parse(
+      R"({"_comment": "x", "models": ["a:1b", "/m.gguf"], "memory_limit": "2GiB"})", "f.json");
+  EXPECT_EQ(c.models, (std::vector<std::string>{"a:1b", "/m.gguf"}));
+  EXPECT_EQ(c.memory_limit, 2ull << 30);
+  for (const char* bad : {"[1]", "{\"models\": [1]}", "{\"modles\": []}", "{\"models\": [",
+                          "{\"memory_limit\": true}"}) {
+    try {
+      FallbackConfig::parse(bad, "f.json");
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("f.json: ", 0), 0u) << e.what();
+    }
+  }
+  EXPECT_TRUE(FallbackConfig::load("/nonexistent/fallback.json").models.empty());
 }
 
 }  // namespace

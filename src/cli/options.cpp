@@ -104,9 +104,11 @@ LoadedModel ModelOptions::load() const {
   LoadedModel lm = load_with_fallback(cands, source, engine(), fo);
   if (lm.bundled)
     std::fprintf(stderr, "model: %s (bundled)\n", lm.path.c_str());
-  else if (!lm.skipped.empty() || lm.path != lm.spec)
+  else if (lm.path != lm.spec)
     std::fprintf(stderr, "model: %s (%s)%s\n", lm.spec.c_str(), lm.path.c_str(),
                  lm.skipped.empty() ? "" : " (fallback)");
+  else if (!lm.skipped.empty())
+    std::fprintf(stderr, "model: %s (fallback)\n", lm.path.c_str());
   return lm;
 }
 

@@ -138,8 +138,12 @@ LoadedModel load_with_fallback(const std::vector<Candidate>& candidates, ModelSo
     if (opt.on_note && opt.enabled && i + 1 < n)
       opt.on_note(cat("skipped ", c.spec, ": ", a.reason));
   }
-  if (!opt.enabled)
-    fail(candidates[0].spec, ": ", out.skipped[0].reason, " (fallback disabled by --no-fallback)");
+  if (!opt.enabled) {
+    const std::string& why = out.skipped[0].reason;
+    const std::string& spec = candidates[0].spec;
+    fail(why.find(spec) == std::string::npos ? spec + ": " : "", why,
+         " (fallback disabled by --no-fallback)");
+  }
   std::string all;
   for (const auto& s : out.skipped) all += cat("; ", s.spec, ": ", s.reason);
   fail("no model could be loaded", all);

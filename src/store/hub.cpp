@@ -286,8 +286,8 @@ void Hub::fetch_once(const std::string& repo, const Remote& r, const std::string
   } catch (const Error&) {
     std::fclose(out);
     if (write_errno == ENOSPC)
-      fail(repo, "/", file, ": disk full after ", format_size(done), " of ", format_size(r.size), " (in ",
-           cache_.root(), "); the part is kept for resuming once space is freed");
+      fail(repo, "/", file, ": disk full after ", format_size(done), " of ", format_size(r.size),
+           " (in ", cache_.root(), "); the part is kept for resuming once space is freed");
     if (write_errno) fail(part, ": write failed: ", std::strerror(write_errno));
     throw;
   }

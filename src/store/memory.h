@@ -14,9 +14,10 @@ struct MemoryEstimate {
   uint64_t weights = 0;  // tensor bytes (read through the mapping; must stay resident to run)
   uint64_t kv = 0;       // KV cache for the context: n_ctx x bytes per token
   uint64_t scratch = 0;  // activations of one batch, logits, quantized activations
+  uint64_t runtime = 0;  // the process itself and the tokenizer's tables
   int n_ctx = 0;
-  uint64_t total() const { return weights + kv + scratch; }
-  std::string describe() const;  // "2.1 GiB (weights 1.9 + KV 0.1 + scratch 0.1)"
+  uint64_t total() const { return weights + kv + scratch + runtime; }
+  std::string describe() const;  // "2.15 GiB (weights 1.33 GiB + KV 768.0 MiB + ...)"
 };
 
 // n_ctx 0: the engine's default, min(training context, 4096).

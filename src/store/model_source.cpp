@@ -29,9 +29,13 @@ std::string ModelSource::file_of(const HubRef& ref, bool may_ask_hub) {
     files = hub_.list_files(ref.repo, ref.revision);
   } else {
     files = hub_.cache().snapshot_files(ref.repo, ref.revision);
-    if (files.empty())
+    if (files.empty()) {
+      if (hub_.options().offline)
+        throw NotCachedError(cat("offline mode: ", ref.display(), " is not in the cache (",
+                                 hub_.cache().root(), ")"));
       throw NotCachedError(
           cat(ref.display(), " is not downloaded (hondo pull ", ref.display(), ")"));
+    }
   }
   return pick_gguf(files, ref.quant, ref.repo);
 }

@@ -190,7 +190,7 @@ std::string pick_gguf(const std::vector<std::string>& files, const std::string& 
   std::vector<std::string> m = quant.empty() ? with("Q4_K_M") : with(quant);
   if (quant.empty() && m.empty() && gguf.size() == 1) m = gguf;
   std::string listing;
-  for (const auto& f : gguf) listing += "\n  " + f;
+  for (const auto& f : gguf) listing += (listing.empty() ? " " : ", ") + f;
   if (m.empty())
     fail(repo, ": no .gguf file for ", quant.empty() ? "the default Q4_K_M" : quant,
          "; the repository has:", listing);
