@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   hondo::cli::add_bench(app);
   hondo::cli::add_quantize(app);
   hondo::cli::add_store(app);
+  hondo::cli::add_convert(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

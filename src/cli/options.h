@@ -53,5 +53,6 @@ void add_perplexity(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_quantize(CLI::App& app);
 void add_store(CLI::App& app);  // pull, list, rm
+void add_convert(CLI::App& app);
 
 }  // namespace hondo::cli

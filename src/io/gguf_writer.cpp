@@ -1,5 +1,8 @@
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -148,6 +151,7 @@ void GgufWriter::add_tensor_f32(const std::string& name, std::vector<int64_t> ne
 
 void GgufWriter::write(const std::string& path, size_t alignment) const {
   const std::string tmp = path + ".part." + std::to_string(::getpid());  // unique per writer
+  size_t data_start = 0, data_size = 0;
   {
     std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
     if (!os) fail(path, ": cannot create file");
@@ -176,22 +180,45 @@ void GgufWriter::write(const std::string& path, size_t alignment) const {
       offset += (tensor_bytes(t.type, t.ne) + alignment - 1) / alignment * alignment;
     }
     o.pad(alignment);
-    std::vector<uint8_t> buf;
-    for (const auto& t : tensors_) {
-      const size_t n = tensor_bytes(t.type, t.ne);
-      buf.assign(n, 0);
-      t.fill(buf.data(), n);
-      o.bytes(buf.data(), n);
-      o.pad(alignment);
-      buf.clear();
-      buf.shrink_to_fit();
-    }
     os.flush();
     if (!os) {
       std::remove(tmp.c_str());
       fail(path, ": write failed (disk full?)");
     }
+    data_start = size_t(os.tellp());
+    data_size = offset;
   }
+  // Tensor data goes straight into a shared mapping of the file, one tensor at a time: no
+  // copy of a tensor is held in memory, so files larger than RAM can be written. The space is
+  // reserved first, so a full disk is an error here rather than a fault while filling.
+  const int fd = ::open(tmp.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) fail(path, ": cannot reopen: ", std::strerror(errno));
+  auto fail_closed = [&](const std::string& what) {
+    ::close(fd);
+    std::remove(tmp.c_str());
+    fail(path, ": ", what);
+  };
+  if (data_size > 0) {
+    if (const int rc = ::posix_fallocate(fd, off_t(data_start), off_t(data_size)); rc != 0)
+      fail_closed(rc == ENOSPC ? cat("disk full: ", data_size, " bytes of tensor data do not fit")
+                               : cat("cannot reserve space: ", std::strerror(rc)));
+  }
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  size_t offset = 0;
+  for (const auto& t : tensors_) {
+    const size_t n = tensor_bytes(t.type, t.ne);
+    if (n > 0) {
+      const size_t at = data_start + offset, base = at / page * page;
+      void* m =
+          ::mmap(nullptr, n + (at - base), PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(base));
+      if (m == MAP_FAILED) fail_closed(cat("cannot map for writing: ", std::strerror(errno)));
+      t.fill(static_cast<uint8_t*>(m) + (at - base), n);
+      ::munmap(m, n + (at - base));
+    }
+    offset += (n + alignment - 1) / alignment * alignment;
+  }
+  if (::fsync(fd) != 0) fail_closed(cat("write failed: ", std::strerror(errno)));
+  ::close(fd);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
     fail(path, ": cannot rename temporary file into place");

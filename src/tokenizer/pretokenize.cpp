@@ -69,6 +69,11 @@ struct PreTokenizer::Regex {
   ~Regex() { pcre2_code_free(code); }
 };
 
+std::vector<std::string> PreTokenizer::patterns(const std::string& name) {
+  auto it = regex_table().find(name);
+  return it == regex_table().end() ? std::vector<std::string>{} : it->second;
+}
+
 PreTokenizer::PreTokenizer(const std::string& name) {
   const auto& table = regex_table();
   auto it = table.find(name);

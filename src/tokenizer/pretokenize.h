@@ -24,6 +24,8 @@ class PreTokenizer {
   bool ignore_merges() const { return ignore_merges_; }
 
   static std::vector<std::string> known_names();
+  // The split expressions of a named pre-tokenizer (empty if unknown).
+  static std::vector<std::string> patterns(const std::string& name);
 
  private:
   struct Regex;
