@@ -34,13 +34,7 @@ inline CliResult run(const std::string& args, const std::string& input = "",
   const std::string cmd =
       isolated + env + " " + bin("hondo") + " " + args + " <" + i + " >" + o + " 2>" + e;
   const int rc = std::system(cmd.c_str());
-  auto slurp = [](const std::string& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(o), slurp(e)};
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_file(o), read_file(e)};
 }
 
 inline void expect_one_line_error(const CliResult& r, const std::string& needle) {

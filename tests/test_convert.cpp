@@ -178,10 +178,8 @@ TEST(ConvertTokenizer, RealDeepSeekV3TokenizerPassesItsVectors) {
   // The vectors of the reference vocabulary, through the converted one.
   const Tokenizer tok(Vocab::from_gguf(*mine));
   const std::string base = test::vocab("deepseek-v3");
-  std::ifstream inp(base + ".inp"), outp(base + ".out");
-  std::stringstream ss;
-  ss << inp.rdbuf();
-  const std::string all = ss.str(), sep = "\n__ggml_vocab_test__\n";
+  std::ifstream outp(base + ".out");
+  const std::string all = test::read_file(base + ".inp"), sep = "\n__ggml_vocab_test__\n";
   int checked = 0;
   std::string line;
   for (size_t pos = 0, hit; (hit = all.find(sep, pos)) != std::string::npos;
@@ -209,13 +207,7 @@ TEST(ConvertErrors, SayWhatIsWrong) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     }
   };
-  std::string cfg;
-  {
-    std::ifstream in(hf + "/config.json");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    cfg = ss.str();
-  }
+  const std::string cfg = test::read_file(hf + "/config.json");
   std::ofstream(hf + "/config.json")
       << std::string(cfg).replace(cfg.find("LlamaForCausalLM"), 16, "MambaForCausalLM");
   expect_error("architecture 'MambaForCausalLM' is not supported");

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace hondo::test {
@@ -12,6 +14,14 @@ inline std::string shared(const std::string& rel) {
 }
 inline std::string bin(const std::string& rel) {
   return std::string(HONDO_BIN_DIR) + "/" + rel;
+}
+
+// A whole file as bytes ("" if it cannot be read).
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 // Shared test data is required: a missing file fails the test with a clear message.

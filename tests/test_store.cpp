@@ -32,13 +32,6 @@ std::string random_bytes(size_t n, uint32_t seed) {
   return s;
 }
 
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -70,18 +63,18 @@ class StoreTest : public ::testing::Test {
 TEST_F(StoreTest, FullDownloadInHubCacheLayout) {
   Hub hub(opts());
   const std::string p = hub.download("org/model-GGUF", "model-Q4_K_M.gguf");
-  EXPECT_EQ(FakeHub::sha(slurp(p)), FakeHub::sha(content_));
+  EXPECT_EQ(FakeHub::sha(test::read_file(p)), FakeHub::sha(content_));
   const std::string sha = FakeHub::sha(content_);
   // snapshots/<commit>/<file> is a relative symlink to blobs/<sha256>; refs/main names it.
   const std::string repo = root_ + "/models--org--model-GGUF";
   EXPECT_TRUE(fs::is_symlink(p));
   EXPECT_EQ(fs::read_symlink(p).string(), "../../blobs/" + sha);
-  EXPECT_EQ(fs::path(p).parent_path().filename().string(), slurp(repo + "/refs/main"));
+  EXPECT_EQ(fs::path(p).parent_path().filename().string(), test::read_file(repo + "/refs/main"));
   EXPECT_TRUE(fs::exists(repo + "/blobs/" + sha));
   EXPECT_FALSE(fs::exists(repo + "/blobs/" + sha + ".incomplete"));
   // A small (non-LFS) file lands the same way, named by its ETag.
   const std::string cfg = hub.download("org/model-GGUF", "config.json");
-  EXPECT_EQ(slurp(cfg), "{\"a\": 1}");
+  EXPECT_EQ(test::read_file(cfg), "{\"a\": 1}");
   // Asked again, the hub is consulted (HEAD) but nothing is transferred.
   const int gets = hub_.gets;
   const size_t bytes = hub_.body_bytes;
@@ -105,10 +98,10 @@ TEST_F(StoreTest, InterruptedDownloadResumesToIdenticalFile) {
   ASSERT_TRUE(fs::exists(part));
   const size_t have = fs::file_size(part);
   EXPECT_EQ(have, 120000u);
-  EXPECT_EQ(FakeHub::sha(slurp(part)), FakeHub::sha(content_.substr(0, have)));
+  EXPECT_EQ(FakeHub::sha(test::read_file(part)), FakeHub::sha(content_.substr(0, have)));
   const size_t before = hub_.body_bytes;
   const std::string p = hub.download("org/model-GGUF", "model-Q4_K_M.gguf");
-  EXPECT_EQ(FakeHub::sha(slurp(p)), FakeHub::sha(content_));
+  EXPECT_EQ(FakeHub::sha(test::read_file(p)), FakeHub::sha(content_));
   // The second transfer asked for the rest only, and only the rest was sent.
   ASSERT_EQ(hub_.ranges().size(), 2u);
   EXPECT_EQ(hub_.ranges()[0], "");
@@ -125,7 +118,7 @@ TEST_F(StoreTest, RetriesResumeWithinOneCall) {
   hub.on_note = [&](const std::string& s) { notes.push_back(s); };
   hub_.cut_next(2, 50000);
   const std::string p = hub.download("org/model-GGUF", "model-Q4_K_M.gguf");
-  EXPECT_EQ(FakeHub::sha(slurp(p)), FakeHub::sha(content_));
+  EXPECT_EQ(FakeHub::sha(test::read_file(p)), FakeHub::sha(content_));
   EXPECT_EQ(notes.size(), 2u);
   const auto r = hub_.ranges();
   ASSERT_EQ(r.size(), 3u);
@@ -175,7 +168,7 @@ TEST_F(StoreTest, NotFoundAndUnauthorizedSayWhy) {
   }
   HubOptions right = opts();
   right.token = hub_.token;
-  EXPECT_EQ(FakeHub::sha(slurp(Hub(right).download("org/gated", "g.gguf"))),
+  EXPECT_EQ(FakeHub::sha(test::read_file(Hub(right).download("org/gated", "g.gguf"))),
             FakeHub::sha(content_));
 }
 
@@ -237,7 +230,7 @@ TEST_F(StoreTest, ConcurrentPullsOfOneFileDownloadItOnce) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures, 0) << why;
   for (const auto& p : paths) EXPECT_EQ(p, paths[0]);
-  EXPECT_EQ(FakeHub::sha(slurp(paths[0])), FakeHub::sha(content_));
+  EXPECT_EQ(FakeHub::sha(test::read_file(paths[0])), FakeHub::sha(content_));
   EXPECT_EQ(hub_.ranges().size(), 1u) << "the blob was transferred more than once";
   for (const auto& e : fs::directory_iterator(root_ + "/models--org--model-GGUF/blobs"))
     EXPECT_EQ(e.path().extension(), "") << e.path();
@@ -252,10 +245,11 @@ TEST_F(StoreTest, QuantSelectionAndAliases) {
   ModelSource src(hub, reg);
   const std::string q8 = src.locate("org/model-GGUF:q8_0", ModelSource::Fetch::IfMissing);
   EXPECT_EQ(fs::path(q8).filename(), "model-Q8_0.gguf");
-  EXPECT_EQ(slurp(q8), random_bytes(1000, 2));
-  EXPECT_EQ(FakeHub::sha(slurp(src.locate("mini", ModelSource::Fetch::IfMissing))),
+  EXPECT_EQ(test::read_file(q8), random_bytes(1000, 2));
+  EXPECT_EQ(FakeHub::sha(test::read_file(src.locate("mini", ModelSource::Fetch::IfMissing))),
             FakeHub::sha(content_));
-  EXPECT_EQ(slurp(src.locate("mini:1b-q8_0", ModelSource::Fetch::Never)), random_bytes(1000, 2));
+  EXPECT_EQ(test::read_file(src.locate("mini:1b-q8_0", ModelSource::Fetch::Never)),
+            random_bytes(1000, 2));
   EXPECT_THROW(src.locate("org/model-GGUF:Q2_K", ModelSource::Fetch::IfMissing), Error);
   EXPECT_THROW(src.locate("mini:7b", ModelSource::Fetch::IfMissing), Error);
   // Built-in aliases name real repositories and files.

@@ -23,11 +23,6 @@ std::string bundled() {
   return std::string(HONDO_SOURCE_DIR) + "/models/hondo-coder-tiny.gguf";
 }
 
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
 class StoreCli : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -36,7 +31,7 @@ class StoreCli : public ::testing::Test {
                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_ + "/config");
-    hub_.add("tiny/stories-GGUF", "stories260K-F32.gguf", {slurp(kStories)});
+    hub_.add("tiny/stories-GGUF", "stories260K-F32.gguf", {test::read_file(kStories)});
     hub_.add("tiny/stories-GGUF", "README.md", {"# stories", false});
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -60,7 +55,7 @@ TEST_F(StoreCli, PullListRunOfflineRemove) {
   ASSERT_EQ(pull.status, 0) << pull.err;
   const std::string path = pull.out.substr(0, pull.out.find('\n'));
   EXPECT_NE(path.find("/hf/hub/models--tiny--stories-GGUF/snapshots/"), std::string::npos);
-  EXPECT_EQ(FakeHub::sha(slurp(path)), FakeHub::sha(slurp(kStories)));
+  EXPECT_EQ(FakeHub::sha(test::read_file(path)), FakeHub::sha(test::read_file(kStories)));
   EXPECT_NE(pull.err.find("pulling stories260K-F32.gguf"), std::string::npos) << pull.err;
 
   const CliResult list = hondo("list", false);
@@ -115,7 +110,7 @@ TEST_F(StoreCli, UserAliasesExtendTheRegistry) {
 TEST_F(StoreCli, FallbackSkipsMissingCorruptAndTooBigModels) {
   // A truncated copy of a real model, and a synthetic model far larger than the limit.
   const std::string corrupt = dir_ + "/corrupt.gguf";
-  const std::string whole = slurp(kStories);
+  const std::string whole = test::read_file(kStories);
   std::ofstream(corrupt, std::ios::binary) << whole.substr(0, whole.size() / 3);
   const std::string big = bundled();  // about 43 MiB, over the limit
   write_config("fallback.json", R"({"models": ["deepseek-r1:1.5b", ")" + corrupt + R"(", ")" + big +

@@ -9,13 +9,6 @@ using namespace hondo;
 
 namespace {
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 Tokenizer load(const std::string& path) {
   auto f = GgufFile::open(path);
   return Tokenizer(Vocab::from_gguf(*f));
@@ -28,7 +21,7 @@ void check_vectors(const std::string& name) {
   HONDO_REQUIRE_FILE(base);
   HONDO_REQUIRE_FILE(base + ".inp");
   const Tokenizer tok = load(base);
-  const std::string inp = read_all(base + ".inp");
+  const std::string inp = test::read_file(base + ".inp");
   const std::string sep = "\n__ggml_vocab_test__\n";
   std::vector<std::string> inputs;
   for (size_t pos = 0, hit; (hit = inp.find(sep, pos)) != std::string::npos; pos = hit + sep.size())
@@ -73,8 +66,8 @@ TEST(TokenizerVectors, DeepseekR1Qwen) {
   // The r1-qwen vectors use the qwen2 vocab file (same tokenizer).
   const std::string dir = test::shared("testdata/tokenizers/");
   HONDO_REQUIRE_FILE(dir + "ggml-vocab-qwen2.gguf");
-  EXPECT_EQ(read_all(dir + "ggml-vocab-deepseek-r1-qwen.gguf.out"),
-            read_all(dir + "ggml-vocab-qwen2.gguf.out"));
+  EXPECT_EQ(test::read_file(dir + "ggml-vocab-deepseek-r1-qwen.gguf.out"),
+            test::read_file(dir + "ggml-vocab-qwen2.gguf.out"));
 }
 TEST(TokenizerVectors, Qwen2) {
   check_vectors("qwen2");

@@ -23,16 +23,13 @@ void add_pull(CLI::App& app) {
   cmd->add_option("--revision", o->revision, "branch, tag or commit (default main)");
   cmd->add_flag("--offline", o->offline, "only check the cache (as HF_HUB_OFFLINE=1)");
   cmd->callback([o] {
-    Hub hub(hub_options(o->offline));
-    attach_console(hub);
-    const Registry reg = Registry::load();
-    ModelSource source(hub, reg);
+    ConsoleStore store(o->offline);
     for (const std::string& name : o->names) {
-      auto ref = source.hub_ref(name);
+      auto ref = store.source.hub_ref(name);
       if (!ref) fail(name, ": a local file, nothing to pull");
       if (!o->revision.empty()) ref->revision = o->revision;
-      const std::string file = source.file_of(*ref, !hub.options().offline);
-      const std::string path = hub.download(ref->repo, file, ref->revision);
+      const std::string file = store.source.file_of(*ref, !store.hub.options().offline);
+      const std::string path = store.hub.download(ref->repo, file, ref->revision);
       std::printf("%s\n", path.c_str());
     }
   });

@@ -59,6 +59,11 @@ void attach_console(Hub& hub) {
   hub.on_note = [](const std::string& s) { std::fprintf(stderr, "note: %s\n", s.c_str()); };
 }
 
+ConsoleStore::ConsoleStore(bool offline)
+    : hub(hub_options(offline)), registry(Registry::load()), source(hub, registry) {
+  attach_console(hub);
+}
+
 std::string ModelOptions::resolve() const {
   if (model.empty()) {
     const std::string m = bundled_model_path();
@@ -67,20 +72,14 @@ std::string ModelOptions::resolve() const {
     std::fprintf(stderr, "model: %s (bundled)\n", m.c_str());
     return m;
   }
-  Hub hub(hub_options(offline));
-  attach_console(hub);
-  const Registry reg = Registry::load();
-  ModelSource source(hub, reg);
-  const std::string path = source.locate(model, ModelSource::Fetch::IfMissing);
+  ConsoleStore store(offline);
+  const std::string path = store.source.locate(model, ModelSource::Fetch::IfMissing);
   if (path != model) std::fprintf(stderr, "model: %s (%s)\n", model.c_str(), path.c_str());
   return path;
 }
 
 LoadedModel ModelOptions::load() const {
-  Hub hub(hub_options(offline));
-  attach_console(hub);
-  const Registry reg = Registry::load();
-  ModelSource source(hub, reg);
+  ConsoleStore store(offline);
   const FallbackConfig chain = FallbackConfig::load(FallbackConfig::default_path());
   std::vector<Candidate> cands;
   if (!model.empty()) cands.push_back({model, /*download=*/true, false});
@@ -101,7 +100,7 @@ LoadedModel ModelOptions::load() const {
   fo.on_note = [](const std::string& s) {
     if (s.rfind("skipped ", 0) == 0) std::fprintf(stderr, "model: %s\n", s.c_str());
   };
-  LoadedModel lm = load_with_fallback(cands, source, engine(), fo);
+  LoadedModel lm = load_with_fallback(cands, store.source, engine(), fo);
   if (lm.bundled)
     std::fprintf(stderr, "model: %s (bundled)\n", lm.path.c_str());
   else if (lm.path != lm.spec)

@@ -33,6 +33,15 @@ HubOptions hub_options(bool offline);
 // Wires a hub's progress and notices to stderr.
 void attach_console(Hub& hub);
 
+// The hub (progress and notices on stderr), the alias registry and the resolver over both, as
+// every command that names models needs them.
+struct ConsoleStore {
+  explicit ConsoleStore(bool offline);
+  Hub hub;
+  Registry registry;
+  ModelSource source;
+};
+
 struct SamplingOptions {
   SamplerParams p;
   long long seed = -1;  // -1: from the clock (printed, so a run can be repeated)

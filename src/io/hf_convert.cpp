@@ -362,10 +362,6 @@ DType float_type_of(const SafetensorsSet& st) {
   return e->dtype == StDType::F16 ? DType::F16 : DType::F32;
 }
 
-uint32_t float_file_type(DType t) {
-  return t == DType::F32 ? 0 : t == DType::F16 ? 1 : 32;
-}
-
 }  // namespace
 
 ConvertReport convert_hf(const std::string& dir, const std::string& out,
@@ -425,7 +421,7 @@ ConvertReport convert_hf(const std::string& dir, const std::string& out,
     if (!p.used.count(n) && n.find("rotary_emb.inv_freq") == std::string::npos)
       fail(dir, ": checkpoint tensor ", n, " has no place in a ", rep.gguf_arch,
            " model (unexpected for ", arch, ")");
-  p.w.set("general.file_type", GgufValue::make_u32(float_file_type(float_type)));
+  p.w.set("general.file_type", GgufValue::make_u32(quant_mix(dtype_name(float_type)).file_type));
   hf_tokenizer_to_gguf(dir, geti(c, "vocab_size"), p.w);
   rep.tensors = p.tensors;
   if (!quantize) {

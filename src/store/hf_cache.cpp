@@ -17,6 +17,11 @@ namespace fs = std::filesystem;
 
 namespace hondo {
 
+std::string env_value(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : "";
+}
+
 void check_repo_id(const std::string& repo) {
   const auto slash = repo.find('/');
   bool ok = !repo.empty() &&
@@ -54,15 +59,11 @@ static fs::path temp_beside(const fs::path& p) {
 HfCache::HfCache(std::string root) : root_(std::move(root)) {}
 
 std::string HfCache::default_root() {
-  auto env = [](const char* k) -> std::string {
-    const char* v = std::getenv(k);
-    return v && *v ? v : "";
-  };
-  if (auto v = env("HF_HUB_CACHE"); !v.empty()) return v;
-  if (auto v = env("HUGGINGFACE_HUB_CACHE"); !v.empty()) return v;
-  if (auto v = env("HF_HOME"); !v.empty()) return v + "/hub";
-  if (auto v = env("XDG_CACHE_HOME"); !v.empty()) return v + "/huggingface/hub";
-  if (auto v = env("HOME"); !v.empty()) return v + "/.cache/huggingface/hub";
+  if (auto v = env_value("HF_HUB_CACHE"); !v.empty()) return v;
+  if (auto v = env_value("HUGGINGFACE_HUB_CACHE"); !v.empty()) return v;
+  if (auto v = env_value("HF_HOME"); !v.empty()) return v + "/hub";
+  if (auto v = env_value("XDG_CACHE_HOME"); !v.empty()) return v + "/huggingface/hub";
+  if (auto v = env_value("HOME"); !v.empty()) return v + "/.cache/huggingface/hub";
   fail("cannot find the model cache: set HF_HOME or HOME");
 }
 

@@ -17,6 +17,9 @@
 
 namespace hondo {
 
+// The value of an environment variable, "" when unset or empty.
+std::string env_value(const char* name);
+
 // Checks a hub repository id ("org/name" or "name"; letters, digits, '-', '_', '.').
 void check_repo_id(const std::string& repo);
 bool is_commit_hash(const std::string& s);  // 40 lowercase hex digits

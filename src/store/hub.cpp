@@ -24,11 +24,6 @@ namespace hondo {
 
 namespace {
 
-std::string env(const char* k) {
-  const char* v = std::getenv(k);
-  return v && *v ? v : "";
-}
-
 bool truthy(const std::string& v) {
   return v == "1" || v == "true" || v == "TRUE" || v == "True" || v == "yes" || v == "ON" ||
          v == "on";
@@ -89,24 +84,25 @@ std::string url_path(const std::string& s) {
 
 HubOptions HubOptions::from_env() {
   HubOptions o;
-  if (auto e = env("HF_ENDPOINT"); !e.empty()) o.endpoint = e;
+  if (auto e = env_value("HF_ENDPOINT"); !e.empty()) o.endpoint = e;
   while (!o.endpoint.empty() && o.endpoint.back() == '/') o.endpoint.pop_back();
-  o.token = env("HF_TOKEN");
-  if (o.token.empty()) o.token = env("HUGGING_FACE_HUB_TOKEN");
+  o.token = env_value("HF_TOKEN");
+  if (o.token.empty()) o.token = env_value("HUGGING_FACE_HUB_TOKEN");
   if (o.token.empty()) {  // the file `huggingface-cli login` writes
-    const std::string home =
-        env("HF_HOME").empty() ? env("HOME") + "/.cache/huggingface" : env("HF_HOME");
+    const std::string home = env_value("HF_HOME").empty()
+                                 ? env_value("HOME") + "/.cache/huggingface"
+                                 : env_value("HF_HOME");
     std::ifstream in(home + "/token");
     std::getline(in, o.token);
   }
-  o.offline = truthy(env("HF_HUB_OFFLINE"));
+  o.offline = truthy(env_value("HF_HUB_OFFLINE"));
   o.cache_root = HfCache::default_root();
   return o;
 }
 
-Hub::Hub(HubOptions opt) : opt_(std::move(opt)), cache_(opt_.cache_root) {
-  if (opt_.cache_root.empty()) cache_ = HfCache(HfCache::default_root());
-}
+Hub::Hub(HubOptions opt)
+    : opt_(std::move(opt)),
+      cache_(opt_.cache_root.empty() ? HfCache::default_root() : opt_.cache_root) {}
 
 void Hub::note(const std::string& s) const {
   if (on_note) on_note(s);

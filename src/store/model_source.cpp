@@ -48,15 +48,17 @@ std::string ModelSource::locate(const std::string& spec, Fetch fetch) {
     return spec;
   }
   const bool online = fetch != Fetch::Never && !hub_.options().offline;
-  // A cached pick by quantization is reused unless the hub is to be asked.
+  // Choosing by quantization asks the hub only when the cache has no match or a refresh is
+  // wanted.
   std::string file;
-  if (fetch == Fetch::IfMissing && ref->file.empty()) {
+  if (fetch != Fetch::Always) {
     try {
       file = file_of(*ref, false);
     } catch (const NotCachedError&) {
+      if (!online) throw;
     }
   }
-  if (file.empty()) file = file_of(*ref, fetch == Fetch::Always || (online && ref->file.empty()));
+  if (file.empty()) file = file_of(*ref, online);
   if (fetch != Fetch::Always || !online)
     if (auto p = hub_.cache().find(ref->repo, ref->revision, file)) return *p;
   if (!online)

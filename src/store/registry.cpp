@@ -16,13 +16,9 @@ namespace hondo {
 extern const char* const kBuiltinRegistryJson;  // store/registry.json, compiled in
 
 std::string config_dir() {
-  auto env = [](const char* k) -> std::string {
-    const char* v = std::getenv(k);
-    return v && *v ? v : "";
-  };
-  if (auto v = env("HONDO_CONFIG_DIR"); !v.empty()) return v;
-  if (auto v = env("XDG_CONFIG_HOME"); !v.empty()) return v + "/hondo";
-  if (auto v = env("HOME"); !v.empty()) return v + "/.config/hondo";
+  if (auto v = env_value("HONDO_CONFIG_DIR"); !v.empty()) return v;
+  if (auto v = env_value("XDG_CONFIG_HOME"); !v.empty()) return v + "/hondo";
+  if (auto v = env_value("HOME"); !v.empty()) return v + "/.config/hondo";
   return ".hondo";
 }
 

@@ -12,7 +12,7 @@
 #include "io/gguf.h"
 #include "io/hf_tokenizer.h"
 #include "io/safetensors.h"
-#include "kernels/quant.h"
+#include "model/layers.h"
 
 namespace hondo {
 
@@ -20,12 +20,9 @@ namespace {
 
 using json = nlohmann::json;
 
-// A GGUF tensor as float rows [rows][cols].
-std::vector<float> rows_of(const Tensor& t) {
-  std::vector<float> v(size_t(t.elements()));
-  for (int64_t r = 0; r < t.rows(); ++r)
-    dequantize_row(t.type, t.row(r), v.data() + r * t.cols(), t.cols());
-  return v;
+// Checkpoints keep F16/BF16 tensors as they are; anything else is written as F32.
+DType store_type(const Tensor& t) {
+  return t.type == DType::F16 || t.type == DType::BF16 ? t.type : DType::F32;
 }
 
 struct Out {
@@ -79,14 +76,9 @@ struct Out {
   }
   // A GGUF tensor as it is (quantized ones as F32), shape [rows, cols].
   void copy(const std::string& name, const Tensor& t, bool fp8_ok = true) {
-    const DType type = t.type == DType::F16 || t.type == DType::BF16 ? t.type : DType::F32;
-    put(name, rows_of(t), t.rows(), t.cols(), type, fp8_ok && t.n_dims >= 2, t.n_dims == 1);
+    put(name, to_f32(t), t.rows(), t.cols(), store_type(t), fp8_ok && t.n_dims >= 2, t.n_dims == 1);
   }
 };
-
-DType store_type(const Tensor& t) {
-  return t.type == DType::F16 || t.type == DType::BF16 ? t.type : DType::F32;
-}
 
 }  // namespace
 
@@ -135,7 +127,7 @@ void export_hf_checkpoint(const std::string& gguf_path, const std::string& dir,
       out.copy(hf + "input_layernorm.weight", T(g + "attn_norm.weight"));
       for (const char* qk : {"q", "k"}) {
         const Tensor& t = T(g + "attn_" + qk + ".weight");
-        std::vector<float> x = rows_of(t), y(x.size());
+        std::vector<float> x = to_f32(t), y(x.size());
         // GGUF interleaved pairs -> HF halves (llama only; qwen2 is already in halves).
         for (int64_t r = 0; r < t.rows(); ++r) {
           const int64_t h = r / HD, k = r % HD, j = k / 2, i = k % 2;
@@ -209,7 +201,7 @@ void export_hf_checkpoint(const std::string& gguf_path, const std::string& dir,
       } else {  // rebuild [H*(N+V), KL] from the per-head halves
         const Tensor& kb = T(g + "attn_k_b.weight");
         const Tensor& vb = T(g + "attn_v_b.weight");
-        const std::vector<float> k = rows_of(kb), v = rows_of(vb);
+        const std::vector<float> k = to_f32(kb), v = to_f32(vb);
         std::vector<float> kv(size_t(H * (N + V) * KL));
         for (int64_t h = 0; h < H; ++h)
           for (int64_t l2 = 0; l2 < KL; ++l2) {
@@ -232,7 +224,7 @@ void export_hf_checkpoint(const std::string& gguf_path, const std::string& dir,
           out.copy(hf + "mlp.gate.e_score_correction_bias", *b, false);
         for (const char* proj : {"gate", "up", "down"}) {
           const Tensor& t = T(g + "ffn_" + proj + "_exps.weight");
-          const std::vector<float> x = rows_of(t);
+          const std::vector<float> x = to_f32(t);
           const int64_t rows = t.ne[1];
           for (int64_t e = 0; e < NE; ++e)
             out.put(hf + "mlp.experts." + std::to_string(e) + "." + proj + "_proj.weight",
