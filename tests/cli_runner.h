@@ -18,10 +18,11 @@ struct CliResult {
   std::string out, err;
 };
 
-// `env` holds "NAME=value" assignments placed before the command. By default the binary sees an
-// empty config folder and a private hub cache, never the user's.
+// `env` holds "NAME=value" assignments placed before the command; `shell` is a shell command
+// run first in the same shell (e.g. "ulimit -d 65536"). By default the binary sees an empty
+// config folder and a private hub cache, never the user's.
 inline CliResult run(const std::string& args, const std::string& input = "",
-                     const std::string& env = "") {
+                     const std::string& env = "", const std::string& shell = "") {
   const std::string dir = bin("test-models");
   std::filesystem::create_directories(dir);
   // ctest runs tests in parallel processes: scratch files are per process and call.
@@ -31,8 +32,8 @@ inline CliResult run(const std::string& args, const std::string& input = "",
   std::ofstream(i) << input;
   const std::string isolated =
       "HONDO_CONFIG_DIR=" + dir + "/no-config HF_HOME=" + dir + "/no-hf-home HF_HUB_OFFLINE=1 ";
-  const std::string cmd =
-      isolated + env + " " + bin("hondo") + " " + args + " <" + i + " >" + o + " 2>" + e;
+  const std::string cmd = (shell.empty() ? "" : shell + " && ") + isolated + env + " " +
+                          bin("hondo") + " " + args + " <" + i + " >" + o + " 2>" + e;
   const int rc = std::system(cmd.c_str());
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_file(o), read_file(e)};
 }

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "store/sha256.h"
+#include "store/digest.h"
 
 namespace hondo::test {
 
@@ -75,7 +75,7 @@ class FakeHub {
   }
 
   static std::string sha(const std::string& s) {
-    Sha256 h;
+    Digest h;
     h.update(s.data(), s.size());
     return h.hex();
   }
@@ -135,7 +135,8 @@ class FakeHub {
       res.set_header("X-Linked-Size", std::to_string(f->second.content.size()));
       return;
     }
-    res.set_header("ETag", quote(sha(f->second.content).substr(0, 40)));
+    res.set_header("ETag", quote(f->second.claimed_sha.empty() ? git_blob_id(f->second.content)
+                                                               : f->second.claimed_sha));
     res.set_content(f->second.content, "application/octet-stream");
   }
 

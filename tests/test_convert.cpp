@@ -8,9 +8,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli_runner.h"
 #include "core/error.h"
+#include "core/fp16.h"
 #include "core/fp8.h"
 #include "io/hf_convert.h"
 #include "io/hf_tokenizer.h"
@@ -90,6 +93,205 @@ TEST_P(RoundTrip, SameTensorsAndLogitsAsTheDirectGguf) {
 
 INSTANTIATE_TEST_SUITE_P(Convert, RoundTrip,
                          ::testing::Values("tiny-llama", "tiny-qwen2", "tiny-v2-lite", "tiny-v3"));
+
+// Logits of a Llama or Qwen2 checkpoint computed straight from its safetensors with the
+// Hugging Face modeling code's semantics (rotate_half RoPE on the checkpoint's own q/k row
+// order, GQA, SwiGLU), independent of the converter and of hondo's model code. The
+// converted GGUF must give the same logits through hondo: this is what checks the llama q/k
+// row permutation (a round trip through the project's exporter only shows the two are
+// inverse).
+std::vector<float> hf_semantics_logits(const std::string& dir, const std::vector<TokenId>& ids) {
+  const auto cfg = nlohmann::json::parse(test::read_file(dir + "/config.json"));
+  const SafetensorsSet st = SafetensorsSet::open_dir(dir);
+  auto weight = [&](const std::string& name) {  // [rows, cols] row-major, as floats
+    const StTensor& t = st.get(name);
+    std::vector<float> v(size_t(t.elements()));
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (t.dtype == StDType::F32) {
+        std::memcpy(&v[i], t.data + 4 * i, 4);
+        continue;
+      }
+      uint16_t b;
+      std::memcpy(&b, t.data + 2 * i, 2);
+      v[i] = t.dtype == StDType::BF16 ? bf16_to_f32(b) : f16_to_f32(b);
+    }
+    return v;
+  };
+  const int E = cfg["hidden_size"], H = cfg["num_attention_heads"];
+  const int HKV = cfg.value("num_key_value_heads", H), L = cfg["num_hidden_layers"];
+  const int F = cfg["intermediate_size"], V = cfg["vocab_size"], HD = E / H;
+  const float eps = cfg.value("rms_norm_eps", 1e-6f), theta = cfg.value("rope_theta", 10000.0f);
+  float pos_scale = 1.0f;  // linear RoPE scaling divides positions by the factor
+  if (cfg.contains("rope_scaling") && cfg["rope_scaling"].is_object())
+    pos_scale = 1.0f / cfg["rope_scaling"].value("factor", 1.0f);
+  const int T = int(ids.size());
+  auto linear = [](const std::vector<float>& w, const float* x, int rows, int cols, float* y) {
+    for (int r = 0; r < rows; ++r) {
+      double s = 0;
+      for (int c = 0; c < cols; ++c) s += double(w[size_t(r) * cols + c]) * x[c];
+      y[r] = float(s);
+    }
+  };
+  auto rms_norm = [&](const float* x, const std::vector<float>& w, float* y) {
+    double ss = 0;
+    for (int i = 0; i < E; ++i) ss += double(x[i]) * x[i];
+    const float k = float(1.0 / std::sqrt(ss / E + eps));
+    for (int i = 0; i < E; ++i) y[i] = x[i] * k * w[size_t(i)];
+  };
+  // q*cos + rotate_half(q)*sin, rotate_half(x) = cat(-x[HD/2:], x[:HD/2]), per head.
+  auto rope = [&](float* head, int pos) {
+    for (int j = 0; j < HD / 2; ++j) {
+      const double a = pos * pos_scale * std::pow(double(theta), -2.0 * j / HD);
+      const float c = float(std::cos(a)), s = float(std::sin(a));
+      const float x1 = head[j], x2 = head[j + HD / 2];
+      head[j] = x1 * c - x2 * s;
+      head[j + HD / 2] = x2 * c + x1 * s;
+    }
+  };
+  const std::vector<float> embed = weight("model.embed_tokens.weight");
+  std::vector<float> x(size_t(T) * E);  // [T, E] residual stream
+  for (int t = 0; t < T; ++t) std::copy_n(&embed[size_t(ids[size_t(t)]) * E], E, &x[size_t(t) * E]);
+  std::vector<float> h(static_cast<size_t>(E)), q(size_t(T) * H * HD), k(size_t(T) * HKV * HD),
+      v(size_t(T) * HKV * HD), att(static_cast<size_t>(H * HD)), o(static_cast<size_t>(E)),
+      g(static_cast<size_t>(F)), u(static_cast<size_t>(F));
+  for (int l = 0; l < L; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const auto wq = weight(p + "self_attn.q_proj.weight"),
+               wk = weight(p + "self_attn.k_proj.weight"),
+               wv = weight(p + "self_attn.v_proj.weight"),
+               wo = weight(p + "self_attn.o_proj.weight");
+    const bool bias = st.find(p + "self_attn.q_proj.bias") != nullptr;
+    std::vector<float> bq(size_t(H) * HD), bk(size_t(HKV) * HD), bv(size_t(HKV) * HD);
+    if (bias) {
+      bq = weight(p + "self_attn.q_proj.bias");
+      bk = weight(p + "self_attn.k_proj.bias");
+      bv = weight(p + "self_attn.v_proj.bias");
+    }
+    const auto n1 = weight(p + "input_layernorm.weight"),
+               n2 = weight(p + "post_attention_layernorm.weight");
+    for (int t = 0; t < T; ++t) {
+      rms_norm(&x[size_t(t) * E], n1, h.data());
+      float *qt = &q[size_t(t) * H * HD], *kt = &k[size_t(t) * HKV * HD],
+            *vt = &v[size_t(t) * HKV * HD];
+      linear(wq, h.data(), H * HD, E, qt);
+      linear(wk, h.data(), HKV * HD, E, kt);
+      linear(wv, h.data(), HKV * HD, E, vt);
+      for (int i = 0; i < H * HD; ++i) qt[i] += bias ? bq[size_t(i)] : 0.0f;
+      for (int i = 0; i < HKV * HD; ++i) {
+        kt[i] += bias ? bk[size_t(i)] : 0.0f;
+        vt[i] += bias ? bv[size_t(i)] : 0.0f;
+      }
+      for (int hh = 0; hh < H; ++hh) rope(qt + hh * HD, t);
+      for (int hh = 0; hh < HKV; ++hh) rope(kt + hh * HD, t);
+    }
+    const auto wg = weight(p + "mlp.gate_proj.weight"), wu = weight(p + "mlp.up_proj.weight"),
+               wd = weight(p + "mlp.down_proj.weight");
+    for (int t = 0; t < T; ++t) {  // causal attention, head hh reads kv head hh / (H / HKV)
+      for (int hh = 0; hh < H; ++hh) {
+        const int kv = hh / (H / HKV);
+        std::vector<double> s(size_t(t) + 1);
+        double mx = -1e300, sum = 0;
+        for (int j = 0; j <= t; ++j) {
+          double d = 0;
+          for (int i = 0; i < HD; ++i)
+            d += double(q[(size_t(t) * H + hh) * HD + i]) * k[(size_t(j) * HKV + kv) * HD + i];
+          s[size_t(j)] = d / std::sqrt(double(HD));
+          mx = std::max(mx, s[size_t(j)]);
+        }
+        for (auto& e : s) sum += (e = std::exp(e - mx));
+        for (int i = 0; i < HD; ++i) {
+          double a = 0;
+          for (int j = 0; j <= t; ++j) a += s[size_t(j)] / sum * v[(size_t(j) * HKV + kv) * HD + i];
+          att[size_t(hh) * HD + i] = float(a);
+        }
+      }
+      float* xt = &x[size_t(t) * E];
+      linear(wo, att.data(), E, H * HD, o.data());
+      for (int i = 0; i < E; ++i) xt[i] += o[size_t(i)];
+    }
+    for (int t = 0; t < T; ++t) {  // down(silu(gate(h)) * up(h))
+      float* xt = &x[size_t(t) * E];
+      rms_norm(xt, n2, h.data());
+      linear(wg, h.data(), F, E, g.data());
+      linear(wu, h.data(), F, E, u.data());
+      for (int i = 0; i < F; ++i)
+        g[size_t(i)] = g[size_t(i)] / (1.0f + std::exp(-g[size_t(i)])) * u[size_t(i)];
+      linear(wd, g.data(), E, F, o.data());
+      for (int i = 0; i < E; ++i) xt[i] += o[size_t(i)];
+    }
+  }
+  const auto norm = weight("model.norm.weight");
+  const auto head = st.find("lm_head.weight") ? weight("lm_head.weight") : embed;
+  std::vector<float> out(size_t(T) * V);
+  for (int t = 0; t < T; ++t) {
+    rms_norm(&x[size_t(t) * E], norm, h.data());
+    linear(head, h.data(), V, E, &out[size_t(t) * V]);
+  }
+  return out;
+}
+
+class HfSemantics : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(HfSemantics, ConvertedModelMatchesTheCheckpointComputedTheHuggingFaceWay) {
+  const std::string preset = GetParam();
+  const std::string direct =
+      test::synthetic("convert-direct-hfsem-" + preset, test::tiny(preset, DType::BF16));
+  const std::string hf = dir_for("hfsem-" + preset);
+  export_hf_checkpoint(direct, hf, {});
+  const std::string out = hf + ".gguf";
+  ConvertOptions co;
+  co.type = "F32";
+  convert_hf(hf, out, co);
+  std::vector<TokenId> ids;
+  for (int i = 0; i < 10; ++i) ids.push_back(TokenId((i * 7919 + 13) % 1000 + 3));
+  const std::vector<float> want = hf_semantics_logits(hf, ids);
+  const std::vector<float> got = Model::load(out)->reference_logits(ids);
+  ASSERT_EQ(want.size(), got.size());
+  EXPECT_LE(test::max_abs_diff(want.data(), got.data(), want.size()),
+            1e-4f * test::range(want.data(), want.size()))
+      << preset;
+  fs::remove_all(hf);
+  fs::remove(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(Convert, HfSemantics, ::testing::Values("tiny-llama", "tiny-qwen2"));
+
+// Converting streams tensor by tensor: the checkpoint's shards and the output are file
+// mappings, and only a row of floats is private memory. Run under a data limit (RLIMIT_DATA:
+// heap, anonymous and private writable mappings) a quarter of the checkpoint's size, the
+// binary converts it; the same limit stops a program that holds the checkpoint in memory.
+TEST(ConvertMemory, CheckpointLargerThanTheMemoryLimitConverts) {
+  SynthSpec spec = test::tiny("tiny-llama", DType::BF16);
+  spec.n_embd = 1024, spec.n_head = 8, spec.n_head_kv = 8, spec.n_ff = 4096, spec.n_layer = 4;
+  const std::string direct = test::synthetic("convert-direct-big", spec);
+  const std::string hf = dir_for("big");
+  export_hf_checkpoint(direct, hf, {});
+  uintmax_t checkpoint = 0;
+  for (const auto& e : fs::directory_iterator(hf)) checkpoint += fs::file_size(e.path());
+  ASSERT_GT(checkpoint, uintmax_t(240) << 20);
+  const uintmax_t limit = checkpoint / 4;
+  const std::string ulimit = "ulimit -d " + std::to_string(limit / 1024);
+  // The limit bites: dd cannot allocate a buffer of the checkpoint's size under it.
+  const std::string control = ulimit +
+                              " && dd if=/dev/zero of=/dev/null bs=" + std::to_string(checkpoint) +
+                              " count=1 2>/dev/null";
+  ASSERT_NE(std::system(control.c_str()), 0) << "RLIMIT_DATA is not enforced here";
+  const std::string out = hf + ".gguf";
+  const auto r = test::run("convert " + hf + " " + out + " --type BF16", "", "", ulimit);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_GT(fs::file_size(out), checkpoint * 9 / 10);
+  // Same tensors as the direct file (BF16 to BF16 is exact).
+  const auto a = GgufFile::open(direct), b = GgufFile::open(out);
+  for (const char* name : {"token_embd.weight", "blk.3.ffn_down.weight", "output.weight"}) {
+    const Tensor *t = a->find_tensor(name), *u = b->find_tensor(name);
+    ASSERT_TRUE(t && u) << name;
+    ASSERT_EQ(t->nbytes(), u->nbytes()) << name;
+    EXPECT_EQ(std::memcmp(t->data, u->data, t->nbytes()), 0) << name;
+  }
+  fs::remove_all(hf);
+  fs::remove(out);
+  fs::remove(direct);
+}
 
 // E4M3 decoding checked against the bit layout: for normal numbers the same value as the
 // float whose exponent and top mantissa bits are copied over.

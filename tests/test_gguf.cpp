@@ -113,6 +113,25 @@ TEST(Gguf, RoundTripEveryMetadataType) {
   EXPECT_THROW(f->get_str("missing.key"), Error);
 }
 
+// A tensor source that fails halfway (bad checkpoint data, out of memory) leaves neither the
+// output nor its temporary file behind, and an existing file of that name untouched.
+TEST(Gguf, FailingTensorSourceLeavesNothingBehind) {
+  const std::string dir = test::bin("test-models/writer-fail");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/out.gguf";
+  std::ofstream(path) << "previous";
+  GgufWriter w;
+  w.add_tensor_f32("a", {4}, {1, 2, 3, 4});
+  w.add_tensor("b", DType::F32, {1024}, [](uint8_t*, size_t) { throw std::bad_alloc(); });
+  EXPECT_THROW(w.write(path), std::bad_alloc);
+  EXPECT_EQ(test::read_file(path), "previous");
+  int files = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++files;
+  EXPECT_EQ(files, 1);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Gguf, FileTypeUsesLlamaCppEnum) {
   // general.file_type is llama.cpp's file-type enum, which differs from tensor type ids.
   EXPECT_EQ(file_type_of(DType::Q8_0), 7u);

@@ -12,6 +12,7 @@
 
 #include "fake_hub.h"
 #include "model/model.h"
+#include "store/digest.h"
 #include "store/fallback.h"
 #include "store/hub.h"
 #include "store/memory.h"
@@ -72,9 +73,10 @@ TEST_F(StoreTest, FullDownloadInHubCacheLayout) {
   EXPECT_EQ(fs::path(p).parent_path().filename().string(), test::read_file(repo + "/refs/main"));
   EXPECT_TRUE(fs::exists(repo + "/blobs/" + sha));
   EXPECT_FALSE(fs::exists(repo + "/blobs/" + sha + ".incomplete"));
-  // A small (non-LFS) file lands the same way, named by its ETag.
+  // A small (non-LFS) file lands the same way, named by its ETag, its git blob id.
   const std::string cfg = hub.download("org/model-GGUF", "config.json");
   EXPECT_EQ(test::read_file(cfg), "{\"a\": 1}");
+  EXPECT_EQ(fs::read_symlink(cfg).filename().string(), git_blob_id("{\"a\": 1}"));
   // Asked again, the hub is consulted (HEAD) but nothing is transferred.
   const int gets = hub_.gets;
   const size_t bytes = hub_.body_bytes;
@@ -139,6 +141,31 @@ TEST_F(StoreTest, WrongHashIsRejectedAndNothingIsKept) {
   EXPECT_FALSE(fs::exists(repo + "/blobs/" + std::string(64, 'e')));
   EXPECT_FALSE(fs::exists(repo + "/blobs/" + std::string(64, 'e') + ".incomplete"));
   EXPECT_FALSE(hub.cache().find("org/bad", "main", "x.gguf"));
+}
+
+TEST_F(StoreTest, WrongGitBlobIdIsRejected) {
+  hub_.add("org/bad", "config.json", {"{}", false, std::string(40, 'a')});
+  Hub hub(opts());
+  try {
+    hub.download("org/bad", "config.json");
+    FAIL() << "a small file whose git blob id differs must be rejected";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("checksum mismatch: the hub says git blob"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(hub.cache().find("org/bad", "main", "config.json"));
+}
+
+// Blob ids as `git hash-object` prints them.
+TEST(Digest, GitBlobIdsAndSha256MatchKnownValues) {
+  EXPECT_EQ(git_blob_id(""), "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+  EXPECT_EQ(git_blob_id("hello\n"), "ce013625030ba8dba906f756967f9e9ca394464a");
+  const std::string f = test::bin("test-models/digest-" + std::to_string(::getpid()) + ".txt");
+  std::ofstream(f) << "hello\n";
+  EXPECT_EQ(git_blob_id_file(f), "ce013625030ba8dba906f756967f9e9ca394464a");
+  EXPECT_EQ(sha256_file(f), "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
+  fs::remove(f);
 }
 
 TEST_F(StoreTest, NotFoundAndUnauthorizedSayWhy) {

@@ -27,7 +27,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "hondo: error: %s\n", e.what());
     return 1;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "hondo: error: out of memory (try a smaller model or context, -c)\n");
+    bool runs_a_model = false;  // the hint about -c only helps where a model runs
+    for (const char* c : {"run", "chat", "bench", "perplexity"})
+      runs_a_model |= app.got_subcommand(c);
+    std::fprintf(stderr, "hondo: error: out of memory%s\n",
+                 runs_a_model ? " (try a smaller model or context, -c)" : "");
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "hondo: error: %s\n", e.what());

@@ -212,7 +212,14 @@ void GgufWriter::write(const std::string& path, size_t alignment) const {
       void* m =
           ::mmap(nullptr, n + (at - base), PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(base));
       if (m == MAP_FAILED) fail_closed(cat("cannot map for writing: ", std::strerror(errno)));
-      t.fill(static_cast<uint8_t*>(m) + (at - base), n);
+      try {  // a failing source (bad data, out of memory) leaves no partial file behind
+        t.fill(static_cast<uint8_t*>(m) + (at - base), n);
+      } catch (...) {
+        ::munmap(m, n + (at - base));
+        ::close(fd);
+        std::remove(tmp.c_str());
+        throw;
+      }
       ::munmap(m, n + (at - base));
     }
     offset += (n + alignment - 1) / alignment * alignment;

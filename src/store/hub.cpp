@@ -15,8 +15,8 @@
 #include <thread>
 
 #include "core/error.h"
+#include "store/digest.h"
 #include "store/memory.h"
-#include "store/sha256.h"
 
 namespace fs = std::filesystem;
 
@@ -58,8 +58,8 @@ std::string clean_etag(std::string e) {
   return e;
 }
 
-bool is_sha256(const std::string& s) {
-  if (s.size() != 64) return false;
+bool is_hex(const std::string& s, size_t digits) {
+  if (s.size() != digits) return false;
   for (char c : s)
     if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
   return true;
@@ -227,9 +227,11 @@ void Hub::fetch_once(const std::string& repo, const Remote& r, const std::string
              format_size(free_bytes), " free in ", cache_.root());
     }
   }
-  const bool verify = is_sha256(r.etag);
-  Sha256 hash;
-  if (verify && have) sha256_update_file(hash, part, have);
+  // LFS files are named by their SHA-256 (hashed as they arrive), small files by their git
+  // blob id (hashed once complete).
+  const bool verify = is_hex(r.etag, 64), git_blob = is_hex(r.etag, 40);
+  Digest hash;
+  if (verify && have) digest_update_file(hash, part, have);
 
   std::FILE* out = std::fopen(part.c_str(), have ? "ab" : "wb");
   if (!out) fail(part, ": cannot write: ", std::strerror(errno));
@@ -305,6 +307,13 @@ void Hub::fetch_once(const std::string& repo, const Remote& r, const std::string
     if (got != r.etag) {
       fs::remove(part, ec);
       fail(repo, "/", file, ": checksum mismatch: the hub says SHA-256 ", r.etag,
+           ", the downloaded file has ", got, "; it was discarded (not used)");
+    }
+  } else if (git_blob) {
+    const std::string got = git_blob_id_file(part);
+    if (got != r.etag) {
+      fs::remove(part, ec);
+      fail(repo, "/", file, ": checksum mismatch: the hub says git blob ", r.etag,
            ", the downloaded file has ", got, "; it was discarded (not used)");
     }
   }
