@@ -6,8 +6,11 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <utility>
 
 #include "core/fp16.h"
+#include "kernels/matmul.h"
+#include "kernels/packed.h"
 #include "kernels/qdot.h"
 #include "kernels/quant.h"
 
@@ -191,4 +194,119 @@ TEST(QDotDispatch, BestIsAvailableAndReferenceIsFirst) {
   std::string names;
   for (auto* ks : sets) names += std::string(ks->isa) + " ";
   RecordProperty("isa_sets", names);
+}
+
+// ---- tile kernels on repacked rows (kernels/packed.h) ---------------------------------------
+
+namespace {
+std::vector<uint8_t> random_rows(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
+  std::vector<uint8_t> all;
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto row = random_row(t, k, rng);
+    all.insert(all.end(), row.begin(), row.end());
+  }
+  return all;
+}
+// Random rows of format t, the same rows packed into tiles, and kQDotMaxRows quantized
+// activation rows.
+struct TileInput {
+  std::vector<uint8_t> rows, packed;
+  QActs acts;
+};
+TileInput tile_input(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
+  TileInput in;
+  in.rows = random_rows(t, rows, k, rng);
+  in.packed.resize(packed_bytes(t, rows, k));
+  pack_tiles(t, in.rows.data(), rows, k, in.packed.data());
+  const auto x = random_acts(kQDotMaxRows * k, rng);
+  in.acts.quantize(qdot_reference(), x.data(), kQDotMaxRows, k);
+  return in;
+}
+}  // namespace
+
+// The reference tile kernel reads the packed layout back into GGUF blocks: on 13 packed rows
+// it gives exactly the row reference's values, and 0 for the 3 padding rows.
+TEST(QDotTile, PackedLayoutGivesTheRowReferenceExactly) {
+  const QDotKernels& ref = qdot_reference();
+  std::mt19937 rng(21);
+  const int64_t k = 512, rows = 13;
+  for (DType t : kIntTypes) {
+    if (!has_tile_layout(t)) continue;
+    ASSERT_NE(ref.tile_for(t), nullptr) << dtype_name(t);
+    const TileInput in = tile_input(t, rows, k, rng);
+    QActRow a[kQDotMaxRows];
+    for (int j = 0; j < kQDotMaxRows; ++j) a[j] = in.acts.row(j);
+    float tile[kQDotMaxRows * kTileRows];
+    ref.tile_for(t)(in.packed.data(), a, kQDotMaxRows, k, tile);
+    for (int r = 0; r < kTileRows; ++r) {
+      float want[kQDotMaxRows] = {};
+      if (r < rows) ref.for_type(t)(in.rows.data() + size_t(r) * row_bytes(t, k), a, 4, k, want);
+      for (int j = 0; j < kQDotMaxRows; ++j)
+        EXPECT_EQ(tile[j * kTileRows + r], want[j]) << dtype_name(t) << " row " << r;
+    }
+  }
+}
+
+// Every SIMD tile kernel against the reference tile kernel, for 1..4 activation rows.
+TEST(QDotTile, EverySimdTileKernelMatchesReference) {
+  const QDotKernels& ref = qdot_reference();
+  std::mt19937 rng(22);
+  const int64_t k = 2048;
+  int compared = 0;
+  for (const QDotKernels* ks : qdot_available())
+    for (DType t : kIntTypes) {
+      if (ks == &ref || !ks->tile_for(t)) continue;
+      for (int trial = 0; trial < 5; ++trial) {
+        const TileInput in = tile_input(t, kTileRows, k, rng);
+        for (int n = 1; n <= kQDotMaxRows; ++n) {
+          QActRow a[kQDotMaxRows];
+          for (int j = 0; j < n; ++j) a[j] = in.acts.row(j);
+          float want[kQDotMaxRows * kTileRows], got[kQDotMaxRows * kTileRows];
+          ref.tile_for(t)(in.packed.data(), a, n, k, want);
+          ks->tile_for(t)(in.packed.data(), a, n, k, got);
+          for (int r = 0; r < kTileRows; ++r) {
+            std::vector<float> wf(k);
+            dequantize_row(t, in.rows.data() + size_t(r) * row_bytes(t, k), wf.data(), k);
+            for (int j = 0; j < n; ++j) {
+              double magnitude = 0;
+              for (int64_t i = 0; i < k; ++i)
+                magnitude += std::fabs(double(wf[i]) * a[j].q[i] * a[j].d[i / 32]);
+              EXPECT_NEAR(got[j * kTileRows + r], want[j * kTileRows + r], 2e-6 * magnitude)
+                  << ks->isa << " " << dtype_name(t) << " rows " << n << " row " << r;
+            }
+          }
+        }
+      }
+      ++compared;
+    }
+  RecordProperty("simd_tile_kernels_compared", compared);
+}
+
+// matmul on a tensor with repacked rows (whole and partial tiles, a slice starting at a tile
+// boundary, 1..9 tokens) equals matmul on the GGUF rows with the row kernels.
+TEST(QDotTile, MatmulOnPackedRowsMatchesRowKernels) {
+  std::mt19937 rng(23);
+  const int64_t k = 256, rows = 45;
+  ThreadPool pool(2);
+  for (DType t : kIntTypes) {
+    if (!has_tile_layout(t) || !qdot_best().tile_for(t)) continue;
+    const auto w = random_rows(t, rows, k, rng);
+    std::vector<uint8_t> packed(packed_bytes(t, rows, k));
+    pack_tiles(t, w.data(), rows, k, packed.data());
+    Tensor plain;
+    plain.type = t, plain.n_dims = 2, plain.ne = {k, rows, 1, 1}, plain.data = w.data();
+    Tensor tiled = plain;
+    tiled.packed = packed.data();
+    for (int64_t n_tok : {1, 3, 4, 5, 9}) {
+      const auto x = random_acts(n_tok * k, rng);
+      for (auto [row0, n] : {std::pair<int64_t, int64_t>{0, rows}, {16, 29}}) {
+        std::vector<float> want(size_t(n_tok * n)), got(size_t(n_tok * n));
+        matmul_rows(plain, row0, n, x.data(), n_tok, want.data(), pool);
+        matmul_rows(tiled, row0, n, x.data(), n_tok, got.data(), pool);
+        for (size_t i = 0; i < want.size(); ++i)
+          EXPECT_NEAR(got[i], want[i], 1e-5f * (1.0f + std::fabs(want[i])))
+              << dtype_name(t) << " tokens " << n_tok << " row0 " << row0 << " i " << i;
+      }
+    }
+  }
 }

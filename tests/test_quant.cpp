@@ -2,10 +2,12 @@
 // format, and the dispatched dot product against its scalar reference.
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "core/fp16.h"
 #include "kernels/dot.h"
+#include "kernels/half.h"
 #include "kernels/quant.h"
 #include "kernels/vec_dot.h"
 #include "test_paths.h"
@@ -26,6 +28,42 @@ TEST(Fp16, ExactValuesAndRounding) {
   // Ties round to even: 1 + 2^-11 is halfway between 1 and 1 + 2^-10.
   EXPECT_EQ(f32_to_f16(1.0f + 0.00048828125f), 0x3C00);
   EXPECT_EQ(f32_to_f16(1.0f + 3 * 0.00048828125f), 0x3C02);
+}
+
+// The F16C row conversions give the scalar reference's bits: every half value to float, and
+// floats to half across normals, subnormals, overflow, exact ties and NaN.
+TEST(HalfRows, FastConversionsMatchTheReferenceBitForBit) {
+  if (!half_rows_use_f16c()) GTEST_SKIP() << "no F16C on this CPU: the reference is used";
+  std::vector<uint16_t> all(65536);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = uint16_t(i);
+  std::vector<float> a(all.size()), b(all.size());
+  f16_to_f32_row_ref(all.data(), a.data(), int64_t(all.size()));
+  f16_to_f32_row(all.data(), b.data(), int64_t(all.size()));
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (std::isnan(a[i])) {
+      EXPECT_TRUE(std::isnan(b[i])) << i;
+      continue;
+    }
+    ASSERT_EQ(f32_to_bits(a[i]), f32_to_bits(b[i])) << i;
+  }
+  std::mt19937 rng(3);
+  std::vector<float> x;
+  for (int i = 0; i < 200000; ++i) {
+    const int e = int(rng() % 48) - 30;  // 2^-30 .. 2^17: subnormal halves to overflow
+    x.push_back(std::ldexp(float(int32_t(rng())) / 2147483648.0f, e));
+  }
+  for (uint16_t h : {uint16_t(0x3c00), uint16_t(0x0001), uint16_t(0x7bff)}) {  // exact ties
+    const float f = f16_to_f32(h), up = f16_to_f32(uint16_t(h + 1));
+    x.push_back((f + up) / 2);
+    x.push_back(-(f + up) / 2);
+  }
+  x.push_back(65520.0f);  // rounds to infinity
+  x.push_back(std::numeric_limits<float>::infinity());
+  x.push_back(-0.0f);
+  std::vector<uint16_t> ha(x.size()), hb(x.size());
+  f32_to_f16_row_ref(x.data(), ha.data(), int64_t(x.size()));
+  f32_to_f16_row(x.data(), hb.data(), int64_t(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(ha[i], hb[i]) << x[i];
 }
 
 TEST(Bf16, RoundTrip) {

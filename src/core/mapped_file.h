@@ -17,6 +17,9 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the pages wholly inside [p, p + n) from this process's memory; reading them again
+  // pages them back in from the file. For data the program has copied elsewhere.
+  void release(const void* p, size_t n) const;
 
  private:
   std::string path_;

@@ -15,6 +15,9 @@ struct Tensor {
   int n_dims = 0;
   std::array<int64_t, 4> ne{1, 1, 1, 1};
   const void* data = nullptr;
+  // The same rows repacked into tiles for this CPU's tile kernels (kernels/packed.h), when
+  // the model loader made them; matmul then reads these instead of `data`.
+  const void* packed = nullptr;
 
   int64_t cols() const { return ne[0]; }
   int64_t rows() const { return ne[1] * ne[2] * ne[3]; }

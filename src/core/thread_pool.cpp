@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <set>
 #include <string>
@@ -68,6 +69,18 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     if (i >= t) return;
     const int64_t begin = n * i / t, end = n * (i + 1) / t;
     fn(begin, end);
+  });
+}
+
+void ThreadPool::parallel_tasks(int64_t n, const std::function<void(int64_t)>& fn) {
+  if (n <= 0) return;
+  if (n == 1 || n_threads_ == 1) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  run([&](int, int) {
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(i);
   });
 }
 

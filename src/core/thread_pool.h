@@ -25,6 +25,10 @@ class ThreadPool {
   // Splits [0, n) into contiguous chunks, one per thread: fn(begin, end).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
+  // Hands out [0, n) one index at a time to whichever thread is free: fn(i). For tasks of
+  // uneven cost (causal attention: later tokens see more positions).
+  void parallel_tasks(int64_t n, const std::function<void(int64_t)>& fn);
+
   // Number of physical cores (falls back to hardware_concurrency).
   static int default_threads();
 

@@ -8,6 +8,7 @@
 // Strings are u64 length + UTF-8 bytes; everything is little-endian.
 #pragma once
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -99,6 +100,14 @@ class GgufFile {
   // Offset of a tensor's data from the start of the file.
   size_t tensor_file_offset(const Tensor& t) const;
 
+  // Gives every weight that `want` names, and that this CPU has a tile kernel for, a repacked
+  // copy (Tensor::packed, kernels/packed.h). The file pages of the original are then released
+  // unless keep_original(t) (e.g. a token embedding also read row by row), so memory holds
+  // the weights once. HONDO_REPACK=0 in the environment turns repacking off. Returns the
+  // bytes repacked.
+  size_t pack_for_matmul(const std::function<bool(const Tensor&)>& want,
+                         const std::function<bool(const Tensor&)>& keep_original);
+
  private:
   GgufFile() = default;
   void parse();
@@ -111,6 +120,10 @@ class GgufFile {
   std::map<std::string, size_t> kv_index_;
   std::vector<Tensor> tensors_;
   std::map<std::string, size_t> tensor_index_;
+  struct FreeDeleter {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<uint8_t, FreeDeleter>> packed_;  // owned by the tensors' .packed
 };
 
 // Builds a GGUF file: metadata in insertion order, tensors whose bytes are produced on demand

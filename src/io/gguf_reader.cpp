@@ -1,8 +1,11 @@
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "kernels/packed.h"
+#include "kernels/qdot.h"
 
 namespace hondo {
 
@@ -335,6 +338,31 @@ const GgufValue& GgufFile::get_array(const std::string& key, GgufType elem) cons
     fail(path(), ": metadata key '", key, "' should be an array of ", gguf_type_name(elem),
          ", found an array of ", gguf_type_name(v->elem));
   return *v;
+}
+
+}  // namespace hondo
+
+namespace hondo {
+
+size_t GgufFile::pack_for_matmul(const std::function<bool(const Tensor&)>& want,
+                                 const std::function<bool(const Tensor&)>& keep_original) {
+  if (const char* e = std::getenv("HONDO_REPACK"); e && std::string(e) == "0") return 0;
+  const QDotKernels& ks = qdot_best();
+  size_t total = 0;
+  for (Tensor& t : tensors_) {
+    if (t.packed || t.n_dims < 2 || !has_tile_layout(t.type) || !ks.tile_for(t.type) ||
+        t.cols() % 32 || !want(t))
+      continue;
+    const size_t n = (packed_bytes(t.type, t.rows(), t.cols()) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, n);
+    if (!p) fail(path(), ": out of memory repacking tensor '", t.name, "' (", n, " bytes)");
+    packed_.emplace_back(static_cast<uint8_t*>(p));
+    pack_tiles(t.type, t.data, t.rows(), t.cols(), p);
+    t.packed = p;
+    total += n;
+    if (!keep_original(t)) file_->release(t.data, t.nbytes());
+  }
+  return total;
 }
 
 }  // namespace hondo

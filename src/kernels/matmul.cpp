@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kernels/dot.h"
+#include "kernels/packed.h"
 #include "kernels/qdot.h"
 #include "kernels/quant.h"
 #include "kernels/vec_dot.h"
@@ -49,12 +50,43 @@ void matmul_int8(const QDotKernels& ks, QDotFn dot, const Tensor& w, int64_t row
   });
 }
 
+// Repacked weights (packed.h): each task takes whole tiles of 16 rows and passes over a
+// tile once per group of up to kQDotMaxRows tokens; the tile stays in cache meanwhile.
+void matmul_tiles(const QDotKernels& ks, QTileFn tile_fn, const Tensor& w, int64_t row0,
+                  int64_t n_rows, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
+  const int64_t k = w.cols();
+  thread_local QActs caller_acts;  // see matmul_int8
+  QActs& acts = caller_acts;
+  acts.quantize(ks, x, n_tok, k, &pool);
+  const size_t tb = tile_bytes(w.type, k);
+  const auto* tiles = static_cast<const uint8_t*>(w.packed) + size_t(row0 / kTileRows) * tb;
+  const int64_t n_tiles = (n_rows + kTileRows - 1) / kTileRows;
+  pool.parallel_for(n_tiles, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t r0 = i * kTileRows, nr = std::min<int64_t>(kTileRows, n_rows - r0);
+      for (int64_t t0 = 0; t0 < n_tok; t0 += kQDotMaxRows) {
+        const int nt = int(std::min<int64_t>(kQDotMaxRows, n_tok - t0));
+        QActRow a[kQDotMaxRows];
+        for (int j = 0; j < nt; ++j) a[j] = acts.row(t0 + j);
+        float out[kQDotMaxRows * kTileRows];  // [nt, 16]
+        tile_fn(tiles + size_t(i) * tb, a, nt, k, out);
+        for (int j = 0; j < nt; ++j)
+          std::copy_n(out + j * kTileRows, nr, y + (t0 + j) * n_rows + r0);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void matmul_rows(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, int64_t n_tok,
                  float* y, ThreadPool& pool) {
   const int64_t k = w.cols();
   const QDotKernels& ks = qdot_best();
+  if (QTileFn tile = ks.tile_for(w.type); tile && w.packed && row0 % kTileRows == 0) {
+    matmul_tiles(ks, tile, w, row0, n_rows, x, n_tok, y, pool);
+    return;
+  }
   if (QDotFn dot = ks.for_type(w.type); dot && k % kQActBlock == 0) {
     matmul_int8(ks, dot, w, row0, n_rows, x, n_tok, y, pool);
     return;

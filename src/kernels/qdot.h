@@ -25,6 +25,7 @@ struct QActRow {
   const int8_t* q;   // [k]
   const float* d;    // [k / 32]   scale of each block of 32
   const int16_t* s;  // [k / 16]   sum of q over each 16
+  const float* ds;   // [k / 32]   d * sum of q over each block of 32: the block's sum as float
 };
 
 // out[j] = sum_i w[i] * a_j[i] for j < n, 1 <= n <= kQDotMaxRows; w is one row of k values
@@ -35,13 +36,21 @@ using QDotFn = void (*)(const void* w, const QActRow* a, int n, int64_t k, float
 // Quantizes one row of k floats (k a multiple of 32) into q[k], d[k/32], s[k/16].
 using QuantizeActFn = void (*)(const float* x, int64_t k, int8_t* q, float* d, int16_t* s);
 
+// Tile kernels work on weights repacked 16 rows at a time (kernels/packed.h):
+// out[j * 16 + r] = row r of the tile times a[j], for j < n <= kQDotMaxRows. One pass over
+// the tile serves every activation row, and each SIMD lane holds a different row.
+using QTileFn = void (*)(const void* tile, const QActRow* a, int n, int64_t k, float* out);
+
 // The kernels of one instruction-set level. dot[id] is null for types without an integer
-// kernel (F32, F16, BF16, and types hondo cannot compute).
+// kernel (F32, F16, BF16, and types hondo cannot compute); tile[id] is null for types
+// without a tile kernel in this set (matmul then uses the row kernels).
 struct QDotKernels {
   const char* isa;  // "scalar", "avx2", "avx512vnni", ...
   QuantizeActFn quantize;
   QDotFn dot[64];
+  QTileFn tile[64];
   QDotFn for_type(DType t) const { return uint32_t(t) < 64 ? dot[uint32_t(t)] : nullptr; }
+  QTileFn tile_for(DType t) const { return uint32_t(t) < 64 ? tile[uint32_t(t)] : nullptr; }
 };
 
 // The scalar reference set (always available, also the fallback on CPUs without SIMD).
@@ -58,7 +67,8 @@ class QActs {
   void quantize(const QDotKernels& ks, const float* x, int64_t n, int64_t k,
                 ThreadPool* pool = nullptr);
   QActRow row(int64_t t) const {
-    return {q_.data() + t * k_, d_.data() + t * (k_ / 32), s_.data() + t * (k_ / 16)};
+    return {q_.data() + t * k_, d_.data() + t * (k_ / 32), s_.data() + t * (k_ / 16),
+            ds_.data() + t * (k_ / 32)};
   }
   int64_t rows() const { return n_; }
 
@@ -67,6 +77,7 @@ class QActs {
   std::vector<int8_t> q_;   // [n, k]
   std::vector<float> d_;    // [n, k / 32]
   std::vector<int16_t> s_;  // [n, k / 16]
+  std::vector<float> ds_;   // [n, k / 32]
 };
 
 }  // namespace hondo

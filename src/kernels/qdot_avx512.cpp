@@ -1,12 +1,81 @@
 // The AVX-512 VNNI kernel set: the AVX2 code on 256-bit registers with vpdpbusd (AVX512_VNNI
-// + AVX512VL) as the integer multiply-add. Compiled with -mavx512vnni -mavx512vl ...
+// + AVX512VL) as the integer multiply-add, plus tile kernels on 512-bit registers for the
+// repacked layouts of packed.h. Compiled with -mavx512vnni -mavx512vl ...
+// GCC 12 warns inside its own _mm512_cvtph_ps / _mm512_cvtepi32_ps (their "undefined"
+// pass-through operand); the warning is about the header, not this code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define HONDO_QDOT_NS qdot_avx512vnni
 #define HONDO_QDOT_VNNI 1
 #include "kernels/qdot_x86.inc"
+#include "kernels/packed.h"
+
+namespace hondo::qdot_avx512vnni {
+namespace {
+
+inline __m512i bcast4(const int8_t* p) {  // one 4-byte group of activations to all 16 lanes
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// Q4_0 tile (16 rows) times N activation rows. Per block: the 16 row scales in one register,
+// the 512 nibbles unpacked into 8 registers (register c, lane r = values 4c..4c+3 of row r),
+// then for each activation row 8 vpdpbusd (nibble x activation, exact in int32) and
+//   acc += d_w * d_a * sum(nibble * q_a) - 8 * d_w * (d_a * sum(q_a))
+// which is sum(d_w * (nibble - 8) * d_a * q_a), the Q4_0 value times the activation.
+template <int N>
+void tile_q4_0(const uint8_t* t, const QActRow* a, int64_t nb, float* out) {
+  __m512 acc[N];
+  for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; ++b, t += kTileRows * 18) {
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
+    const __m512 dw8 = _mm512_mul_ps(dw, _mm512_set1_ps(8.0f));
+    __m512i w[8];
+    for (int g = 0; g < 4; ++g) {
+      const __m512i v = _mm512_loadu_si512(t + 32 + 64 * g);
+      w[g] = _mm512_and_si512(v, low4);
+      w[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+    }
+    for (int j = 0; j < N; ++j) {
+      const int8_t* q = a[j].q + 32 * b;
+      __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();  // two chains
+      for (int c = 0; c < 8; c += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
+        s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
+      }
+      const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+      acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dw, _mm512_set1_ps(a[j].d[b])), acc[j]);
+      acc[j] = _mm512_fnmadd_ps(dw8, _mm512_set1_ps(a[j].ds[b]), acc[j]);
+    }
+  }
+  for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
+}
+
+void tile_q4_0_any(const void* tile, const QActRow* a, int n, int64_t k, float* out) {
+  const auto* t = static_cast<const uint8_t*>(tile);
+  switch (n) {
+    case 1:
+      return tile_q4_0<1>(t, a, k / 32, out);
+    case 2:
+      return tile_q4_0<2>(t, a, k / 32, out);
+    case 3:
+      return tile_q4_0<3>(t, a, k / 32, out);
+    default:
+      return tile_q4_0<4>(t, a, k / 32, out);
+  }
+}
+
+}  // namespace
+}  // namespace hondo::qdot_avx512vnni
 
 namespace hondo {
 const QDotKernels& qdot_avx512vnni_kernels() {
-  static const QDotKernels ks = qdot_avx512vnni::make_set("avx512vnni");
+  static const QDotKernels ks = [] {
+    QDotKernels s = qdot_avx512vnni::make_set("avx512vnni");
+    s.tile[uint32_t(DType::Q4_0)] = qdot_avx512vnni::tile_q4_0_any;
+    return s;
+  }();
   return ks;
 }
 }  // namespace hondo

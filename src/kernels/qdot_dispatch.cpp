@@ -54,10 +54,15 @@ void QActs::quantize(const QDotKernels& ks, const float* x, int64_t n, int64_t k
   if (q_.size() < size_t(n * k)) q_.resize(size_t(n * k));
   if (d_.size() < size_t(n * k / 32)) d_.resize(size_t(n * k / 32));
   if (s_.size() < size_t(n * k / 16)) s_.resize(size_t(n * k / 16));
+  if (ds_.size() < size_t(n * k / 32)) ds_.resize(size_t(n * k / 32));
   auto rows = [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t)
-      ks.quantize(x + t * k, k, q_.data() + t * k, d_.data() + t * (k / 32),
-                  s_.data() + t * (k / 16));
+    for (int64_t t = t0; t < t1; ++t) {
+      float* d = d_.data() + t * (k / 32);
+      const int16_t* s = s_.data() + t * (k / 16);
+      float* ds = ds_.data() + t * (k / 32);
+      ks.quantize(x + t * k, k, q_.data() + t * k, d, s_.data() + t * (k / 16));
+      for (int64_t b = 0; b < k / 32; ++b) ds[b] = d[b] * float(s[2 * b] + s[2 * b + 1]);
+    }
   };
   if (pool && n * k >= (int64_t(1) << 16))
     pool->parallel_for(n, rows);

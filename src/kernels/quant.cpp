@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "kernels/half.h"
 #include "kernels/kquant_layout.h"
 
 namespace hondo {
@@ -253,7 +254,7 @@ void dequantize_row(DType t, const void* src, float* y, int64_t n) {
       std::memcpy(y, b, size_t(n) * 4);
       return;
     case DType::F16:
-      for (int64_t i = 0; i < n; ++i) y[i] = f16_to_f32(rd16(b + 2 * i));
+      f16_to_f32_row(reinterpret_cast<const uint16_t*>(b), y, n);
       return;
     case DType::BF16:
       for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_f32(rd16(b + 2 * i));

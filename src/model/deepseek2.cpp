@@ -85,6 +85,7 @@ DeepSeek2Model::DeepSeek2Model(std::unique_ptr<GgufFile> file) {
   rope_ = c.yarn ? Rope::yarn(R, c.rope_base, c.yarn_factor, c.yarn_original_ctx, c.yarn_beta_fast,
                               c.yarn_beta_slow, 1.0f, RopeStyle::Interleaved)
                  : Rope::linear(int(R), c.rope_base, 1.0f, RopeStyle::Interleaved);
+  repack_weights(*file_, output_);
 }
 
 size_t DeepSeek2Model::kv_bytes_per_token(DType kv_type) const {

@@ -44,6 +44,7 @@ DenseModel::DenseModel(std::unique_ptr<GgufFile> file) {
     blocks_.push_back(std::move(b));
   }
   rope_ = Rope::linear(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_freq_scale, cfg_.rope_style);
+  repack_weights(*file_, output_);
 }
 
 size_t DenseModel::kv_bytes_per_token(DType kv_type) const {
@@ -56,39 +57,56 @@ std::unique_ptr<KvCache> DenseModel::new_cache(int n_ctx, DType kv_type) const {
   return std::make_unique<KvCache>(cfg_.n_layer, n_ctx, w, w, kv_type);
 }
 
+// Causal attention for every token of the batch, softmax(q k^T / sqrt(hd)) v per head. Work
+// is split into (query chunk, KV head) tasks: a chunk is up to kQueryChunk consecutive tokens
+// of one sequence, and its task converts the KV head's keys and values once ([n_pos, hd]
+// each, from the F16 or F32 cache) for all of the chunk's tokens and the `group` query heads
+// that share them (GQA). Memory per thread stays linear in the context length.
 void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos,
                            const float* q, float* out, ThreadPool& pool) const {
-  const int hd = cfg_.head_dim, n_head = cfg_.n_head, group = cfg_.n_head / cfg_.n_head_kv;
-  const int64_t Q = int64_t(n_head) * hd;
+  constexpr int64_t kQueryChunk = 16;
+  const int hd = cfg_.head_dim, n_kv = cfg_.n_head_kv, group = cfg_.n_head / cfg_.n_head_kv;
+  const int64_t Q = int64_t(cfg_.n_head) * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
-  // Map each token row to its sequence.
-  std::vector<const KvCache*> tok_cache;
-  for (const SeqBatch& s : batch)
-    for (size_t i = 0; i < s.tokens.size(); ++i) tok_cache.push_back(s.cache);
-  const int64_t n_tasks = int64_t(tok_pos.size()) * n_head;
-  pool.parallel_for(n_tasks, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores, row;
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t t = task / n_head;
-      const int h = int(task % n_head), kvh = h / group;
+  struct Chunk {
+    int64_t t0, t1;  // token rows [t0, t1) of the batch
+    const KvCache* cache;
+    int n_pos;  // positions the chunk's last token sees
+  };
+  std::vector<Chunk> chunks;
+  int64_t t_seq = 0;
+  for (const SeqBatch& s : batch) {
+    const int64_t n = int64_t(s.tokens.size());
+    for (int64_t i = 0; i < n; i += kQueryChunk) {
+      Chunk c{t_seq + i, t_seq + std::min(n, i + kQueryChunk), s.cache, 0};
+      for (int64_t t = c.t0; t < c.t1; ++t) c.n_pos = std::max(c.n_pos, tok_pos[size_t(t)] + 1);
+      chunks.push_back(c);
+    }
+    t_seq += n;
+  }
+  pool.parallel_tasks(int64_t(chunks.size()) * n_kv, [&](int64_t task) {
+    const Chunk& ch = chunks[size_t(task / n_kv)];
+    const int kvh = int(task % n_kv);
+    thread_local std::vector<float> keys, values, scores;
+    keys.resize(size_t(ch.n_pos) * size_t(hd));    // [n_pos, hd]
+    values.resize(size_t(ch.n_pos) * size_t(hd));  // [n_pos, hd]
+    scores.resize(size_t(ch.n_pos));               // [n_pos]
+    for (int j = 0; j < ch.n_pos; ++j) {
+      ch.cache->load_k(layer, j, kvh * hd, hd, keys.data() + size_t(j) * size_t(hd));
+      ch.cache->load_v(layer, j, kvh * hd, hd, values.data() + size_t(j) * size_t(hd));
+    }
+    for (int64_t t = ch.t0; t < ch.t1; ++t) {
       const int pos = tok_pos[size_t(t)];
-      const KvCache& c = *tok_cache[size_t(t)];
-      const float* qh = q + t * Q + int64_t(h) * hd;  // [hd]
-      float* oh = out + t * Q + int64_t(h) * hd;      // [hd]
-      scores.resize(size_t(pos + 1));                 // [pos + 1]
-      // This head's K or V row at position j: in place for an F32 cache, else converted.
-      const bool f32 = c.type() == DType::F32;
-      if (!f32) row.resize(size_t(hd));
-      auto head_row = [&](bool is_k, int j) -> const float* {
-        if (f32) return (is_k ? c.k_f32(layer, j) : c.v_f32(layer, j)) + kvh * hd;
-        is_k ? c.load_k(layer, j, kvh * hd, hd, row.data())
-             : c.load_v(layer, j, kvh * hd, hd, row.data());
-        return row.data();
-      };
-      for (int j = 0; j <= pos; ++j) scores[size_t(j)] = dot_f32(qh, head_row(true, j), hd) * scale;
-      softmax(scores.data(), pos + 1);
-      std::memset(oh, 0, sizeof(float) * size_t(hd));
-      for (int j = 0; j <= pos; ++j) axpy_f32(scores[size_t(j)], head_row(false, j), oh, hd);
+      for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
+        const float* qh = q + t * Q + int64_t(h) * hd;  // [hd]
+        float* oh = out + t * Q + int64_t(h) * hd;      // [hd]
+        for (int j = 0; j <= pos; ++j)
+          scores[size_t(j)] = dot_f32(qh, keys.data() + size_t(j) * size_t(hd), hd) * scale;
+        softmax(scores.data(), pos + 1);
+        std::memset(oh, 0, sizeof(float) * size_t(hd));
+        for (int j = 0; j <= pos; ++j)
+          axpy_f32(scores[size_t(j)], values.data() + size_t(j) * size_t(hd), oh, hd);
+      }
     }
   });
 }

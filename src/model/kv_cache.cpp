@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "core/fp16.h"
+#include "kernels/half.h"
 
 namespace hondo {
 
@@ -34,8 +34,7 @@ size_t KvCache::offset(int layer, int pos, int width) const {
 
 void KvCache::put(uint8_t* row, DType type, const float* x, int n) {
   if (type == DType::F32) return (void)std::memcpy(row, x, size_t(n) * 4);
-  auto* h = reinterpret_cast<uint16_t*>(row);
-  for (int i = 0; i < n; ++i) h[i] = f32_to_f16(x[i]);
+  f32_to_f16_row(x, reinterpret_cast<uint16_t*>(row), n);
 }
 
 void KvCache::store(int layer, int pos, const float* k, const float* v) {
@@ -46,8 +45,7 @@ void KvCache::store(int layer, int pos, const float* k, const float* v) {
 
 void KvCache::load(const uint8_t* row, DType type, int begin, int n, float* out) {
   if (type == DType::F32) return (void)std::memcpy(out, row + size_t(begin) * 4, size_t(n) * 4);
-  const auto* h = reinterpret_cast<const uint16_t*>(row) + begin;
-  for (int i = 0; i < n; ++i) out[i] = f16_to_f32(h[i]);
+  f16_to_f32_row(reinterpret_cast<const uint16_t*>(row) + begin, out, n);
 }
 
 void KvCache::load_k(int layer, int pos, int begin, int n, float* out) const {

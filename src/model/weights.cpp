@@ -40,4 +40,12 @@ const Tensor* WeightBinder::optional(const std::string& name,
   return t;
 }
 
+void repack_weights(GgufFile& f, const Tensor* output) {
+  auto embedding = [](const Tensor& t) {
+    return t.name == "token_embd.weight" || t.name.find("embed_tokens") != std::string::npos;
+  };
+  f.pack_for_matmul([&](const Tensor& t) { return !embedding(t) || &t == output; },
+                    [&](const Tensor& t) { return embedding(t); });
+}
+
 }  // namespace hondo

@@ -23,4 +23,9 @@ class WeightBinder {
   const GgufFile& f_;
 };
 
+// Repacks a loaded model's matrix weights for this CPU's tile kernels (GgufFile::
+// pack_for_matmul). Token embeddings are gathered row by row and stay as they are, unless
+// they are also the output matrix (tied), which then keeps both forms.
+void repack_weights(GgufFile& f, const Tensor* output);
+
 }  // namespace hondo

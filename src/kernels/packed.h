@@ -1,0 +1,30 @@
+// Weights repacked for the tile kernels of qdot.h: 16 rows interleaved so that one 512-bit
+// register holds 4 consecutive values of each of the 16 rows. vpdpbusd multiplies such a
+// register with one activation 4-byte group broadcast to all lanes, so every lane
+// accumulates a different row and no horizontal sums are needed; one pass over a tile serves
+// several tokens. Rows are repacked once, when a model is loaded.
+//
+// A packed matrix is a sequence of tiles of 16 rows (the last padded with zero rows); a tile
+// is the sequence of its k/32 blocks. Q4_0 tile block, 288 bytes (16 x 18: the size of the
+// rows it holds):
+//   f16 d[16]          scale of each row's block
+//   u8  qs[4][16][4]   qs[g][r][j] = byte 4g + j of row r's block (low nibble: value 4g + j,
+//                      high nibble: value 16 + 4g + j); weight = d * (nibble - 8)
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace hondo {
+
+constexpr int kTileRows = 16;
+
+bool has_tile_layout(DType t);  // Q4_0
+// Bytes of one tile (16 rows of `cols` values) and of a packed matrix of `rows` rows.
+size_t tile_bytes(DType t, int64_t cols);
+size_t packed_bytes(DType t, int64_t rows, int64_t cols);
+// Repacks `rows` consecutive rows in GGUF layout into tiles.
+void pack_tiles(DType t, const void* src, int64_t rows, int64_t cols, void* dst);
+
+}  // namespace hondo
