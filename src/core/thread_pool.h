@@ -1,6 +1,12 @@
 // A fixed pool of worker threads that run one parallel loop at a time. The calling thread
 // takes part as worker 0, so a pool of n threads starts n-1 helpers.
+//
+// Decoding one token runs a few hundred short loops; waking a sleeping thread through the
+// kernel costs tens of microseconds each time. So a worker that has finished spins for a
+// short while (kSpin) watching for the next loop before it goes to sleep, and the caller
+// spins likewise waiting for the workers to finish.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -39,10 +45,10 @@ class ThreadPool {
   std::vector<std::thread> helpers_;
   std::mutex mu_;
   std::condition_variable start_cv_, done_cv_;
-  const std::function<void(int, int)>* job_ = nullptr;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  const std::function<void(int, int)>* job_ = nullptr;  // written before generation_ moves
+  std::atomic<uint64_t> generation_{0};                 // one more for every loop
+  std::atomic<int> pending_{0};                         // helpers still in the current loop
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace hondo
