@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "io/requantize.h"
 #include "kernels/qdot.h"
@@ -141,13 +142,13 @@ TEST(DenseModel, F16CacheCloseToF32) {
 // Weights repacked for the tile kernels (Q4_0) give the logits of the row kernels on the
 // file's own rows, over a batched prefill and decode, for dense and MoE/MLA models. Both
 // paths quantize activations the same way: only the float summation order differs.
-class Repacked : public ::testing::TestWithParam<const char*> {};
+class Repacked : public ::testing::TestWithParam<std::tuple<const char*, DType>> {};
 TEST_P(Repacked, SameLogitsAsRowKernels) {
-  const std::string preset = GetParam();
-  if (!qdot_best().tile_for(DType::Q4_0)) GTEST_SKIP() << "no Q4_0 tile kernel on this CPU";
-  SynthSpec s = test::tiny(preset, DType::Q4_0);
-  s.embd_type = s.output_type = DType::Q4_0;
-  const std::string path = test::synthetic("repack-" + preset, s);
+  const std::string preset = std::get<0>(GetParam());
+  const DType type = std::get<1>(GetParam());
+  if (!qdot_best().tile_for(type)) GTEST_SKIP() << "no tile kernel for this type on this CPU";
+  SynthSpec s = test::tiny(preset, type);
+  const std::string path = test::synthetic("repack-" + preset + dtype_name(type), s);
   EngineOptions opt;
   opt.kv_type = DType::F32;
   opt.n_ctx = 128;
@@ -190,9 +191,12 @@ TEST_P(Repacked, SameLogitsAsRowKernels) {
   EXPECT_LE(differ, moe ? n_pos / 10 : 0) << preset;
 }
 INSTANTIATE_TEST_SUITE_P(Models, Repacked,
-                         ::testing::Values("tiny-llama", "tiny-qwen2", "tiny-v2-lite", "tiny-v3"),
+                         ::testing::Combine(::testing::Values("tiny-llama", "tiny-qwen2",
+                                                              "tiny-v2-lite", "tiny-v3"),
+                                            ::testing::Values(DType::Q4_0, DType::Q8_0)),
                          [](const auto& p) {
-                           std::string n = p.param;
+                           std::string n = std::string(std::get<0>(p.param)) + "_" +
+                                           dtype_name(std::get<1>(p.param));
                            for (char& c : n) c = c == '-' ? '_' : c;
                            return n;
                          });

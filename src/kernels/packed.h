@@ -10,6 +10,10 @@
 //   f16 d[16]          scale of each row's block
 //   u8  qs[4][16][4]   qs[g][r][j] = byte 4g + j of row r's block (low nibble: value 4g + j,
 //                      high nibble: value 16 + 4g + j); weight = d * (nibble - 8)
+// Q8_0 tile block, 544 bytes (16 x 34):
+//   f16 d[16]
+//   u8  qs[8][16][4]   qs[g][r][j] = value 4g + j of row r's block + 128 (stored unsigned, as
+//                      vpdpbusd's unsigned operand); weight = d * (qs - 128)
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -20,7 +24,7 @@ namespace hondo {
 
 constexpr int kTileRows = 16;
 
-bool has_tile_layout(DType t);  // Q4_0
+bool has_tile_layout(DType t);  // Q4_0, Q8_0
 // Bytes of one tile (16 rows of `cols` values) and of a packed matrix of `rows` rows.
 size_t tile_bytes(DType t, int64_t cols);
 size_t packed_bytes(DType t, int64_t rows, int64_t cols);

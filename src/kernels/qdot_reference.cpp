@@ -180,21 +180,24 @@ void quantize_act_ref(const float* x, int64_t k, int8_t* q, float* d, int16_t* s
   }
 }
 
-// Tile reference: rebuilds each row's GGUF block from the tile (layout in packed.h) and takes
-// the row reference's dot, so the tile layout is checked against the file's.
-void ref_tile_q4_0(const void* tile, const QActRow* a, int n, int64_t k, float* out) {
+// Tile reference: rebuilds each row's GGUF blocks from the tile (layouts in packed.h) and
+// takes the row reference's dot, so the tile layout is checked against the file's.
+template <void (*Unpack)(const uint8_t*, Unpacked&), int kBlockBytes>
+void ref_tile(const void* tile, const QActRow* a, int n, int64_t k, float* out) {
   const auto* t = static_cast<const uint8_t*>(tile);
   const int64_t nb = k / 32;
-  std::vector<uint8_t> row(static_cast<size_t>(nb * 18));  // one row, GGUF Q4_0 blocks
+  const uint8_t flip = kBlockBytes == 34 ? 0x80 : 0x00;             // Q8_0 values are stored + 128
+  std::vector<uint8_t> row(static_cast<size_t>(nb * kBlockBytes));  // one row, GGUF blocks
   for (int r = 0; r < kTileRows; ++r) {
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* tb = t + b * kTileRows * 18;
-      uint8_t* blk = row.data() + b * 18;
+      const uint8_t* tb = t + b * kTileRows * kBlockBytes;
+      uint8_t* blk = row.data() + b * kBlockBytes;
       std::memcpy(blk, tb + 2 * r, 2);
-      for (int g = 0; g < 4; ++g) std::memcpy(blk + 2 + 4 * g, tb + 32 + 64 * g + 4 * r, 4);
+      for (int g = 0; g < (kBlockBytes - 2) / 4; ++g)
+        for (int j = 0; j < 4; ++j) blk[2 + 4 * g + j] = tb[32 + 64 * g + 4 * r + j] ^ flip;
     }
     float o[kQDotMaxRows];
-    ref_dot<unpack_q4_0, 32, 18>(row.data(), a, n, k, o);
+    ref_dot<Unpack, 32, kBlockBytes>(row.data(), a, n, k, o);
     for (int j = 0; j < n; ++j) out[j * kTileRows + r] = o[j];
   }
 }
@@ -214,7 +217,8 @@ QDotKernels make_reference() {
   set(DType::Q4_K, ref_dot<unpack_q4_k, 256, 144>);
   set(DType::Q5_K, ref_dot<unpack_q5_k, 256, 176>);
   set(DType::Q6_K, ref_dot<unpack_q6_k, 256, 210>);
-  ks.tile[uint32_t(DType::Q4_0)] = ref_tile_q4_0;
+  ks.tile[uint32_t(DType::Q4_0)] = ref_tile<unpack_q4_0, 18>;
+  ks.tile[uint32_t(DType::Q8_0)] = ref_tile<unpack_q8_0, 34>;
   return ks;
 }
 
