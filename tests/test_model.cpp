@@ -139,15 +139,22 @@ TEST(DenseModel, F16CacheCloseToF32) {
             0.01f * range(l32.data(), l32.size()));
 }
 
-// Weights repacked for the tile kernels (Q4_0) give the logits of the row kernels on the
-// file's own rows, over a batched prefill and decode, for dense and MoE/MLA models. Both
-// paths quantize activations the same way: only the float summation order differs.
+// Weights repacked for the tile kernels give the logits of the row kernels on the file's own
+// rows, over a batched prefill and decode, for dense and MoE/MLA models. Every matrix product
+// agrees to ~1e-6 relative (only the float summation order differs), but the next layer
+// rounds its input to int8 again, and a value close to a rounding boundary may land one step
+// apart: so logits are compared within 1 % of their range (a wrong layout or scale is off by
+// far more; with the scalar kernels, whose tile and row sums are identical, they are equal).
 class Repacked : public ::testing::TestWithParam<std::tuple<const char*, DType>> {};
 TEST_P(Repacked, SameLogitsAsRowKernels) {
   const std::string preset = std::get<0>(GetParam());
   const DType type = std::get<1>(GetParam());
   if (!qdot_best().tile_for(type)) GTEST_SKIP() << "no tile kernel for this type on this CPU";
   SynthSpec s = test::tiny(preset, type);
+  if (type == DType::Q4_K) {  // rows of whole 256-value super-blocks (6 query heads for qwen2)
+    s.n_embd = preset == "tiny-qwen2" ? 384 : 256;
+    s.n_ff = 512;
+  }
   const std::string path = test::synthetic("repack-" + preset + dtype_name(type), s);
   EngineOptions opt;
   opt.kv_type = DType::F32;
@@ -182,7 +189,7 @@ TEST_P(Repacked, SameLogitsAsRowKernels) {
   for (size_t p = 0; p < n_pos; ++p) {
     const float* r = a.data() + p * size_t(V);
     const bool close =
-        max_abs_diff(b.data() + p * size_t(V), r, size_t(V)) <= 1e-4f * range(r, size_t(V));
+        max_abs_diff(b.data() + p * size_t(V), r, size_t(V)) <= 1e-2f * range(r, size_t(V));
     differ += !close;
     if (!moe) {
       EXPECT_TRUE(close) << preset << " position " << p;
@@ -193,7 +200,7 @@ TEST_P(Repacked, SameLogitsAsRowKernels) {
 INSTANTIATE_TEST_SUITE_P(Models, Repacked,
                          ::testing::Combine(::testing::Values("tiny-llama", "tiny-qwen2",
                                                               "tiny-v2-lite", "tiny-v3"),
-                                            ::testing::Values(DType::Q4_0, DType::Q8_0)),
+                                            ::testing::Values(DType::Q4_0, DType::Q8_0, DType::Q4_K)),
                          [](const auto& p) {
                            std::string n = std::string(std::get<0>(p.param)) + "_" +
                                            dtype_name(std::get<1>(p.param));

@@ -303,9 +303,17 @@ TEST(QDotTile, MatmulOnPackedRowsMatchesRowKernels) {
         std::vector<float> want(size_t(n_tok * n)), got(size_t(n_tok * n));
         matmul_rows(plain, row0, n, x.data(), n_tok, want.data(), pool);
         matmul_rows(tiled, row0, n, x.data(), n_tok, got.data(), pool);
-        for (size_t i = 0; i < want.size(); ++i)
-          EXPECT_NEAR(got[i], want[i], 1e-5f * (1.0f + std::fabs(want[i])))
-              << dtype_name(t) << " tokens " << n_tok << " row0 " << row0 << " i " << i;
+        for (int64_t tok = 0; tok < n_tok; ++tok)
+          for (int64_t r = 0; r < n; ++r) {
+            // float rounding over k / 32 block terms: a few ulps of sum |w * x|
+            std::vector<float> wf(k);
+            dequantize_row(t, w.data() + size_t(row0 + r) * row_bytes(t, k), wf.data(), k);
+            double magnitude = 0;
+            for (int64_t i = 0; i < k; ++i) magnitude += std::fabs(double(wf[i]) * x[tok * k + i]);
+            const size_t i = size_t(tok * n + r);
+            EXPECT_NEAR(got[i], want[i], 4e-6 * magnitude)
+                << dtype_name(t) << " tokens " << n_tok << " row0 " << row0 << " row " << r;
+          }
       }
     }
   }

@@ -14,6 +14,13 @@
 //   f16 d[16]
 //   u8  qs[8][16][4]   qs[g][r][j] = value 4g + j of row r's block + 128 (stored unsigned, as
 //                      vpdpbusd's unsigned operand); weight = d * (qs - 128)
+// Q4_K tile super-block (256 values per row), 2368 bytes (16 x 148: the 12 bytes of packed
+// 6-bit sub-block scales per row become 16 plain bytes):
+//   f16 d[16], dmin[16]
+//   u8  sc[8][16], m[8][16]  sub-block j's scale and minimum for row r
+//   u8  qs[4][8][16][4]      qs[p][g][r][j] = byte 32p + 4g + j of row r's nibbles (low
+//                            nibble: sub-block 2p, high: 2p + 1, value 4g + j of each)
+//   weight = d * sc * nibble - dmin * m
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -24,7 +31,7 @@ namespace hondo {
 
 constexpr int kTileRows = 16;
 
-bool has_tile_layout(DType t);  // Q4_0, Q8_0
+bool has_tile_layout(DType t);  // Q4_0, Q8_0, Q4_K
 // Bytes of one tile (16 rows of `cols` values) and of a packed matrix of `rows` rows.
 size_t tile_bytes(DType t, int64_t cols);
 size_t packed_bytes(DType t, int64_t rows, int64_t cols);

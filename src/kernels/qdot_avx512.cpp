@@ -24,7 +24,8 @@ inline __m512i bcast4(const int8_t* p) {  // one 4-byte group of activations to 
 //   acc += d_w * d_a * sum(nibble * q_a) - 8 * d_w * (d_a * sum(q_a))
 // which is sum(d_w * (nibble - 8) * d_a * q_a), the Q4_0 value times the activation.
 template <int N>
-void tile_q4_0(const uint8_t* t, const QActRow* a, int64_t nb, float* out) {
+void tile_q4_0(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+  const int64_t nb = k / 32;
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0F);
@@ -55,7 +56,8 @@ void tile_q4_0(const uint8_t* t, const QActRow* a, int64_t nb, float* out) {
 // Q8_0 tile: 8 registers of values + 128 (unsigned) straight from the tile; as for Q4_0,
 //   acc += d_w * d_a * sum((q + 128) * q_a) - 128 * d_w * (d_a * sum(q_a)).
 template <int N>
-void tile_q8_0(const uint8_t* t, const QActRow* a, int64_t nb, float* out) {
+void tile_q8_0(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+  const int64_t nb = k / 32;
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b, t += kTileRows * 34) {
@@ -78,6 +80,50 @@ void tile_q8_0(const uint8_t* t, const QActRow* a, int64_t nb, float* out) {
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
 }
 
+// Q4_K tile: per super-block the 16 rows' d and dmin, then per sub-block j of 32 values the
+// rows' scales d * sc[j] and minimums dmin * m[j] as float vectors, its nibbles in 8
+// registers, and for each activation row
+//   acc += d * sc[j] * d_a * sum(nibble * q_a) - dmin * m[j] * (d_a * sum(q_a)).
+template <int N>
+void tile_q4_k(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+  const int64_t nb = k / 256;
+  __m512 acc[N];
+  for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  auto bytes16 = [](const uint8_t* p) {  // 16 bytes -> 16 floats
+    return _mm512_cvtepi32_ps(
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  };
+  for (int64_t b = 0; b < nb; ++b, t += kTileRows * 148) {
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
+    const __m512 dmin =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)));
+    for (int sub = 0; sub < 8; ++sub) {
+      const __m512 scale = _mm512_mul_ps(d, bytes16(t + 64 + 16 * sub));
+      const __m512 min = _mm512_mul_ps(dmin, bytes16(t + 192 + 16 * sub));
+      const uint8_t* qs = t + 320 + 512 * (sub / 2);
+      __m512i w[8];
+      for (int g = 0; g < 8; ++g) {
+        const __m512i v = _mm512_loadu_si512(qs + 64 * g);
+        w[g] = _mm512_and_si512(sub % 2 ? _mm512_srli_epi16(v, 4) : v, low4);
+      }
+      const int64_t ab = 8 * b + sub;  // activation block
+      for (int j = 0; j < N; ++j) {
+        const int8_t* q = a[j].q + 32 * ab;
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+        for (int c = 0; c < 8; c += 2) {
+          s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
+          s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
+        }
+        const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+        acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(scale, _mm512_set1_ps(a[j].d[ab])), acc[j]);
+        acc[j] = _mm512_fnmadd_ps(min, _mm512_set1_ps(a[j].ds[ab]), acc[j]);
+      }
+    }
+  }
+  for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
+}
+
 template <void (*Tile1)(const uint8_t*, const QActRow*, int64_t, float*),
           void (*Tile2)(const uint8_t*, const QActRow*, int64_t, float*),
           void (*Tile3)(const uint8_t*, const QActRow*, int64_t, float*),
@@ -86,13 +132,13 @@ void tile_any(const void* tile, const QActRow* a, int n, int64_t k, float* out) 
   const auto* t = static_cast<const uint8_t*>(tile);
   switch (n) {
     case 1:
-      return Tile1(t, a, k / 32, out);
+      return Tile1(t, a, k, out);
     case 2:
-      return Tile2(t, a, k / 32, out);
+      return Tile2(t, a, k, out);
     case 3:
-      return Tile3(t, a, k / 32, out);
+      return Tile3(t, a, k, out);
     default:
-      return Tile4(t, a, k / 32, out);
+      return Tile4(t, a, k, out);
   }
 }
 
@@ -108,6 +154,8 @@ const QDotKernels& qdot_avx512vnni_kernels() {
         tile_any<tile_q4_0<1>, tile_q4_0<2>, tile_q4_0<3>, tile_q4_0<4>>;
     s.tile[uint32_t(DType::Q8_0)] =
         tile_any<tile_q8_0<1>, tile_q8_0<2>, tile_q8_0<3>, tile_q8_0<4>>;
+    s.tile[uint32_t(DType::Q4_K)] =
+        tile_any<tile_q4_k<1>, tile_q4_k<2>, tile_q4_k<3>, tile_q4_k<4>>;
     return s;
   }();
   return ks;

@@ -202,6 +202,29 @@ void ref_tile(const void* tile, const QActRow* a, int n, int64_t k, float* out) 
   }
 }
 
+void ref_tile_q4_k(const void* tile, const QActRow* a, int n, int64_t k, float* out) {
+  const auto* t = static_cast<const uint8_t*>(tile);
+  const int64_t nb = k / 256;
+  std::vector<uint8_t> row(static_cast<size_t>(nb * 144));  // one row, GGUF Q4_K blocks
+  for (int r = 0; r < kTileRows; ++r) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* tb = t + b * kTileRows * 148;
+      uint8_t* blk = row.data() + b * 144;
+      std::memcpy(blk, tb + 2 * r, 2);
+      std::memcpy(blk + 2, tb + 32 + 2 * r, 2);
+      uint8_t sc[8], m[8];
+      for (int j = 0; j < 8; ++j) sc[j] = tb[64 + 16 * j + r], m[j] = tb[192 + 16 * j + r];
+      kquant::k4_pack(sc, m, blk + 4);
+      for (int p = 0; p < 4; ++p)
+        for (int g = 0; g < 8; ++g)
+          std::memcpy(blk + 16 + 32 * p + 4 * g, tb + 320 + 512 * p + 64 * g + 4 * r, 4);
+    }
+    float o[kQDotMaxRows];
+    ref_dot<unpack_q4_k, 256, 144>(row.data(), a, n, k, o);
+    for (int j = 0; j < n; ++j) out[j * kTileRows + r] = o[j];
+  }
+}
+
 QDotKernels make_reference() {
   QDotKernels ks{};
   ks.isa = "scalar";
@@ -219,6 +242,7 @@ QDotKernels make_reference() {
   set(DType::Q6_K, ref_dot<unpack_q6_k, 256, 210>);
   ks.tile[uint32_t(DType::Q4_0)] = ref_tile<unpack_q4_0, 18>;
   ks.tile[uint32_t(DType::Q8_0)] = ref_tile<unpack_q8_0, 34>;
+  ks.tile[uint32_t(DType::Q4_K)] = ref_tile_q4_k;
   return ks;
 }
 
