@@ -18,6 +18,21 @@ inline __m512i bcast4(const int8_t* p) {  // one 4-byte group of activations to 
   return _mm512_set1_epi32(v);
 }
 
+// One activation block (32 values) against 8 weight registers (register c, lane r = values
+// 4c..4c+3 of row r, as unsigned bytes): 8 vpdpbusd, exact in int32, in two chains, then
+//   acc + scale * d_a * sum(w * q_a) - offset * (d_a * sum(q_a)).
+inline __m512 tile_block(const __m512i* w, const int8_t* q, __m512 scale, float d_a, __m512 offset,
+                         float ds, __m512 acc) {
+  __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+  for (int c = 0; c < 8; c += 2) {
+    s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
+    s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
+  }
+  const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+  acc = _mm512_fmadd_ps(sum, _mm512_mul_ps(scale, _mm512_set1_ps(d_a)), acc);
+  return _mm512_fnmadd_ps(offset, _mm512_set1_ps(ds), acc);
+}
+
 // Q4_0 tile (16 rows) times N activation rows. Per block: the 16 row scales in one register,
 // the 512 nibbles unpacked into 8 registers (register c, lane r = values 4c..4c+3 of row r),
 // then for each activation row 8 vpdpbusd (nibble x activation, exact in int32) and
@@ -38,17 +53,8 @@ void tile_q4_0(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
       w[g] = _mm512_and_si512(v, low4);
       w[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
     }
-    for (int j = 0; j < N; ++j) {
-      const int8_t* q = a[j].q + 32 * b;
-      __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();  // two chains
-      for (int c = 0; c < 8; c += 2) {
-        s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
-        s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
-      }
-      const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-      acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dw, _mm512_set1_ps(a[j].d[b])), acc[j]);
-      acc[j] = _mm512_fnmadd_ps(dw8, _mm512_set1_ps(a[j].ds[b]), acc[j]);
-    }
+    for (int j = 0; j < N; ++j)
+      acc[j] = tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], dw8, a[j].ds[b], acc[j]);
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
 }
@@ -65,17 +71,8 @@ void tile_q8_0(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     const __m512 dw128 = _mm512_mul_ps(dw, _mm512_set1_ps(128.0f));
     __m512i w[8];
     for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(t + 32 + 64 * c);
-    for (int j = 0; j < N; ++j) {
-      const int8_t* q = a[j].q + 32 * b;
-      __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-      for (int c = 0; c < 8; c += 2) {
-        s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
-        s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
-      }
-      const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-      acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dw, _mm512_set1_ps(a[j].d[b])), acc[j]);
-      acc[j] = _mm512_fnmadd_ps(dw128, _mm512_set1_ps(a[j].ds[b]), acc[j]);
-    }
+    for (int j = 0; j < N; ++j)
+      acc[j] = tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], dw128, a[j].ds[b], acc[j]);
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
 }
@@ -108,17 +105,8 @@ void tile_q4_k(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
         w[g] = _mm512_and_si512(sub % 2 ? _mm512_srli_epi16(v, 4) : v, low4);
       }
       const int64_t ab = 8 * b + sub;  // activation block
-      for (int j = 0; j < N; ++j) {
-        const int8_t* q = a[j].q + 32 * ab;
-        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-        for (int c = 0; c < 8; c += 2) {
-          s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
-          s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
-        }
-        const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-        acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(scale, _mm512_set1_ps(a[j].d[ab])), acc[j]);
-        acc[j] = _mm512_fnmadd_ps(min, _mm512_set1_ps(a[j].ds[ab]), acc[j]);
-      }
+      for (int j = 0; j < N; ++j)
+        acc[j] = tile_block(w, a[j].q + 32 * ab, scale, a[j].d[ab], min, a[j].ds[ab], acc[j]);
     }
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
