@@ -16,18 +16,22 @@ namespace {
 constexpr int64_t kRowBlock = 16;       // rows dequantized together, then used for every token
 constexpr int64_t kFusedMaxTokens = 4;  // up to this many tokens, fused row dots are faster
 
-// Quantized weights: activations are quantized to int8 once per call, then each weight row
-// is read once per group of up to kQDotMaxRows tokens. A tile of rows stays in cache while
-// every token group passes over it.
+// x: [n_tok, k] quantized to int8 once per call. One buffer per calling thread; the workers
+// must see the caller's, so it is handed out as a plain reference (naming a thread_local in
+// a lambda would give each worker its own, empty one).
+const QActs& quantized_acts(const QDotKernels& ks, const float* x, int64_t n_tok, int64_t k,
+                            ThreadPool& pool) {
+  thread_local QActs caller_acts;
+  caller_acts.quantize(ks, x, n_tok, k, &pool);
+  return caller_acts;
+}
+
+// Quantized weights: each weight row is read once per group of up to kQDotMaxRows tokens. A
+// tile of rows stays in cache while every token group passes over it.
 void matmul_int8(const QDotKernels& ks, QDotFn dot, const Tensor& w, int64_t row0, int64_t n_rows,
                  const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
   const int64_t k = w.cols();
-  // [n_tok, k] quantized. One buffer per calling thread; the workers must see the caller's,
-  // so it is reached through a plain reference (naming a thread_local in the lambda would
-  // give each worker its own, empty one).
-  thread_local QActs caller_acts;
-  QActs& acts = caller_acts;
-  acts.quantize(ks, x, n_tok, k, &pool);
+  const QActs& acts = quantized_acts(ks, x, n_tok, k, pool);
   const size_t rs = w.row_size();
   const auto* base = static_cast<const uint8_t*>(w.data) + size_t(row0) * rs;
   const int64_t tile = n_tok <= kQDotMaxRows ? 1 : kRowBlock;
@@ -55,9 +59,7 @@ void matmul_int8(const QDotKernels& ks, QDotFn dot, const Tensor& w, int64_t row
 void matmul_tiles(const QDotKernels& ks, QTileFn tile_fn, const Tensor& w, int64_t row0,
                   int64_t n_rows, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
   const int64_t k = w.cols();
-  thread_local QActs caller_acts;  // see matmul_int8
-  QActs& acts = caller_acts;
-  acts.quantize(ks, x, n_tok, k, &pool);
+  const QActs& acts = quantized_acts(ks, x, n_tok, k, pool);
   const size_t tb = tile_bytes(w.type, k);
   const auto* tiles = static_cast<const uint8_t*>(w.packed) + size_t(row0 / kTileRows) * tb;
   const int64_t n_tiles = (n_rows + kTileRows - 1) / kTileRows;

@@ -33,48 +33,46 @@ inline __m512 tile_block(const __m512i* w, const int8_t* q, __m512 scale, float 
   return _mm512_fnmadd_ps(offset, _mm512_set1_ps(ds), acc);
 }
 
-// Q4_0 tile (16 rows) times N activation rows. Per block: the 16 row scales in one register,
-// the 512 nibbles unpacked into 8 registers (register c, lane r = values 4c..4c+3 of row r),
-// then for each activation row 8 vpdpbusd (nibble x activation, exact in int32) and
-//   acc += d_w * d_a * sum(nibble * q_a) - 8 * d_w * (d_a * sum(q_a))
-// which is sum(d_w * (nibble - 8) * d_a * q_a), the Q4_0 value times the activation.
-template <int N>
-void tile_q4_0(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+// Unpacking of one tile block's 512 values into 8 registers (register c, lane r = values
+// 4c..4c+3 of row r, unsigned; layouts in packed.h).
+inline void unpack_tile_q4_0(const uint8_t* qs, __m512i* w) {  // nibbles, 0..15
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (int g = 0; g < 4; ++g) {
+    const __m512i v = _mm512_loadu_si512(qs + 64 * g);
+    w[g] = _mm512_and_si512(v, low4);
+    w[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+  }
+}
+inline void unpack_tile_q8_0(const uint8_t* qs, __m512i* w) {  // values + 128, stored as such
+  for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(qs + 64 * c);
+}
+
+// Tiles of 32-value blocks with one f16 scale per row and a constant offset (Q4_0: nibble - 8,
+// Q8_0: stored value - 128), times N activation rows:
+//   acc += d_w * d_a * sum(u * q_a) - offset * d_w * (d_a * sum(q_a)),  u the unsigned value,
+// which is sum(d_w * (u - offset) * d_a * q_a), the weight times the activation.
+template <int N, int kBlockBytes, int kOffset, void (*Unpack)(const uint8_t*, __m512i*)>
+void tile_32(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   const int64_t nb = k / 32;
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  for (int64_t b = 0; b < nb; ++b, t += kTileRows * 18) {
+  for (int64_t b = 0; b < nb; ++b, t += kTileRows * kBlockBytes) {
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
-    const __m512 dw8 = _mm512_mul_ps(dw, _mm512_set1_ps(8.0f));
+    const __m512 offset = _mm512_mul_ps(dw, _mm512_set1_ps(float(kOffset)));
     __m512i w[8];
-    for (int g = 0; g < 4; ++g) {
-      const __m512i v = _mm512_loadu_si512(t + 32 + 64 * g);
-      w[g] = _mm512_and_si512(v, low4);
-      w[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-    }
+    Unpack(t + 32, w);
     for (int j = 0; j < N; ++j)
-      acc[j] = tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], dw8, a[j].ds[b], acc[j]);
+      acc[j] = tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], offset, a[j].ds[b], acc[j]);
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
 }
-
-// Q8_0 tile: 8 registers of values + 128 (unsigned) straight from the tile; as for Q4_0,
-//   acc += d_w * d_a * sum((q + 128) * q_a) - 128 * d_w * (d_a * sum(q_a)).
+template <int N>
+void tile_q4_0(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+  tile_32<N, 18, 8, unpack_tile_q4_0>(t, a, k, out);
+}
 template <int N>
 void tile_q8_0(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-  const int64_t nb = k / 32;
-  __m512 acc[N];
-  for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b, t += kTileRows * 34) {
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
-    const __m512 dw128 = _mm512_mul_ps(dw, _mm512_set1_ps(128.0f));
-    __m512i w[8];
-    for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(t + 32 + 64 * c);
-    for (int j = 0; j < N; ++j)
-      acc[j] = tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], dw128, a[j].ds[b], acc[j]);
-  }
-  for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
+  tile_32<N, 34, 128, unpack_tile_q8_0>(t, a, k, out);
 }
 
 // Q4_K tile: per super-block the 16 rows' d and dmin, then per sub-block j of 32 values the
