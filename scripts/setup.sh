@@ -10,6 +10,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev    # hub downloads (HTTPS, Range) and SHA-256 checks
   libcpp-httplib-dev                 # fake hub on loopback in the store tests
   libgtest-dev libgmock-dev          # unit tests (ctest)
+  libbenchmark-dev                   # kernel benchmarks (hondo-kernel-bench)
 )
 missing=()
 for p in "${packages[@]}"; do

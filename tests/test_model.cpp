@@ -151,7 +151,7 @@ TEST_P(Repacked, SameLogitsAsRowKernels) {
   const DType type = std::get<1>(GetParam());
   if (!qdot_best().tile_for(type)) GTEST_SKIP() << "no tile kernel for this type on this CPU";
   SynthSpec s = test::tiny(preset, type);
-  if (type == DType::Q4_K) {  // rows of whole 256-value super-blocks (6 query heads for qwen2)
+  if (dtype_info(type).block_elems == 256) {  // rows of whole super-blocks (qwen2: 6 q heads)
     s.n_embd = preset == "tiny-qwen2" ? 384 : 256;
     s.n_ff = 512;
   }
@@ -197,16 +197,16 @@ TEST_P(Repacked, SameLogitsAsRowKernels) {
   }
   EXPECT_LE(differ, moe ? n_pos / 10 : 0) << preset;
 }
-INSTANTIATE_TEST_SUITE_P(Models, Repacked,
-                         ::testing::Combine(::testing::Values("tiny-llama", "tiny-qwen2",
-                                                              "tiny-v2-lite", "tiny-v3"),
-                                            ::testing::Values(DType::Q4_0, DType::Q8_0, DType::Q4_K)),
-                         [](const auto& p) {
-                           std::string n = std::string(std::get<0>(p.param)) + "_" +
-                                           dtype_name(std::get<1>(p.param));
-                           for (char& c : n) c = c == '-' ? '_' : c;
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Models, Repacked,
+    ::testing::Combine(::testing::Values("tiny-llama", "tiny-qwen2", "tiny-v2-lite", "tiny-v3"),
+                       ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                         DType::Q8_0, DType::Q4_K, DType::Q6_K)),
+    [](const auto& p) {
+      std::string n = std::string(std::get<0>(p.param)) + "_" + dtype_name(std::get<1>(p.param));
+      for (char& c : n) c = c == '-' ? '_' : c;
+      return n;
+    });
 
 // Quantized weights (same underlying values) choose the F32 model's top-1 token at >= 95 % of
 // positions, teacher-forced on the F32 model's greedy text.

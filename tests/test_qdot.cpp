@@ -224,6 +224,28 @@ TileInput tile_input(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
 }
 }  // namespace
 
+// Every tile layout keeps every bit: unpacking each row of the packed tiles gives the GGUF
+// rows back byte for byte (29 rows: a whole tile and a padded one).
+TEST(QDotTile, PackingRoundTripsEveryRow) {
+  std::mt19937 rng(20);
+  const int64_t k = 512, rows = 29;
+  int checked = 0;
+  for (DType t : kIntTypes) {
+    if (!has_tile_layout(t)) continue;
+    const auto w = random_rows(t, rows, k, rng);
+    std::vector<uint8_t> packed(packed_bytes(t, rows, k)), back(row_bytes(t, k));
+    pack_tiles(t, w.data(), rows, k, packed.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      unpack_tile_row(t, packed.data() + size_t(r / kTileRows) * tile_bytes(t, k),
+                      int(r % kTileRows), k, back.data());
+      EXPECT_EQ(0, std::memcmp(back.data(), w.data() + size_t(r) * back.size(), back.size()))
+          << dtype_name(t) << " row " << r;
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, 7);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K
+}
+
 // The reference tile kernel reads the packed layout back into GGUF blocks: on 13 packed rows
 // it gives exactly the row reference's values, and 0 for the 3 padding rows.
 TEST(QDotTile, PackedLayoutGivesTheRowReferenceExactly) {

@@ -48,4 +48,30 @@ inline void q3_pack(const int* sc, uint8_t* p) {  // sc: [16] in -32..31
   }
 }
 
+// Q6_K: 256 unsigned 6-bit values (weight = d * scale * (v - 32)) as 128 bytes of low nibbles
+// and 64 bytes of high bit pairs. In each half of 128 values, value 32c + l (c = 0..3) keeps
+// its low 4 bits in ql[l + 32 (c % 2)] (low nibble for c < 2, high for c >= 2) and its high
+// 2 bits in qh[l] at bit 2c.
+inline void q6_values(const uint8_t* ql, const uint8_t* qh, uint8_t* v) {  // v: [256]
+  for (int half = 0; half < 2; ++half, ql += 64, qh += 32, v += 128)
+    for (int c = 0; c < 4; ++c)
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t lo = ql[l + 32 * (c % 2)];
+        v[32 * c + l] =
+            uint8_t(((c < 2) ? (lo & 0xF) : (lo >> 4)) | (((qh[l] >> (2 * c)) & 3) << 4));
+      }
+}
+
+inline void q6_store(const uint8_t* v, uint8_t* ql, uint8_t* qh) {  // v: [256] in 0..63
+  for (int half = 0; half < 2; ++half, ql += 64, qh += 32, v += 128) {
+    for (int i = 0; i < 64; ++i) ql[i] = 0;
+    for (int i = 0; i < 32; ++i) qh[i] = 0;
+    for (int c = 0; c < 4; ++c)
+      for (int l = 0; l < 32; ++l) {
+        ql[l + 32 * (c % 2)] |= uint8_t((v[32 * c + l] & 0xF) << (c < 2 ? 0 : 4));
+        qh[l] |= uint8_t((v[32 * c + l] >> 4) << (2 * c));
+      }
+  }
+}
+
 }  // namespace hondo::kquant

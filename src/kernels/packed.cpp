@@ -8,49 +8,150 @@
 namespace hondo {
 
 namespace {
-constexpr size_t kQ4_0Block = 18;  // f16 d + 16 bytes of nibbles
-constexpr size_t kQ8_0Block = 34;  // f16 d + 32 int8 values
 
-constexpr size_t kQ4_KBlock = 144;      // GGUF super-block: d, dmin, 12 scale bytes, 128 qs
-constexpr size_t kQ4_KTileBlock = 148;  // per row in a tile: 16 plain scale/min bytes
+// One format's tile layout: how row r's GGUF block goes into a tile block and back.
+struct TileFormat {
+  int block_elems;                                      // values per block
+  size_t row_block;                                     // bytes of one row's block in GGUF
+  size_t tile_block;                                    // bytes of a tile block (16 rows)
+  void (*put)(const uint8_t* blk, int r, uint8_t* tb);  // row r's block into the tile block
+  void (*get)(const uint8_t* tb, int r, uint8_t* blk);  // and back
+};
 
-size_t block_bytes(DType t) {
-  return t == DType::Q4_0 ? kQ4_0Block : kQ8_0Block;
-}
-
-void pack_q4_k(const uint8_t* in, int64_t rows, int64_t cols, uint8_t* out) {
-  const int64_t nb = cols / 256;
-  const size_t row_size = size_t(nb) * kQ4_KBlock;
-  for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
-    for (int64_t b = 0; b < nb; ++b, out += kTileRows * kQ4_KTileBlock) {
-      std::memset(out, 0, kTileRows * kQ4_KTileBlock);
-      for (int r = 0; r < kTileRows && r0 + r < rows; ++r) {
-        const uint8_t* blk = in + size_t(r0 + r) * row_size + size_t(b) * kQ4_KBlock;
-        std::memcpy(out + 2 * r, blk, 2);           // d
-        std::memcpy(out + 32 + 2 * r, blk + 2, 2);  // dmin
-        for (int j = 0; j < 8; ++j) {
-          int sc, m;
-          kquant::k4_scale_min(blk + 4, j, sc, m);
-          out[64 + 16 * j + r] = uint8_t(sc);
-          out[192 + 16 * j + r] = uint8_t(m);
-        }
-        for (int p = 0; p < 4; ++p)
-          for (int g = 0; g < 8; ++g)
-            std::memcpy(out + 320 + 512 * p + 64 * g + 4 * r, blk + 16 + 32 * p + 4 * g, 4);
-      }
-    }
+// 32-value formats. GGUF block: kHalves f16 (d, and m for Q4_1/Q5_1), the 4 bytes of high bits
+// (Q5_0/Q5_1), then kQs bytes of nibbles or int8 values; Q8_0's become value + 128.
+template <int kHalves, bool kHighBits, int kQs, uint8_t kFlip>
+void put_32(const uint8_t* blk, int r, uint8_t* tb) {
+  for (int h = 0; h < kHalves; ++h) std::memcpy(tb + 32 * h + 2 * r, blk + 2 * h, 2);
+  const uint8_t* qs = blk + 2 * kHalves + (kHighBits ? 4 : 0);
+  uint8_t* tqs = tb + 32 * kHalves;
+  for (int g = 0; g < kQs / 4; ++g)
+    for (int j = 0; j < 4; ++j) tqs[64 * g + 4 * r + j] = uint8_t(qs[4 * g + j] ^ kFlip);
+  if (kHighBits) {  // bit 4c + j of the row's qh -> bit 4r + j of the tile's 64-bit qh[c]
+    uint32_t qh;
+    std::memcpy(&qh, blk + 2 * kHalves, 4);
+    uint8_t* th = tqs + kTileRows * kQs;
+    for (int c = 0; c < 8; ++c)
+      for (int j = 0; j < 4; ++j)
+        th[8 * c + (4 * r + j) / 8] |= uint8_t(((qh >> (4 * c + j)) & 1) << ((4 * r + j) % 8));
   }
 }
+template <int kHalves, bool kHighBits, int kQs, uint8_t kFlip>
+void get_32(const uint8_t* tb, int r, uint8_t* blk) {
+  for (int h = 0; h < kHalves; ++h) std::memcpy(blk + 2 * h, tb + 32 * h + 2 * r, 2);
+  uint8_t* qs = blk + 2 * kHalves + (kHighBits ? 4 : 0);
+  const uint8_t* tqs = tb + 32 * kHalves;
+  for (int g = 0; g < kQs / 4; ++g)
+    for (int j = 0; j < 4; ++j) qs[4 * g + j] = uint8_t(tqs[64 * g + 4 * r + j] ^ kFlip);
+  if (kHighBits) {
+    uint32_t qh = 0;
+    const uint8_t* th = tqs + kTileRows * kQs;
+    for (int c = 0; c < 8; ++c)
+      for (int j = 0; j < 4; ++j)
+        qh |= uint32_t((th[8 * c + (4 * r + j) / 8] >> ((4 * r + j) % 8)) & 1) << (4 * c + j);
+    std::memcpy(blk + 2 * kHalves, &qh, 4);
+  }
+}
+
+// Q4_K: GGUF block = f16 d, f16 dmin, 12 bytes of packed scales/minimums, 128 bytes of nibbles.
+void put_q4_k(const uint8_t* blk, int r, uint8_t* tb) {
+  std::memcpy(tb + 2 * r, blk, 2);           // d
+  std::memcpy(tb + 32 + 2 * r, blk + 2, 2);  // dmin
+  for (int j = 0; j < 8; ++j) {
+    int sc, m;
+    kquant::k4_scale_min(blk + 4, j, sc, m);
+    tb[64 + 16 * j + r] = uint8_t(sc);
+    tb[192 + 16 * j + r] = uint8_t(m);
+  }
+  for (int p = 0; p < 4; ++p)
+    for (int g = 0; g < 8; ++g)
+      std::memcpy(tb + 320 + 512 * p + 64 * g + 4 * r, blk + 16 + 32 * p + 4 * g, 4);
+}
+void get_q4_k(const uint8_t* tb, int r, uint8_t* blk) {
+  std::memcpy(blk, tb + 2 * r, 2);
+  std::memcpy(blk + 2, tb + 32 + 2 * r, 2);
+  uint8_t sc[8], m[8];
+  for (int j = 0; j < 8; ++j) sc[j] = tb[64 + 16 * j + r], m[j] = tb[192 + 16 * j + r];
+  kquant::k4_pack(sc, m, blk + 4);
+  for (int p = 0; p < 4; ++p)
+    for (int g = 0; g < 8; ++g)
+      std::memcpy(blk + 16 + 32 * p + 4 * g, tb + 320 + 512 * p + 64 * g + 4 * r, 4);
+}
+
+// Q6_K: GGUF block = ql[128], qh[64], i8 scales[16], f16 d.
+constexpr size_t kQ6Scales = 32, kQ6Low = 288, kQ6High = 2336;  // offsets in the tile block
+void put_q6_k(const uint8_t* blk, int r, uint8_t* tb) {
+  std::memcpy(tb + 2 * r, blk + 208, 2);
+  for (int g = 0; g < 16; ++g) tb[kQ6Scales + 16 * g + r] = blk[192 + g];
+  uint8_t v[256];
+  kquant::q6_values(blk, blk + 128, v);
+  for (int i = 0; i < 256; ++i) {
+    const int g = (i % 32) / 4, j = i % 4;
+    const int p = i / 64, nib = (i % 64) / 32;  // low nibbles: 64 values per p
+    tb[kQ6Low + 512 * p + 64 * g + 4 * r + j] |= uint8_t((v[i] & 0xF) << (4 * nib));
+    const int h = i / 128, pair = (i % 128) / 32;  // high pairs: 128 values per h
+    tb[kQ6High + 512 * h + 64 * g + 4 * r + j] |= uint8_t((v[i] >> 4) << (2 * pair));
+  }
+}
+void get_q6_k(const uint8_t* tb, int r, uint8_t* blk) {
+  std::memcpy(blk + 208, tb + 2 * r, 2);
+  for (int g = 0; g < 16; ++g) blk[192 + g] = tb[kQ6Scales + 16 * g + r];
+  uint8_t v[256];
+  for (int i = 0; i < 256; ++i) {
+    const int g = (i % 32) / 4, j = i % 4;
+    const int p = i / 64, nib = (i % 64) / 32, h = i / 128, pair = (i % 128) / 32;
+    const int lo = (tb[kQ6Low + 512 * p + 64 * g + 4 * r + j] >> (4 * nib)) & 0xF;
+    const int hi = (tb[kQ6High + 512 * h + 64 * g + 4 * r + j] >> (2 * pair)) & 3;
+    v[i] = uint8_t(lo | (hi << 4));
+  }
+  kquant::q6_store(v, blk, blk + 128);
+}
+
+const TileFormat* tile_format(DType t) {
+  static const TileFormat q4_0{32, 18, 16 * 18, put_32<1, false, 16, 0>, get_32<1, false, 16, 0>};
+  static const TileFormat q4_1{32, 20, 16 * 20, put_32<2, false, 16, 0>, get_32<2, false, 16, 0>};
+  static const TileFormat q5_0{32, 22, 16 * 22, put_32<1, true, 16, 0>, get_32<1, true, 16, 0>};
+  static const TileFormat q5_1{32, 24, 16 * 24, put_32<2, true, 16, 0>, get_32<2, true, 16, 0>};
+  static const TileFormat q8_0{32, 34, 16 * 34, put_32<1, false, 32, 0x80>,
+                               get_32<1, false, 32, 0x80>};
+  static const TileFormat q4_k{256, 144, 16 * 148, put_q4_k, get_q4_k};
+  static const TileFormat q6_k{256, 210, 16 * 210, put_q6_k, get_q6_k};
+  switch (t) {
+    case DType::Q4_0:
+      return &q4_0;
+    case DType::Q4_1:
+      return &q4_1;
+    case DType::Q5_0:
+      return &q5_0;
+    case DType::Q5_1:
+      return &q5_1;
+    case DType::Q8_0:
+      return &q8_0;
+    case DType::Q4_K:
+      return &q4_k;
+    case DType::Q6_K:
+      return &q6_k;
+    default:
+      return nullptr;
+  }
+}
+
+const TileFormat& checked_format(DType t, int64_t cols) {
+  const TileFormat* f = tile_format(t);
+  if (!f) fail("no tile layout for ", dtype_name(t));
+  if (cols % f->block_elems) fail("cannot pack ", dtype_name(t), " rows of ", cols, " values");
+  return *f;
+}
+
 }  // namespace
 
 bool has_tile_layout(DType t) {
-  return t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K;
+  return tile_format(t) != nullptr;
 }
 
 size_t tile_bytes(DType t, int64_t cols) {
-  if (!has_tile_layout(t)) fail("no tile layout for ", dtype_name(t));
-  if (t == DType::Q4_K) return size_t(cols / 256) * kTileRows * kQ4_KTileBlock;
-  return size_t(cols / 32) * kTileRows * block_bytes(t);
+  const TileFormat& f = checked_format(t, cols);
+  return size_t(cols / f.block_elems) * f.tile_block;
 }
 
 size_t packed_bytes(DType t, int64_t rows, int64_t cols) {
@@ -58,28 +159,26 @@ size_t packed_bytes(DType t, int64_t rows, int64_t cols) {
 }
 
 void pack_tiles(DType t, const void* src, int64_t rows, int64_t cols, void* dst) {
-  if (!has_tile_layout(t) || cols % dtype_info(t).block_elems)
-    fail("cannot pack ", dtype_name(t), " rows of ", cols);
-  if (t == DType::Q4_K)
-    return pack_q4_k(static_cast<const uint8_t*>(src), rows, cols, static_cast<uint8_t*>(dst));
-  const int64_t nb = cols / 32;
-  const size_t bb = block_bytes(t), row_size = size_t(nb) * bb;
-  const int groups = int(bb - 2) / 4;  // 4-byte groups per block: 4 (Q4_0) or 8 (Q8_0)
-  const uint8_t flip = t == DType::Q8_0 ? 0x80 : 0x00;  // int8 -> int8 + 128 as uint8
+  const TileFormat& f = checked_format(t, cols);
+  const int64_t nb = cols / f.block_elems;
+  const size_t row_size = size_t(nb) * f.row_block;
   const auto* in = static_cast<const uint8_t*>(src);
   auto* out = static_cast<uint8_t*>(dst);
   for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
-    for (int64_t b = 0; b < nb; ++b, out += kTileRows * bb) {
-      std::memset(out, 0, kTileRows * bb);  // padding rows: scale 0
-      for (int r = 0; r < kTileRows && r0 + r < rows; ++r) {
-        const uint8_t* blk = in + size_t(r0 + r) * row_size + size_t(b) * bb;
-        std::memcpy(out + 2 * r, blk, 2);
-        for (int g = 0; g < groups; ++g)
-          for (int j = 0; j < 4; ++j)
-            out[32 + 64 * g + 4 * r + j] = uint8_t(blk[2 + 4 * g + j] ^ flip);
-      }
+    for (int64_t b = 0; b < nb; ++b, out += f.tile_block) {
+      std::memset(out, 0, f.tile_block);  // padding rows: scale 0
+      for (int r = 0; r < kTileRows && r0 + r < rows; ++r)
+        f.put(in + size_t(r0 + r) * row_size + size_t(b) * f.row_block, r, out);
     }
   }
+}
+
+void unpack_tile_row(DType t, const void* tile, int r, int64_t cols, void* row) {
+  const TileFormat& f = checked_format(t, cols);
+  const auto* tb = static_cast<const uint8_t*>(tile);
+  auto* out = static_cast<uint8_t*>(row);
+  for (int64_t b = 0; b < cols / f.block_elems; ++b)
+    f.get(tb + size_t(b) * f.tile_block, r, out + size_t(b) * f.row_block);
 }
 
 }  // namespace hondo

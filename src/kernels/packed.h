@@ -5,15 +5,20 @@
 // several tokens. Rows are repacked once, when a model is loaded.
 //
 // A packed matrix is a sequence of tiles of 16 rows (the last padded with zero rows); a tile
-// is the sequence of its k/32 blocks. Q4_0 tile block, 288 bytes (16 x 18: the size of the
-// rows it holds):
+// is the sequence of its k/32 blocks (k/256 super-blocks for K-quants). Values are stored
+// unsigned (vpdpbusd's unsigned operand); their offsets are applied with the activations'
+// block sums. Q4_0 tile block, 288 bytes (16 x 18: the size of the rows it holds):
 //   f16 d[16]          scale of each row's block
 //   u8  qs[4][16][4]   qs[g][r][j] = byte 4g + j of row r's block (low nibble: value 4g + j,
 //                      high nibble: value 16 + 4g + j); weight = d * (nibble - 8)
+// Q4_1 tile block, 320 bytes: f16 d[16], f16 m[16], qs as Q4_0; weight = d * nibble + m
+// Q5_0 tile block, 352 bytes: f16 d[16], qs as Q4_0 (the low 4 bits), then
+//   u64 qh[8]          bit 4r + j of qh[c] = bit 4 of value 4c + j of row r (the 64 lanes
+//                      of register c); weight = d * (value - 16)
+// Q5_1 tile block, 384 bytes: f16 d[16], f16 m[16], qs, qh as Q5_0; weight = d * value + m
 // Q8_0 tile block, 544 bytes (16 x 34):
 //   f16 d[16]
-//   u8  qs[8][16][4]   qs[g][r][j] = value 4g + j of row r's block + 128 (stored unsigned, as
-//                      vpdpbusd's unsigned operand); weight = d * (qs - 128)
+//   u8  qs[8][16][4]   qs[g][r][j] = value 4g + j of row r's block + 128; weight = d * (qs - 128)
 // Q4_K tile super-block (256 values per row), 2368 bytes (16 x 148: the 12 bytes of packed
 // 6-bit sub-block scales per row become 16 plain bytes):
 //   f16 d[16], dmin[16]
@@ -21,6 +26,13 @@
 //   u8  qs[4][8][16][4]      qs[p][g][r][j] = byte 32p + 4g + j of row r's nibbles (low
 //                            nibble: sub-block 2p, high: 2p + 1, value 4g + j of each)
 //   weight = d * sc * nibble - dmin * m
+// Q6_K tile super-block, 3360 bytes (16 x 210), v the 6-bit values 0..63 in row order:
+//   f16 d[16]
+//   i8  sc[16][16]           scale of group g (16 values) of row r
+//   u8  ql[4][8][16][4]      ql[p][g][r][j]: low nibble = low 4 bits of v[64p + 4g + j],
+//                            high nibble = low 4 bits of v[64p + 32 + 4g + j]
+//   u8  qh[2][8][16][4]      qh[h][g][r][j]: bits 2i, 2i+1 = high 2 bits of v[128h + 32i + 4g + j]
+//   weight = d * sc * (v - 32)
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -31,11 +43,13 @@ namespace hondo {
 
 constexpr int kTileRows = 16;
 
-bool has_tile_layout(DType t);  // Q4_0, Q8_0, Q4_K
+bool has_tile_layout(DType t);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K
 // Bytes of one tile (16 rows of `cols` values) and of a packed matrix of `rows` rows.
 size_t tile_bytes(DType t, int64_t cols);
 size_t packed_bytes(DType t, int64_t rows, int64_t cols);
 // Repacks `rows` consecutive rows in GGUF layout into tiles.
 void pack_tiles(DType t, const void* src, int64_t rows, int64_t cols, void* dst);
+// The inverse for one row: row r (0..15) of `tile` in GGUF layout, `cols` values.
+void unpack_tile_row(DType t, const void* tile, int r, int64_t cols, void* row);
 
 }  // namespace hondo

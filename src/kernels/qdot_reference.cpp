@@ -127,21 +127,13 @@ void unpack_q5_k(const uint8_t* b, Unpacked& u) {
   unpack_k4(b, b + 48, b + 16, u);
 }
 
-// Q6_K: value = d * sc[g] * (q - 32); per half of 128 values, group of 32 number c (0..3)
-// takes the low (c < 2) or high nibbles of ql[32 * (c % 2) ..] and bits 2c..2c+1 of qh.
+// Q6_K: value = d * sc[g] * (v - 32), v the 6-bit values (bit layout in kquant_layout.h).
 void unpack_q6_k(const uint8_t* b, Unpacked& u) {
   const float d = f16_at(b + 208);
   const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
-  for (int half = 0; half < 2; ++half) {
-    const uint8_t* ql = b + 64 * half;
-    const uint8_t* qh = b + 128 + 32 * half;
-    for (int c = 0; c < 4; ++c)
-      for (int l = 0; l < 32; ++l) {
-        const uint8_t lo = ql[l + 32 * (c % 2)];
-        const int v = ((c < 2) ? (lo & 0xF) : (lo >> 4)) | (((qh[l] >> (2 * c)) & 3) << 4);
-        u.q[128 * half + 32 * c + l] = int8_t(v - 32);
-      }
-  }
+  uint8_t v[256];
+  kquant::q6_values(b, b + 128, v);
+  for (int i = 0; i < 256; ++i) u.q[i] = int8_t(v[i] - 32);
   for (int g = 0; g < 16; ++g) u.scale[g] = d * float(sc[g]), u.min[g] = 0.0f;
 }
 
@@ -182,45 +174,13 @@ void quantize_act_ref(const float* x, int64_t k, int8_t* q, float* d, int16_t* s
 
 // Tile reference: rebuilds each row's GGUF blocks from the tile (layouts in packed.h) and
 // takes the row reference's dot, so the tile layout is checked against the file's.
-template <void (*Unpack)(const uint8_t*, Unpacked&), int kBlockBytes>
+template <DType kType, void (*RowDot)(const void*, const QActRow*, int, int64_t, float*)>
 void ref_tile(const void* tile, const QActRow* a, int n, int64_t k, float* out) {
-  const auto* t = static_cast<const uint8_t*>(tile);
-  const int64_t nb = k / 32;
-  const uint8_t flip = kBlockBytes == 34 ? 0x80 : 0x00;             // Q8_0 values are stored + 128
-  std::vector<uint8_t> row(static_cast<size_t>(nb * kBlockBytes));  // one row, GGUF blocks
+  std::vector<uint8_t> row(row_bytes(kType, k));  // one row, GGUF blocks
   for (int r = 0; r < kTileRows; ++r) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* tb = t + b * kTileRows * kBlockBytes;
-      uint8_t* blk = row.data() + b * kBlockBytes;
-      std::memcpy(blk, tb + 2 * r, 2);
-      for (int g = 0; g < (kBlockBytes - 2) / 4; ++g)
-        for (int j = 0; j < 4; ++j) blk[2 + 4 * g + j] = tb[32 + 64 * g + 4 * r + j] ^ flip;
-    }
+    unpack_tile_row(kType, tile, r, k, row.data());
     float o[kQDotMaxRows];
-    ref_dot<Unpack, 32, kBlockBytes>(row.data(), a, n, k, o);
-    for (int j = 0; j < n; ++j) out[j * kTileRows + r] = o[j];
-  }
-}
-
-void ref_tile_q4_k(const void* tile, const QActRow* a, int n, int64_t k, float* out) {
-  const auto* t = static_cast<const uint8_t*>(tile);
-  const int64_t nb = k / 256;
-  std::vector<uint8_t> row(static_cast<size_t>(nb * 144));  // one row, GGUF Q4_K blocks
-  for (int r = 0; r < kTileRows; ++r) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* tb = t + b * kTileRows * 148;
-      uint8_t* blk = row.data() + b * 144;
-      std::memcpy(blk, tb + 2 * r, 2);
-      std::memcpy(blk + 2, tb + 32 + 2 * r, 2);
-      uint8_t sc[8], m[8];
-      for (int j = 0; j < 8; ++j) sc[j] = tb[64 + 16 * j + r], m[j] = tb[192 + 16 * j + r];
-      kquant::k4_pack(sc, m, blk + 4);
-      for (int p = 0; p < 4; ++p)
-        for (int g = 0; g < 8; ++g)
-          std::memcpy(blk + 16 + 32 * p + 4 * g, tb + 320 + 512 * p + 64 * g + 4 * r, 4);
-    }
-    float o[kQDotMaxRows];
-    ref_dot<unpack_q4_k, 256, 144>(row.data(), a, n, k, o);
+    RowDot(row.data(), a, n, k, o);
     for (int j = 0; j < n; ++j) out[j * kTileRows + r] = o[j];
   }
 }
@@ -240,9 +200,13 @@ QDotKernels make_reference() {
   set(DType::Q4_K, ref_dot<unpack_q4_k, 256, 144>);
   set(DType::Q5_K, ref_dot<unpack_q5_k, 256, 176>);
   set(DType::Q6_K, ref_dot<unpack_q6_k, 256, 210>);
-  ks.tile[uint32_t(DType::Q4_0)] = ref_tile<unpack_q4_0, 18>;
-  ks.tile[uint32_t(DType::Q8_0)] = ref_tile<unpack_q8_0, 34>;
-  ks.tile[uint32_t(DType::Q4_K)] = ref_tile_q4_k;
+  ks.tile[uint32_t(DType::Q4_0)] = ref_tile<DType::Q4_0, ref_dot<unpack_q4_0, 32, 18>>;
+  ks.tile[uint32_t(DType::Q4_1)] = ref_tile<DType::Q4_1, ref_dot<unpack_q4_1, 32, 20>>;
+  ks.tile[uint32_t(DType::Q5_0)] = ref_tile<DType::Q5_0, ref_dot<unpack_q5_0, 32, 22>>;
+  ks.tile[uint32_t(DType::Q5_1)] = ref_tile<DType::Q5_1, ref_dot<unpack_q5_1, 32, 24>>;
+  ks.tile[uint32_t(DType::Q8_0)] = ref_tile<DType::Q8_0, ref_dot<unpack_q8_0, 32, 34>>;
+  ks.tile[uint32_t(DType::Q4_K)] = ref_tile<DType::Q4_K, ref_dot<unpack_q4_k, 256, 144>>;
+  ks.tile[uint32_t(DType::Q6_K)] = ref_tile<DType::Q6_K, ref_dot<unpack_q6_k, 256, 210>>;
   return ks;
 }
 

@@ -157,17 +157,12 @@ void quant_q6_k(const float* x, uint8_t* b) {
   for (int g = 0; g < 16; ++g) sc[g] = int8_t(scales[g]);
   put_half(b + 208, d);
   const float d_st = f16_at(b + 208);
-  uint8_t* ql = b;
-  uint8_t* qh = b + 128;
-  std::memset(ql, 0, 128);
-  std::memset(qh, 0, 64);
+  uint8_t v[QK_K];  // 0..63
   for (int i = 0; i < QK_K; ++i) {
     const float step = d_st * float(sc[i / 16]);
-    const int q = (step != 0 ? round_clamp(x[i] / step, -32, 31) : 0) + 32;  // 0..63
-    const int half = i / 128, c = (i % 128) / 32, l = i % 32;
-    ql[64 * half + 32 * (c % 2) + l] |= uint8_t((q & 0xF) << (c < 2 ? 0 : 4));
-    qh[32 * half + l] |= uint8_t((q >> 4) << (2 * c));
+    v[i] = uint8_t((step != 0 ? round_clamp(x[i] / step, -32, 31) : 0) + 32);
   }
+  kquant::q6_store(v, b, b + 128);
 }
 
 // ---- Q3_K: 16 groups of 16, value = d * sc * q, q in -4..3, sc in -32..31 --------------------

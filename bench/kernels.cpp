@@ -1,0 +1,131 @@
+// Kernel benchmarks (Google Benchmark): matrix times activations for every weight format
+// hondo computes, on the kernels matmul picks for this CPU (HONDO_ISA selects another set).
+//
+//   decode:  1 token through 256 MB of weights (several matrices in turn, so every pass reads
+//            DRAM, not cache); the bytes/s counter is the weight bytes read per second, to be
+//            compared with the bandwidth `hondo bench` measures.
+//   cached:  1 token through one 512 x 4096 matrix that stays in cache: the kernel's own speed,
+//            with memory out of the way.
+//   prefill: 64 tokens through one 4096 x 4096 matrix; items/s counts multiply-adds.
+//
+// Tiles: formats with a tile layout (kernels/packed.h) are benchmarked on repacked rows, as
+// the model loader leaves them; "/rows" variants keep the GGUF rows and the row kernels.
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/matmul.h"
+#include "kernels/packed.h"
+#include "kernels/quant.h"
+
+namespace {
+
+using hondo::DType;
+
+constexpr int64_t kCols = 4096;
+constexpr size_t kDecodeBytes = size_t(256) << 20;
+
+// A set of weight matrices of one format, all holding the same quantized random rows.
+struct Weights {
+  std::vector<std::vector<uint8_t>> rows, tiles;  // GGUF rows and repacked tiles per matrix
+  std::vector<hondo::Tensor> tensors;
+  size_t matrix_bytes = 0;
+};
+
+const Weights& weights(DType t, bool packed, int64_t kRows, size_t total_bytes) {
+  static std::map<std::tuple<DType, bool, int64_t, size_t>, std::unique_ptr<Weights>> cache;
+  auto& w = cache[{t, packed, kRows, total_bytes}];
+  if (w) return *w;
+  w = std::make_unique<Weights>();
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> x(size_t(kRows * kCols));
+  for (float& v : x) v = normal(rng);
+  const size_t rs = hondo::row_bytes(t, kCols);
+  std::vector<uint8_t> base(rs * size_t(kRows));
+  for (int64_t r = 0; r < kRows; ++r)
+    hondo::quantize_row(t, x.data() + r * kCols, base.data() + size_t(r) * rs, kCols);
+  w->matrix_bytes = base.size();
+  const size_t n = std::max<size_t>(1, total_bytes / base.size());
+  for (size_t i = 0; i < n; ++i) {
+    w->rows.push_back(base);
+    hondo::Tensor tensor;
+    tensor.type = t, tensor.n_dims = 2, tensor.ne = {kCols, kRows, 1, 1};
+    tensor.data = w->rows.back().data();
+    if (packed) {
+      w->tiles.emplace_back(hondo::packed_bytes(t, kRows, kCols));
+      hondo::pack_tiles(t, base.data(), kRows, kCols, w->tiles.back().data());
+      tensor.packed = w->tiles.back().data();
+    }
+    w->tensors.push_back(tensor);
+  }
+  return *w;
+}
+
+hondo::ThreadPool& pool(int n) {
+  static std::map<int, std::unique_ptr<hondo::ThreadPool>> pools;
+  auto& p = pools[n];
+  if (!p) p = std::make_unique<hondo::ThreadPool>(n);
+  return *p;
+}
+
+void run(benchmark::State& state, DType t, bool packed, int64_t n_tok, int64_t kRows,
+         size_t total_bytes) {
+  const int threads = int(state.range(0));
+  const Weights& w = weights(t, packed && hondo::has_tile_layout(t), kRows, total_bytes);
+  std::vector<float> x(size_t(n_tok * kCols), 0.01f), y(size_t(n_tok * kRows));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 97) - 48) * 1e-3f;
+  size_t i = 0;
+  for (auto _ : state) {
+    hondo::matmul(w.tensors[i], x.data(), n_tok, y.data(), pool(threads));
+    benchmark::DoNotOptimize(y.data());
+    i = (i + 1) % w.tensors.size();
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(w.matrix_bytes));
+  state.SetItemsProcessed(int64_t(state.iterations()) * n_tok * kRows * kCols);
+}
+
+const DType kTypes[] = {DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                        DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
+                        DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+const int registered = [] {
+  for (DType t : kTypes) {
+    const std::string name = hondo::dtype_name(t);
+    for (bool packed : {true, false}) {
+      if (!packed && !hondo::has_tile_layout(t)) continue;
+      const std::string suffix = packed ? "" : "/rows";
+      benchmark::RegisterBenchmark(
+          ("decode/" + name + suffix).c_str(),
+          [=](benchmark::State& s) { run(s, t, packed, 1, 4096, kDecodeBytes); })
+          ->Arg(1)
+          ->Arg(2)
+          ->ArgName("threads")
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark(("cached/" + name + suffix).c_str(),
+                                   [=](benchmark::State& s) { run(s, t, packed, 1, 512, 0); })
+          ->Arg(1)
+          ->ArgName("threads")
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark(("prefill/" + name + suffix).c_str(),
+                                   [=](benchmark::State& s) { run(s, t, packed, 64, 4096, 0); })
+          ->Arg(2)
+          ->ArgName("threads")
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+  return 0;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();
