@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <utility>
 
@@ -304,6 +305,25 @@ TEST(QDotTile, EverySimdTileKernelMatchesReference) {
   RecordProperty("simd_tile_kernels_compared", compared);
 }
 
+namespace {
+// Random rows of format t as a plain tensor and as the same rows repacked into tiles.
+struct PackedMatrix {
+  std::vector<uint8_t> rows, packed;
+  Tensor plain, tiled;
+  static std::unique_ptr<PackedMatrix> random(DType t, int64_t n, int64_t k, std::mt19937& rng) {
+    auto m = std::make_unique<PackedMatrix>();
+    m->rows = random_rows(t, n, k, rng);
+    m->packed.resize(packed_bytes(t, n, k));
+    pack_tiles(t, m->rows.data(), n, k, m->packed.data());
+    m->plain.type = t, m->plain.n_dims = 2, m->plain.ne = {k, n, 1, 1};
+    m->plain.data = m->rows.data();
+    m->tiled = m->plain;
+    m->tiled.packed = m->packed.data();
+    return m;
+  }
+};
+}  // namespace
+
 // matmul on a tensor with repacked rows (whole and partial tiles, a slice starting at a tile
 // boundary, 1..9 tokens) equals matmul on the GGUF rows with the row kernels.
 TEST(QDotTile, MatmulOnPackedRowsMatchesRowKernels) {
@@ -312,13 +332,9 @@ TEST(QDotTile, MatmulOnPackedRowsMatchesRowKernels) {
   ThreadPool pool(2);
   for (DType t : kIntTypes) {
     if (!has_tile_layout(t) || !qdot_best().tile_for(t)) continue;
-    const auto w = random_rows(t, rows, k, rng);
-    std::vector<uint8_t> packed(packed_bytes(t, rows, k));
-    pack_tiles(t, w.data(), rows, k, packed.data());
-    Tensor plain;
-    plain.type = t, plain.n_dims = 2, plain.ne = {k, rows, 1, 1}, plain.data = w.data();
-    Tensor tiled = plain;
-    tiled.packed = packed.data();
+    const auto m = PackedMatrix::random(t, rows, k, rng);
+    const Tensor &plain = m->plain, &tiled = m->tiled;
+    const std::vector<uint8_t>& w = m->rows;
     for (int64_t n_tok : {1, 3, 4, 5, 9}) {
       const auto x = random_acts(n_tok * k, rng);
       for (auto [row0, n] : {std::pair<int64_t, int64_t>{0, rows}, {16, 29}}) {
@@ -338,5 +354,43 @@ TEST(QDotTile, MatmulOnPackedRowsMatchesRowKernels) {
           }
       }
     }
+  }
+}
+
+// matmul_batch gives each job exactly what matmul_rows gives it: jobs on packed and plain
+// weights mixed, slices of one tensor (experts), a shared input and distinct inputs, decode
+// (1 token) and prefill (9 tokens, tiles handed out dynamically).
+TEST(MatmulBatch, EveryJobAsMatmulRows) {
+  std::mt19937 rng(24);
+  const int64_t k = 256, rows = 96;
+  ThreadPool pool(2);
+  const DType t = DType::Q4_0;
+  const auto m = PackedMatrix::random(t, rows, k, rng);
+  const Tensor &plain = m->plain, &tiled = m->tiled;
+  const bool has_tiles = qdot_best().tile_for(t) != nullptr;
+  for (int64_t n_tok : {1, 9}) {
+    const auto x1 = random_acts(n_tok * k, rng), x2 = random_acts(n_tok * k, rng);
+    struct Spec {
+      const Tensor* w;
+      int64_t row0, n;
+      const float* x;
+    };
+    const Spec specs[] = {{&tiled, 0, 32, x1.data()},  {&tiled, 32, 48, x1.data()},
+                          {&tiled, 80, 16, x2.data()}, {&plain, 16, 40, x2.data()},
+                          {&tiled, 8, 20, x1.data()},  // not at a tile boundary: row kernels
+                          {&tiled, 0, rows, x2.data()}};
+    std::vector<std::vector<float>> want, got;
+    std::vector<MatmulJob> jobs;
+    for (const Spec& s : specs) {
+      want.emplace_back(size_t(n_tok * s.n));
+      got.emplace_back(size_t(n_tok * s.n), -1.0f);
+      matmul_rows(*s.w, s.row0, s.n, s.x, n_tok, want.back().data(), pool);
+    }
+    for (size_t i = 0; i < std::size(specs); ++i)
+      jobs.push_back({specs[i].w, specs[i].row0, specs[i].n, specs[i].x, n_tok, got[i].data()});
+    matmul_batch(jobs, pool);
+    for (size_t i = 0; i < std::size(specs); ++i)
+      EXPECT_EQ(got[i], want[i]) << "job " << i << " tokens " << n_tok
+                                 << (has_tiles ? "" : " (no tile kernels on this CPU)");
   }
 }

@@ -1,6 +1,7 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "kernels/dot.h"
@@ -54,28 +55,49 @@ void matmul_int8(const QDotKernels& ks, QDotFn dot, const Tensor& w, int64_t row
   });
 }
 
-// Repacked weights (packed.h): each task takes whole tiles of 16 rows and passes over a
-// tile once per group of up to kQDotMaxRows tokens; the tile stays in cache meanwhile.
-void matmul_tiles(const QDotKernels& ks, QTileFn tile_fn, const Tensor& w, int64_t row0,
-                  int64_t n_rows, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
-  const int64_t k = w.cols();
-  const QActs& acts = quantized_acts(ks, x, n_tok, k, pool);
-  const size_t tb = tile_bytes(w.type, k);
-  const auto* tiles = static_cast<const uint8_t*>(w.packed) + size_t(row0 / kTileRows) * tb;
-  const int64_t n_tiles = (n_rows + kTileRows - 1) / kTileRows;
-  pool.parallel_for(n_tiles, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t r0 = i * kTileRows, nr = std::min<int64_t>(kTileRows, n_rows - r0);
-      for (int64_t t0 = 0; t0 < n_tok; t0 += kQDotMaxRows) {
-        const int nt = int(std::min<int64_t>(kQDotMaxRows, n_tok - t0));
-        QActRow a[kQDotMaxRows];
-        for (int j = 0; j < nt; ++j) a[j] = acts.row(t0 + j);
-        float out[kQDotMaxRows * kTileRows];  // [nt, 16]
-        tile_fn(tiles + size_t(i) * tb, a, nt, k, out);
-        for (int j = 0; j < nt; ++j)
-          std::copy_n(out + j * kTileRows, nr, y + (t0 + j) * n_rows + r0);
-      }
-    }
+// Repacked weights (packed.h): a task takes one tile of 16 rows and passes over it once per
+// group of up to kQDotMaxRows tokens; the tile stays in cache meanwhile.
+struct TileJob {
+  const MatmulJob* job;
+  const QActs* acts;
+  QTileFn fn;
+  const uint8_t* tiles;  // the job's first tile
+  size_t tile_bytes;
+};
+
+void run_tile(const TileJob& tj, int64_t i) {
+  const MatmulJob& j = *tj.job;
+  const int64_t r0 = i * kTileRows, nr = std::min<int64_t>(kTileRows, j.n_rows - r0);
+  for (int64_t t0 = 0; t0 < j.n_tok; t0 += kQDotMaxRows) {
+    const int nt = int(std::min<int64_t>(kQDotMaxRows, j.n_tok - t0));
+    QActRow a[kQDotMaxRows];
+    for (int t = 0; t < nt; ++t) a[t] = tj.acts->row(t0 + t);
+    float out[kQDotMaxRows * kTileRows];  // [nt, 16]
+    tj.fn(tj.tiles + size_t(i) * tj.tile_bytes, a, nt, j.w->cols(), out);
+    for (int t = 0; t < nt; ++t)
+      std::copy_n(out + t * kTileRows, nr, j.y + (t0 + t) * j.n_rows + r0);
+  }
+}
+
+int64_t n_tiles(const MatmulJob& j) {
+  return (j.n_rows + kTileRows - 1) / kTileRows;
+}
+
+QTileFn tile_kernel(const QDotKernels& ks, const MatmulJob& j) {
+  QTileFn fn = ks.tile_for(j.w->type);
+  return fn && j.w->packed && j.row0 % kTileRows == 0 ? fn : nullptr;
+}
+
+TileJob tile_job(const MatmulJob& j, const QActs& acts, QTileFn fn) {
+  const size_t tb = tile_bytes(j.w->type, j.w->cols());
+  const auto* tiles = static_cast<const uint8_t*>(j.w->packed) + size_t(j.row0 / kTileRows) * tb;
+  return {&j, &acts, fn, tiles, tb};
+}
+
+void matmul_tiles(const QDotKernels& ks, QTileFn fn, const MatmulJob& j, ThreadPool& pool) {
+  const TileJob tj = tile_job(j, quantized_acts(ks, j.x, j.n_tok, j.w->cols(), pool), fn);
+  pool.parallel_for(n_tiles(j), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) run_tile(tj, i);
   });
 }
 
@@ -85,8 +107,9 @@ void matmul_rows(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, 
                  float* y, ThreadPool& pool) {
   const int64_t k = w.cols();
   const QDotKernels& ks = qdot_best();
-  if (QTileFn tile = ks.tile_for(w.type); tile && w.packed && row0 % kTileRows == 0) {
-    matmul_tiles(ks, tile, w, row0, n_rows, x, n_tok, y, pool);
+  const MatmulJob job{&w, row0, n_rows, x, n_tok, y};
+  if (QTileFn tile = tile_kernel(ks, job)) {
+    matmul_tiles(ks, tile, job, pool);
     return;
   }
   if (QDotFn dot = ks.for_type(w.type); dot && k % kQActBlock == 0) {
@@ -130,6 +153,47 @@ void matmul_rows(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, 
 
 void matmul(const Tensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
   matmul_rows(w, 0, w.rows(), x, n_tok, y, pool);
+}
+
+void matmul_batch(const std::vector<MatmulJob>& jobs, ThreadPool& pool) {
+  const QDotKernels& ks = qdot_best();
+  std::vector<TileJob> tiled;
+  std::vector<int64_t> first_tile{0};  // [tiled.size() + 1] prefix sums of tile counts
+  std::vector<std::unique_ptr<QActs>> acts;
+  std::vector<const float*> acts_x;
+  bool uneven = false;  // tiles of jobs with many tokens cost more: hand them out dynamically
+  for (const MatmulJob& j : jobs) {
+    QTileFn fn = tile_kernel(ks, j);
+    if (!fn) {
+      matmul_rows(*j.w, j.row0, j.n_rows, j.x, j.n_tok, j.y, pool);
+      continue;
+    }
+    size_t a = 0;  // jobs on the same input share its quantized rows
+    while (a < acts.size() &&
+           !(acts_x[a] == j.x && acts[a]->rows() == j.n_tok && acts[a]->cols() == j.w->cols()))
+      ++a;
+    if (a == acts.size()) {
+      acts.push_back(std::make_unique<QActs>());
+      acts.back()->quantize(ks, j.x, j.n_tok, j.w->cols(), &pool);
+      acts_x.push_back(j.x);
+    }
+    tiled.push_back(tile_job(j, *acts[a], fn));
+    first_tile.push_back(first_tile.back() + n_tiles(j));
+    uneven = uneven || j.n_tok > kQDotMaxRows;
+  }
+  if (tiled.empty()) return;
+  auto run = [&](int64_t i) {  // global tile index -> (job, tile of the job)
+    const size_t jb =
+        size_t(std::upper_bound(first_tile.begin(), first_tile.end(), i) - first_tile.begin() - 1);
+    run_tile(tiled[jb], i - first_tile[jb]);
+  };
+  if (uneven) {
+    pool.parallel_tasks(first_tile.back(), run);
+  } else {
+    pool.parallel_for(first_tile.back(), [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) run(i);
+    });
+  }
 }
 
 }  // namespace hondo

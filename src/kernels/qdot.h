@@ -71,6 +71,7 @@ class QActs {
             ds_.data() + t * (k_ / 32)};
   }
   int64_t rows() const { return n_; }
+  int64_t cols() const { return k_; }
 
  private:
   int64_t n_ = 0, k_ = 0;

@@ -62,10 +62,7 @@ void route_token(const DeepSeek2Config& c, const float* logits, const float* bia
 
 void moe_forward(const DeepSeek2Config& c, const MoeWeights& w, const float* x, int64_t n_tok,
                  float* y, ThreadPool& pool) {
-  const int64_t E = c.n_embd, K = c.n_expert_used;
-  // Shared experts see every token.
-  swiglu_ffn(w.shared, x, n_tok, E, y, pool);
-
+  const int64_t E = c.n_embd, K = c.n_expert_used, F = w.routed.width;
   std::vector<float> logits(static_cast<size_t>(n_tok * c.n_expert));  // [n_tok, n_expert]
   matmul(*w.router, x, n_tok, logits.data(), pool);
   std::vector<int> chosen(static_cast<size_t>(n_tok * K));  // [n_tok, K]
@@ -74,31 +71,61 @@ void moe_forward(const DeepSeek2Config& c, const MoeWeights& w, const float* x, 
     route_token(c, logits.data() + t * c.n_expert, w.bias.empty() ? nullptr : w.bias.data(),
                 chosen.data() + t * K, gate.data() + t * K);
 
-  // Group (token, gate) pairs by expert, then run each chosen expert once over its tokens.
+  // Group (token, gate) pairs by expert: each chosen expert runs once over its tokens.
   std::vector<std::vector<std::pair<int64_t, float>>> by_expert(static_cast<size_t>(c.n_expert));
   for (int64_t t = 0; t < n_tok; ++t)
     for (int64_t k = 0; k < K; ++k)
       by_expert[size_t(chosen[size_t(t * K + k)])].push_back({t, gate[size_t(t * K + k)]});
-  std::vector<float> xe, ye;
-  for (int e = 0; e < c.n_expert; ++e) {
-    const auto& toks = by_expert[size_t(e)];
-    if (toks.empty()) continue;
-    const int64_t n = int64_t(toks.size());
-    xe.resize(size_t(n * E));  // [n, E]
-    ye.resize(size_t(n * E));  // [n, E]
-    for (int64_t i = 0; i < n; ++i)
-      std::copy(x + toks[size_t(i)].first * E, x + (toks[size_t(i)].first + 1) * E,
-                xe.begin() + i * E);
-    FfnWeights fw = w.routed;
-    fw.gate_row0 = int64_t(e) * c.n_ff_exp;
-    fw.down_row0 = int64_t(e) * E;
-    swiglu_ffn(fw, xe.data(), n, E, ye.data(), pool);
-    for (int64_t i = 0; i < n; ++i) {
-      float* yt = y + toks[size_t(i)].first * E;
-      const float g = toks[size_t(i)].second;
-      for (int64_t d = 0; d < E; ++d) yt[d] += g * ye[size_t(i * E + d)];
+
+  // Every part (the shared experts over all tokens, then each chosen expert over its tokens)
+  // has its rows in xe/ye and its inner activations in g/u.
+  struct Part {
+    const FfnWeights* ffn;
+    int e;               // routed expert, or -1 for the shared experts
+    int64_t row, n;      // first row in xe/ye, tokens
+    int64_t width, off;  // inner width, offset in g/u
+  };
+  std::vector<Part> parts;
+  int64_t n_rows = 0, n_inner = 0;
+  auto add = [&](const FfnWeights* f, int e, int64_t n, int64_t width) {
+    parts.push_back({f, e, n_rows, n, width, n_inner});
+    n_rows += n, n_inner += n * width;
+  };
+  if (w.shared.gate) add(&w.shared, -1, n_tok, w.shared.width);
+  for (int e = 0; e < c.n_expert; ++e)
+    if (!by_expert[size_t(e)].empty()) add(&w.routed, e, int64_t(by_expert[size_t(e)].size()), F);
+  std::vector<float> xe(static_cast<size_t>(n_rows * E));  // [n_rows, E] inputs of the parts
+  std::vector<float> ye(xe.size());                        // [n_rows, E] their outputs
+  std::vector<float> g(static_cast<size_t>(n_inner)), u(g.size());  // [sum n * width]
+  for (const Part& p : parts)
+    for (int64_t i = 0; i < p.n; ++i) {
+      const int64_t t = p.e < 0 ? i : by_expert[size_t(p.e)][size_t(i)].first;
+      std::copy(x + t * E, x + (t + 1) * E, xe.begin() + (p.row + i) * E);
     }
+
+  // SwiGLU of every part (ffn.h): gate and up projections of all parts in one batch, then all
+  // down projections in another, so a decode step pays two fork/joins, not three per expert.
+  std::vector<MatmulJob> gate_up, down;
+  for (const Part& p : parts) {
+    const int64_t row0 = p.e < 0 ? p.ffn->gate_row0 : int64_t(p.e) * F;
+    const int64_t down0 = p.e < 0 ? p.ffn->down_row0 : int64_t(p.e) * E;
+    const float* xp = xe.data() + p.row * E;
+    gate_up.push_back({p.ffn->gate, row0, p.width, xp, p.n, g.data() + p.off});
+    gate_up.push_back({p.ffn->up, row0, p.width, xp, p.n, u.data() + p.off});
+    down.push_back({p.ffn->down, down0, E, g.data() + p.off, p.n, ye.data() + p.row * E});
   }
+  matmul_batch(gate_up, pool);
+  swiglu(g.data(), u.data(), g.data(), int(g.size()));
+  matmul_batch(down, pool);
+
+  std::fill(y, y + n_tok * E, 0.0f);
+  for (const Part& p : parts)
+    for (int64_t i = 0; i < p.n; ++i) {
+      const auto [t, gt] =
+          p.e < 0 ? std::pair<int64_t, float>{i, 1.0f} : by_expert[size_t(p.e)][size_t(i)];
+      const float* ys = ye.data() + (p.row + i) * E;
+      for (int64_t d = 0; d < E; ++d) y[t * E + d] += gt * ys[d];
+    }
 }
 
 }  // namespace hondo
