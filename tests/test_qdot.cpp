@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "core/fp16.h"
+#include "kernels/cpu.h"
 #include "kernels/matmul.h"
 #include "kernels/packed.h"
 #include "kernels/qdot.h"
@@ -107,7 +108,12 @@ TEST_P(QDotFormat, EverySimdSetMatchesReference) {
   int compared = 0;
   for (const QDotKernels* ks : qdot_available()) {
     if (ks == &ref) continue;
-    ASSERT_NE(ks->for_type(t), nullptr) << ks->isa;
+    // The x86 sets cover every format; the ARM64 set covers the formats of Q4_0, Q8_0 and
+    // Q4_K_M files (matmul dequantizes the others).
+    if (HONDO_X86) {
+      ASSERT_NE(ks->for_type(t), nullptr) << ks->isa;
+    }
+    if (!ks->for_type(t)) continue;
     for (int trial = 0; trial < 10; ++trial) {
       const auto w = random_row(t, k, rng);
       const auto x = random_acts(kQDotMaxRows * k, rng);
@@ -165,6 +171,7 @@ TEST(QDotActivations, ErrorWithinRoundingBound) {
   const int64_t k = 2048;
   const QDotKernels& ks = qdot_best();
   for (DType t : kIntTypes) {
+    if (!ks.for_type(t)) continue;  // no integer kernel in this set: matmul dequantizes
     const auto w = random_row(t, k, rng);
     const auto x = random_acts(k, rng);
     std::vector<float> wf(k);

@@ -33,7 +33,7 @@ TEST(Fp16, ExactValuesAndRounding) {
 // The F16C row conversions give the scalar reference's bits: every half value to float, and
 // floats to half across normals, subnormals, overflow, exact ties and NaN.
 TEST(HalfRows, FastConversionsMatchTheReferenceBitForBit) {
-  if (!half_rows_use_f16c()) GTEST_SKIP() << "no F16C on this CPU: the reference is used";
+  if (!half_rows_use_simd()) GTEST_SKIP() << "no conversion instructions: the reference is used";
   std::vector<uint16_t> all(65536);
   for (size_t i = 0; i < all.size(); ++i) all[i] = uint16_t(i);
   std::vector<float> a(all.size()), b(all.size());
@@ -163,7 +163,7 @@ TEST_P(FusedDot, MatchesDequantizedReference) {
   const DType t = GetParam();
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (int n : {32, 64, 2048, 5504}) {
+  for (int n : {32, 64, 1000, 2048, 5504}) {  // 1000: a tail after the vector steps
     std::vector<float> w(static_cast<size_t>(n)), x(w.size()), wd(w.size());
     for (size_t i = 0; i < w.size(); ++i) w[i] = nd(rng), x[i] = nd(rng);
     std::vector<uint8_t> q(row_bytes(t, n));
@@ -174,6 +174,11 @@ TEST_P(FusedDot, MatchesDequantizedReference) {
     ASSERT_TRUE(has_vec_dot(t));
     ASSERT_TRUE(vec_dot_row(t, q.data(), x.data(), n, &got)) << dtype_name(t);
     EXPECT_NEAR(got, want, 1e-5f * std::sqrt(float(n)) * 4) << dtype_name(t) << " n=" << n;
+    if (t != DType::F16) continue;
+    for (const F16Dot& v : f16_dot_variants()) {  // every instruction set of this CPU
+      const float f = v.fn(reinterpret_cast<const uint16_t*>(q.data()), x.data(), n);
+      EXPECT_NEAR(f, want, 1e-5f * std::sqrt(float(n)) * 4) << v.name << " n=" << n;
+    }
   }
 }
 INSTANTIATE_TEST_SUITE_P(Formats, FusedDot, ::testing::Values(DType::F16, DType::BF16),

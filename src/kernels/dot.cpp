@@ -1,5 +1,7 @@
 #include "kernels/dot.h"
 
+#include "kernels/cpu.h"
+
 namespace hondo {
 
 float dot_f32_ref(const float* a, const float* b, int64_t n) {
@@ -10,9 +12,7 @@ float dot_f32_ref(const float* a, const float* b, int64_t n) {
 
 // 16 independent accumulators let the compiler keep one vector register of partial sums
 // (two on AVX2) without reassociating the float additions itself.
-__attribute__((target_clones("avx512f", "avx2", "default"))) float dot_f32(const float* a,
-                                                                           const float* b,
-                                                                           int64_t n) {
+HONDO_FLOAT_CLONES float dot_f32(const float* a, const float* b, int64_t n) {
   float acc[16] = {};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
@@ -23,8 +23,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) float dot_f32(const
   return s;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void axpy_f32(float a, const float* x,
-                                                                           float* y, int64_t n) {
+HONDO_FLOAT_CLONES void axpy_f32(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 

@@ -4,18 +4,26 @@
 #include <string>
 
 #include "core/error.h"
+#include "kernels/cpu.h"
 #include "kernels/qdot.h"
+
+#if HONDO_ARM64
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 namespace hondo {
 
-#if defined(__x86_64__) || defined(__i386__)
+#if HONDO_X86
 const QDotKernels& qdot_avx2_kernels();
 const QDotKernels& qdot_avx512vnni_kernels();
+#elif HONDO_ARM64
+const QDotKernels& qdot_neon_kernels();
 #endif
 
 std::vector<const QDotKernels*> qdot_available() {
   std::vector<const QDotKernels*> sets{&qdot_reference()};
-#if defined(__x86_64__) || defined(__i386__)
+#if HONDO_X86
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                     __builtin_cpu_supports("f16c");
@@ -23,6 +31,8 @@ std::vector<const QDotKernels*> qdot_available() {
   if (avx2 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512bw"))
     sets.push_back(&qdot_avx512vnni_kernels());
+#elif HONDO_ARM64
+  if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) sets.push_back(&qdot_neon_kernels());
 #endif
   return sets;
 }

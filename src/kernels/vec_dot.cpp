@@ -1,8 +1,15 @@
 #include "kernels/vec_dot.h"
 
-#include <immintrin.h>
+#include <vector>
 
 #include "core/fp16.h"
+#include "kernels/cpu.h"
+
+#if HONDO_X86
+#include <immintrin.h>
+#elif HONDO_ARM64
+#include <arm_neon.h>
+#endif
 
 namespace hondo {
 
@@ -10,9 +17,7 @@ namespace {
 
 // 16 lanes with a fixed trip count, so that the compiler turns the loop into vector
 // instructions for the ISA of the clone (AVX-512: one register, AVX2: two).
-__attribute__((target_clones("avx512f", "avx2", "default"))) float dot_bf16(const uint16_t* w,
-                                                                            const float* x,
-                                                                            int64_t n) {
+HONDO_FLOAT_CLONES float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
   float acc[16] = {};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
@@ -23,8 +28,15 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) float dot_bf16(cons
   return s;
 }
 
-// ---- F16: F16C conversion with AVX2 + FMA, chosen at run time ------------------------------
+float dot_f16_plain(const uint16_t* w, const float* x, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += f16_to_f32(w[i]) * x[i];
+  return s;
+}
 
+// ---- F16: the CPU's half-precision conversion with FMA, chosen at run time ------------------
+
+#if HONDO_X86
 __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -47,19 +59,67 @@ __attribute__((target("avx2,fma,f16c"))) float dot_f16_avx2(const uint16_t* w, c
   return s;
 }
 
-float dot_f16_plain(const uint16_t* w, const float* x, int64_t n) {
-  float s = 0;
-  for (int64_t i = 0; i < n; ++i) s += f16_to_f32(w[i]) * x[i];
+// GCC 12 warns inside its own _mm512_cvtph_ps / _mm512_reduce_add_ps (their "undefined"
+// pass-through operands); the warning is about the header, not this code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// 64 values per step in four independent accumulators: a row of 2048 is 32 steps, and one
+// chain of dependent FMAs would bound the loop, not the memory.
+__attribute__((target("avx512f"))) float dot_f16_avx512(const uint16_t* w, const float* x,
+                                                        int64_t n) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                   _mm512_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int j = 0; j < 4; ++j) {
+      const __m512 wj =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i + 16 * j)));
+      acc[j] = _mm512_fmadd_ps(wj, _mm512_loadu_ps(x + i + 16 * j), acc[j]);
+    }
+  float s = _mm512_reduce_add_ps(
+      _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  for (; i < n; ++i) s += f16_to_f32(w[i]) * x[i];
   return s;
 }
 
-bool has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                          __builtin_cpu_supports("f16c");
-  return yes;
+#pragma GCC diagnostic pop
+
+std::vector<F16Dot> variants() {
+  std::vector<F16Dot> v{{"portable", dot_f16_plain}};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("f16c"))
+    v.push_back({"avx2", dot_f16_avx2});
+  if (__builtin_cpu_supports("avx512f")) v.push_back({"avx512", dot_f16_avx512});
+  return v;
 }
+#elif HONDO_ARM64
+float dot_f16_neon(const uint16_t* w, const float* x, int64_t n) {
+  float32x4_t acc[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 4; ++j) {
+      const float32x4_t wj = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + i + 4 * j)));
+      acc[j] = vfmaq_f32(acc[j], wj, vld1q_f32(x + i + 4 * j));
+    }
+  float s = vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])));
+  for (; i < n; ++i) s += f16_to_f32(w[i]) * x[i];
+  return s;
+}
+std::vector<F16Dot> variants() {
+  return {{"portable", dot_f16_plain}, {"neon", dot_f16_neon}};
+}
+#else
+std::vector<F16Dot> variants() {
+  return {{"portable", dot_f16_plain}};
+}
+#endif
 
 }  // namespace
+
+std::vector<F16Dot> f16_dot_variants() {
+  return variants();
+}
 
 bool has_vec_dot(DType t) {
   return t == DType::F16 || t == DType::BF16;
@@ -69,7 +129,8 @@ bool vec_dot_row(DType t, const void* row, const float* x, int64_t n, float* out
   const auto* h = static_cast<const uint16_t*>(row);
   switch (t) {
     case DType::F16:
-      *out = has_avx2() ? dot_f16_avx2(h, x, n) : dot_f16_plain(h, x, n);
+      static const auto dot_f16 = variants().back().fn;
+      *out = dot_f16(h, x, n);
       return true;
     case DType::BF16:
       *out = dot_bf16(h, x, n);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 
+#include "kernels/cpu.h"
 #include "kernels/qdot.h"
 
 namespace hondo {
@@ -31,8 +32,7 @@ BenchStat summarize(std::vector<double> samples) {
 }
 
 // Sums of a buffer for the bandwidth measurement (the result only keeps the reads alive).
-__attribute__((target_clones("avx512f", "avx2", "default"))) float sum_f32(const float* x,
-                                                                           int64_t n) {
+HONDO_FLOAT_CLONES float sum_f32(const float* x, int64_t n) {
   float acc[64] = {};  // four vector registers of partial sums: no add-latency bound
   for (int64_t i = 0; i + 64 <= n; i += 64)
     for (int j = 0; j < 64; ++j) acc[j] += x[i + j];

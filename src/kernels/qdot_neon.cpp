@@ -1,0 +1,195 @@
+// The ARM64 kernel set: NEON with the dot-product extension (ARMv8.2 dotprod, SDOT: four int8
+// products summed into each int32 lane). Compiled with -march=armv8.2-a+dotprod and chosen at
+// run time only when the CPU reports it (qdot_dispatch.cpp), so the binary still runs on any
+// ARMv8 CPU. Formats: Q4_0, Q8_0, Q4_K, Q6_K (the matrices of Q4_0, Q8_0 and Q4_K_M files);
+// the others have no entry and matmul dequantizes them.
+//
+// Like the x86 files, everything here is in an anonymous namespace: the file is compiled with
+// its own -march flags and must not share inline functions with the rest of the program.
+#include <arm_neon.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/qdot.h"
+
+namespace hondo::qdot_neon {
+namespace {
+
+inline float half_at(const uint8_t* p) {
+  __fp16 h;
+  std::memcpy(&h, p, 2);
+  return float(h);
+}
+
+// Sum of the 16 products of w and a (int8), exact.
+inline int32_t dot16(int8x16_t w, const int8_t* a) {
+  return vaddvq_s32(vdotq_s32(vdupq_n_s32(0), w, vld1q_s8(a)));
+}
+
+// Q4_0 / Q8_0: 32 signed values and one scale per block. acc += d_w * d_a * sum(w * q_a).
+template <int N, bool kQ8>
+void dot_32(const uint8_t* w, const QActRow* a, int64_t nb, float* out) {
+  float32x4_t acc[N];
+  for (int j = 0; j < N; ++j) acc[j] = vdupq_n_f32(0);
+  const int8x16_t eight = vdupq_n_s8(8);
+  const uint8x16_t low4 = vdupq_n_u8(0x0F);
+  for (int64_t b = 0; b < nb; ++b, w += kQ8 ? 34 : 18) {
+    const float d = half_at(w);
+    int8x16_t lo, hi;
+    if (kQ8) {
+      lo = vld1q_s8(reinterpret_cast<const int8_t*>(w + 2));
+      hi = vld1q_s8(reinterpret_cast<const int8_t*>(w + 18));
+    } else {
+      const uint8x16_t v = vld1q_u8(w + 2);
+      lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, low4)), eight);
+      hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+    }
+    for (int j = 0; j < N; ++j) {
+      const int8_t* q = a[j].q + 32 * b;
+      const int32x4_t s =
+          vdotq_s32(vdotq_s32(vdupq_n_s32(0), lo, vld1q_s8(q)), hi, vld1q_s8(q + 16));
+      acc[j] = vfmaq_n_f32(acc[j], vcvtq_f32_s32(s), d * a[j].d[b]);
+    }
+  }
+  for (int j = 0; j < N; ++j) out[j] = vaddvq_f32(acc[j]);
+}
+
+// Q4_K: 8 sub-blocks of 32 nibbles with 6-bit scale and minimum (packing as in
+// kquant_layout.h); acc += d * sc * d_a * sum(nibble * q_a) - dmin * m * (d_a * sum(q_a)).
+// k4_scale_min is this file's own copy of kquant::k4_scale_min: an inline function shared
+// with files built for the baseline CPU could be linked from this -march=+dotprod file.
+void k4_scale_min(const uint8_t* p, int j, int& sc, int& m) {
+  if (j < 4) {
+    sc = p[j] & 63;
+    m = p[j + 4] & 63;
+  } else {
+    sc = (p[j + 4] & 0xF) | ((p[j - 4] >> 6) << 4);
+    m = (p[j + 4] >> 4) | ((p[j] >> 6) << 4);
+  }
+}
+
+template <int N>
+void dot_q4_k(const uint8_t* w, const QActRow* a, int64_t nsb, float* out) {
+  float acc[N] = {};
+  const uint8x16_t low4 = vdupq_n_u8(0x0F);
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 144) {
+    const float d = half_at(w), dmin = half_at(w + 2);
+    for (int p = 0; p < 4; ++p) {
+      const uint8x16_t v0 = vld1q_u8(w + 16 + 32 * p), v1 = vld1q_u8(w + 32 + 32 * p);
+      const int8x16_t n[2][2] = {
+          {vreinterpretq_s8_u8(vandq_u8(v0, low4)), vreinterpretq_s8_u8(vandq_u8(v1, low4))},
+          {vreinterpretq_s8_u8(vshrq_n_u8(v0, 4)), vreinterpretq_s8_u8(vshrq_n_u8(v1, 4))}};
+      for (int h = 0; h < 2; ++h) {  // sub-block 2p (low nibbles), 2p + 1 (high)
+        int sc, m;
+        k4_scale_min(w + 4, 2 * p + h, sc, m);
+        const int64_t ab = 8 * sb + 2 * p + h;
+        for (int j = 0; j < N; ++j) {
+          const int8_t* q = a[j].q + 32 * ab;
+          const int32_t isum = dot16(n[h][0], q) + dot16(n[h][1], q + 16);
+          acc[j] += d * float(sc) * a[j].d[ab] * float(isum) - dmin * float(m) * a[j].ds[ab];
+        }
+      }
+    }
+  }
+  for (int j = 0; j < N; ++j) out[j] = acc[j];
+}
+
+// Q6_K: per half of 128 values, group c (0..3) of 32 takes the low (c < 2) or high nibbles of
+// ql[32 (c % 2) ..] and bits 2c, 2c+1 of qh; value = d * sc[16 values] * (q - 32).
+template <int N>
+void dot_q6_k(const uint8_t* w, const QActRow* a, int64_t nsb, float* out) {
+  float acc[N] = {};
+  const uint8x16_t low4 = vdupq_n_u8(0x0F), three = vdupq_n_u8(3);
+  const int8x16_t off = vdupq_n_s8(32);
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 210) {
+    const float d = half_at(w + 208);
+    const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = w + 64 * half;
+      const uint8_t* qh = w + 128 + 32 * half;
+      for (int c = 0; c < 4; ++c)
+        for (int part = 0; part < 2; ++part) {  // 16 values each, one scale each
+          const uint8x16_t l = vld1q_u8(ql + 32 * (c % 2) + 16 * part);
+          const uint8x16_t nib = c < 2 ? vandq_u8(l, low4) : vshrq_n_u8(l, 4);
+          const uint8x16_t h =
+              vandq_u8(vshlq_u8(vld1q_u8(qh + 16 * part), vdupq_n_s8(int8_t(-2 * c))), three);
+          const int8x16_t v = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(nib, vshlq_n_u8(h, 4))), off);
+          const int g = 8 * half + 2 * c + part;
+          const int64_t i = 256 * sb + 128 * half + 32 * c + 16 * part;  // first value
+          for (int j = 0; j < N; ++j)
+            acc[j] += d * float(sc[g]) * a[j].d[i / 32] * float(dot16(v, a[j].q + i));
+        }
+    }
+  }
+  for (int j = 0; j < N; ++j) out[j] = acc[j];
+}
+
+template <void (*K1)(const uint8_t*, const QActRow*, int64_t, float*),
+          void (*K2)(const uint8_t*, const QActRow*, int64_t, float*),
+          void (*K3)(const uint8_t*, const QActRow*, int64_t, float*),
+          void (*K4)(const uint8_t*, const QActRow*, int64_t, float*), int kBlockElems>
+void entry(const void* w, const QActRow* a, int n, int64_t k, float* out) {
+  const auto* p = static_cast<const uint8_t*>(w);
+  const int64_t nb = k / kBlockElems;
+  switch (n) {
+    case 1:
+      return K1(p, a, nb, out);
+    case 2:
+      return K2(p, a, nb, out);
+    case 3:
+      return K3(p, a, nb, out);
+    default:
+      return K4(p, a, nb, out);
+  }
+}
+
+// Activation quantization, bit-identical to the reference: the same scale and products, and
+// FCVTNS rounds to nearest even as nearbyint does in the default rounding mode.
+void quantize_act(const float* x, int64_t k, int8_t* q, float* d, int16_t* s) {
+  for (int64_t b = 0; b < k / 32; ++b, x += 32, q += 32) {
+    float32x4_t v[8];
+    float32x4_t amax = vdupq_n_f32(0);
+    for (int i = 0; i < 8; ++i) {
+      v[i] = vld1q_f32(x + 4 * i);
+      amax = vmaxq_f32(amax, vabsq_f32(v[i]));
+    }
+    const float mx = vmaxvq_f32(amax);
+    d[b] = mx / 127.0f;
+    const float id = mx > 0 ? 127.0f / mx : 0.0f;
+    for (int h = 0; h < 2; ++h) {
+      int16x8_t s16[2];
+      for (int i = 0; i < 2; ++i) {
+        const int32x4_t a0 = vcvtnq_s32_f32(vmulq_n_f32(v[8 * h / 2 + 2 * i], id));
+        const int32x4_t a1 = vcvtnq_s32_f32(vmulq_n_f32(v[8 * h / 2 + 2 * i + 1], id));
+        s16[i] = vcombine_s16(vqmovn_s32(a0), vqmovn_s32(a1));
+      }
+      const int8x16_t q8 = vcombine_s8(vqmovn_s16(s16[0]), vqmovn_s16(s16[1]));
+      vst1q_s8(q + 16 * h, q8);
+      s[2 * b + h] = int16_t(vaddlvq_s8(q8));
+    }
+  }
+}
+
+QDotKernels make_set() {
+  QDotKernels ks{};
+  ks.isa = "neon-dotprod";
+  ks.quantize = quantize_act;
+  auto set = [&](DType t, QDotFn f) { ks.dot[uint32_t(t)] = f; };
+  set(DType::Q4_0,
+      entry<dot_32<1, false>, dot_32<2, false>, dot_32<3, false>, dot_32<4, false>, 32>);
+  set(DType::Q8_0, entry<dot_32<1, true>, dot_32<2, true>, dot_32<3, true>, dot_32<4, true>, 32>);
+  set(DType::Q4_K, entry<dot_q4_k<1>, dot_q4_k<2>, dot_q4_k<3>, dot_q4_k<4>, 256>);
+  set(DType::Q6_K, entry<dot_q6_k<1>, dot_q6_k<2>, dot_q6_k<3>, dot_q6_k<4>, 256>);
+  return ks;
+}
+
+}  // namespace
+}  // namespace hondo::qdot_neon
+
+namespace hondo {
+const QDotKernels& qdot_neon_kernels() {
+  static const QDotKernels ks = qdot_neon::make_set();
+  return ks;
+}
+}  // namespace hondo
