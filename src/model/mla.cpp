@@ -158,19 +158,24 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
     return;
   }
 
-  // Absorb W_UK into the queries: q_lat[t, h] = W_UK,h^T q^C_t,h, [T, H, L].
-  std::vector<float> q_lat(static_cast<size_t>(T * H * L)), tmp_in, tmp_out;
-  tmp_in.resize(size_t(T * std::max({nope, L, V})));
-  tmp_out.resize(size_t(T * std::max(L, V)));
+  // Absorb W_UK into the queries: q_lat[t, h] = W_UK,h^T q^C_t,h, [T, H, L]. One product per
+  // head, all in one batch (one parallel loop).
+  std::vector<float> q_nope(static_cast<size_t>(H * T * nope));  // [H, T, nope]
+  std::vector<float> q_lat_h(static_cast<size_t>(H * T * L));    // [H, T, L]
+  std::vector<MatmulJob> jobs;
   for (int64_t h = 0; h < H; ++h) {
     for (int64_t t = 0; t < T; ++t)
-      std::memcpy(tmp_in.data() + t * nope, q.data() + (t * H + h) * QH,
+      std::memcpy(q_nope.data() + (h * T + t) * nope, q.data() + (t * H + h) * QH,
                   sizeof(float) * size_t(nope));
-    matmul_rows(w.wk_b, h * L, L, tmp_in.data(), T, tmp_out.data(), pool);  // [T, L]
-    for (int64_t t = 0; t < T; ++t)
-      std::memcpy(q_lat.data() + (t * H + h) * L, tmp_out.data() + t * L,
-                  sizeof(float) * size_t(L));
+    jobs.push_back(
+        {&w.wk_b, h * L, L, q_nope.data() + h * T * nope, T, q_lat_h.data() + h * T * L});
   }
+  matmul_batch(jobs, pool);
+  std::vector<float> q_lat(static_cast<size_t>(T * H * L));  // [T, H, L]
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(q_lat.data() + (t * H + h) * L, q_lat_h.data() + (h * T + t) * L,
+                  sizeof(float) * size_t(L));
 
   // Attention over the cached latents: o_lat[t, h] = sum_j p_j c_j, [T, H, L].
   std::vector<const KvCache*> tok_cache;
@@ -209,16 +214,22 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
     }
   });
 
-  // Up-project through W_UV per head, then the output projection: [T, H * V] -> [T, E].
-  std::vector<float> o(static_cast<size_t>(T * H * V));
+  // Up-project through W_UV per head (one batch), then the output projection: [T, H * V] -> [T, E].
+  std::vector<float> o_lat_h(static_cast<size_t>(H * T * L));  // [H, T, L]
+  std::vector<float> o_h(static_cast<size_t>(H * T * V));      // [H, T, V]
+  jobs.clear();
   for (int64_t h = 0; h < H; ++h) {
     for (int64_t t = 0; t < T; ++t)
-      std::memcpy(tmp_out.data() + t * L, o_lat.data() + (t * H + h) * L,
+      std::memcpy(o_lat_h.data() + (h * T + t) * L, o_lat.data() + (t * H + h) * L,
                   sizeof(float) * size_t(L));
-    matmul_rows(w.wv_b, h * V, V, tmp_out.data(), T, tmp_in.data(), pool);  // [T, V]
-    for (int64_t t = 0; t < T; ++t)
-      std::memcpy(o.data() + (t * H + h) * V, tmp_in.data() + t * V, sizeof(float) * size_t(V));
+    jobs.push_back({&w.wv_b, h * V, V, o_lat_h.data() + h * T * L, T, o_h.data() + h * T * V});
   }
+  matmul_batch(jobs, pool);
+  std::vector<float> o(static_cast<size_t>(T * H * V));  // [T, H * V]
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(o.data() + (t * H + h) * V, o_h.data() + (h * T + t) * V,
+                  sizeof(float) * size_t(V));
   matmul(*w.wo, o.data(), T, out, pool);
 }
 
