@@ -183,3 +183,27 @@ TEST_P(FusedDot, MatchesDequantizedReference) {
 }
 INSTANTIATE_TEST_SUITE_P(Formats, FusedDot, ::testing::Values(DType::F16, DType::BF16),
                          [](const auto& p) { return std::string(dtype_name(p.param)); });
+
+// The blocked float dot products (prefill on F16/BF16/F32 weights) against the reference for
+// every (row, token) pair: 4 x 4 blocks, leftover rows and tokens, and a tail of k.
+TEST(DotF32Block, MatchesReferenceForEveryPair) {
+  std::mt19937 rng(12);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int64_t k : {16, 100, 2048, 2500}) {  // 2500: two k chunks, a partial one, a tail
+    const int64_t rows = 7, toks = 6, ldy = 9;
+    std::vector<float> w(size_t(rows * k)), x(size_t(toks * k)), y(size_t(toks * ldy), -1.0f);
+    for (float& v : w) v = nd(rng);
+    for (float& v : x) v = nd(rng);
+    dot_f32_block(w.data(), rows, x.data(), toks, k, y.data(), ldy);
+    for (int64_t t = 0; t < toks; ++t)
+      for (int64_t r = 0; r < ldy; ++r) {
+        if (r >= rows) {  // outside the block: untouched
+          EXPECT_EQ(y[size_t(t * ldy + r)], -1.0f);
+          continue;
+        }
+        const float want = dot_f32_ref(w.data() + r * k, x.data() + t * k, k);
+        EXPECT_NEAR(y[size_t(t * ldy + r)], want, 1e-5f * std::sqrt(float(k)) * 4)
+            << "row " << r << " token " << t << " k " << k;
+      }
+  }
+}

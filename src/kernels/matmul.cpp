@@ -14,7 +14,10 @@ namespace hondo {
 
 namespace {
 
-constexpr int64_t kRowBlock = 16;       // rows dequantized together, then used for every token
+constexpr int64_t kRowBlock = 16;  // rows of the int8 row kernels passed together over tokens
+// Float path: rows dequantized together to F32 (64 x k floats: a few hundred KB, in L2), then
+// met by every group of 4 tokens (dot_f32_block).
+constexpr int64_t kFloatRowBlock = 64;
 constexpr int64_t kFusedMaxTokens = 4;  // up to this many tokens, fused row dots are faster
 
 // x: [n_tok, k] quantized to int8 once per call. One buffer per calling thread; the workers
@@ -128,12 +131,12 @@ void matmul_rows(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, 
     });
     return;
   }
-  const int64_t n_blocks = (n_rows + kRowBlock - 1) / kRowBlock;
+  const int64_t n_blocks = (n_rows + kFloatRowBlock - 1) / kFloatRowBlock;
   pool.parallel_for(n_blocks, [&](int64_t b0, int64_t b1) {
     thread_local std::vector<float> buf;
-    if (w.type != DType::F32) buf.resize(size_t(kRowBlock * k));
+    if (w.type != DType::F32) buf.resize(size_t(kFloatRowBlock * k));
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t r0 = b * kRowBlock, r1 = std::min(n_rows, r0 + kRowBlock);
+      const int64_t r0 = b * kFloatRowBlock, r1 = std::min(n_rows, r0 + kFloatRowBlock);
       const float* rows;  // [r1 - r0, k]
       if (w.type == DType::F32) {
         rows = reinterpret_cast<const float*>(w.row(row0 + r0));
@@ -142,11 +145,7 @@ void matmul_rows(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, 
           dequantize_row(w.type, w.row(row0 + r), buf.data() + (r - r0) * k, k);
         rows = buf.data();
       }
-      for (int64_t t = 0; t < n_tok; ++t) {
-        const float* xt = x + t * k;
-        float* yt = y + t * n_rows;
-        for (int64_t r = r0; r < r1; ++r) yt[r] = dot_f32(rows + (r - r0) * k, xt, k);
-      }
+      dot_f32_block(rows, r1 - r0, x, n_tok, k, y + r0, n_rows);
     }
   });
 }

@@ -135,9 +135,11 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
     const Block& b = blocks_[size_t(l)];
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x.data() + t * E, b.attn_norm.data(), xn.data() + t * E, E, cfg_.rms_eps);
-    matmul(*b.wq, xn.data(), T, q.data(), pool);
-    matmul(*b.wk, xn.data(), T, k.data(), pool);
-    matmul(*b.wv, xn.data(), T, v.data(), pool);
+    // q, k and v read the same input: one batch, one activation quantization, one loop.
+    matmul_batch({{b.wq, 0, b.wq->rows(), xn.data(), T, q.data()},
+                  {b.wk, 0, b.wk->rows(), xn.data(), T, k.data()},
+                  {b.wv, 0, b.wv->rows(), xn.data(), T, v.data()}},
+                 pool);
     for (int64_t t = 0; t < T; ++t) {
       if (cfg_.qkv_bias) {
         for (int i = 0; i < Q; ++i) q[size_t(t * Q + i)] += b.bq[size_t(i)];
@@ -158,8 +160,8 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
 
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x.data() + t * E, b.ffn_norm.data(), xn.data() + t * E, E, cfg_.rms_eps);
-    matmul(*b.w_gate, xn.data(), T, g.data(), pool);
-    matmul(*b.w_up, xn.data(), T, u.data(), pool);
+    matmul_batch({{b.w_gate, 0, F, xn.data(), T, g.data()}, {b.w_up, 0, F, xn.data(), T, u.data()}},
+                 pool);
     swiglu(g.data(), u.data(), g.data(), int(T * F));
     matmul(*b.w_down, g.data(), T, tmp.data(), pool);
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
