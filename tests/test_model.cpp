@@ -124,9 +124,13 @@ TEST(DenseModel, BatchedSequencesMatchSingle) {
             1e-5f * range(alone_b.data(), size_t(V)));
 }
 
-// An F16 cache stays close to the F32 one (its rounding is ~1e-3 relative).
-TEST(DenseModel, F16CacheCloseToF32) {
-  const std::string path = test::synthetic("qwen2-kv", test::tiny("tiny-qwen2"));
+// An F16 cache stays close to the F32 one (its rounding is ~1e-3 relative), over a batched
+// prefill and then single-token decode steps (which read the F16 cache in place, converting
+// in registers), for grouped-query attention and for MLA's latent cache.
+class F16Cache : public ::testing::TestWithParam<const char*> {};
+TEST_P(F16Cache, CloseToF32) {
+  const std::string preset = GetParam();
+  const std::string path = test::synthetic(preset + "-kv", test::tiny(preset));
   EngineOptions o32, o16;
   o32.kv_type = DType::F32;
   o16.kv_type = DType::F16;
@@ -134,10 +138,24 @@ TEST(DenseModel, F16CacheCloseToF32) {
   Engine e32(path, o32), e16(path, o16);
   const std::vector<TokenId> ids = prompt_ids(e32, 30);
   auto s32 = e32.new_sequence(), s16 = e16.new_sequence();
-  const auto l32 = e32.eval(*s32, ids, true), l16 = e16.eval(*s16, ids, true);
-  EXPECT_LE(max_abs_diff(l32.data(), l16.data(), l32.size()),
-            0.01f * range(l32.data(), l32.size()));
+  std::vector<float> l32 = e32.eval(*s32, ids, true), l16 = e16.eval(*s16, ids, true);
+  const int V = e32.model().n_vocab();
+  for (int i = 0; i < 6; ++i) {  // decode: one token at a time, the F32 engine's choice
+    const std::vector<TokenId> next{argmax(l32.data() + l32.size() - size_t(V), V)};
+    const auto a = e32.eval(*s32, next, false), b = e16.eval(*s16, next, false);
+    l32.insert(l32.end(), a.begin(), a.end());
+    l16.insert(l16.end(), b.begin(), b.end());
+  }
+  EXPECT_LE(max_abs_diff(l32.data(), l16.data(), l32.size()), 0.01f * range(l32.data(), l32.size()))
+      << preset;
 }
+INSTANTIATE_TEST_SUITE_P(Models, F16Cache,
+                         ::testing::Values("tiny-qwen2", "tiny-llama", "tiny-v2-lite"),
+                         [](const auto& p) {
+                           std::string n = p.param;
+                           for (char& c : n) c = c == '-' ? '_' : c;
+                           return n;
+                         });
 
 // Weights repacked for the tile kernels give the logits of the row kernels on the file's own
 // rows, over a batched prefill and decode, for dense and MoE/MLA models. Every matrix product

@@ -175,12 +175,45 @@ TEST_P(FusedDot, MatchesDequantizedReference) {
     ASSERT_TRUE(vec_dot_row(t, q.data(), x.data(), n, &got)) << dtype_name(t);
     EXPECT_NEAR(got, want, 1e-5f * std::sqrt(float(n)) * 4) << dtype_name(t) << " n=" << n;
     if (t != DType::F16) continue;
+    const auto* h = reinterpret_cast<const uint16_t*>(q.data());
     for (const F16Dot& v : f16_dot_variants()) {  // every instruction set of this CPU
-      const float f = v.fn(reinterpret_cast<const uint16_t*>(q.data()), x.data(), n);
+      const float f = v.fn(h, x.data(), n);
       EXPECT_NEAR(f, want, 1e-5f * std::sqrt(float(n)) * 4) << v.name << " n=" << n;
+    }
+    for (const F16Axpy& v : f16_axpy_variants()) {  // y = 0.5 x + 0.25 w, against the floats
+      std::vector<float> y(x);
+      for (float& e : y) e *= 0.5f;
+      v.fn(0.25f, h, y.data(), n);
+      for (int i = 0; i < n; ++i)
+        ASSERT_NEAR(y[size_t(i)], 0.5f * x[size_t(i)] + 0.25f * wd[size_t(i)], 1e-6f)
+            << v.name << " n=" << n << " i=" << i;
     }
   }
 }
+// The weighted sum of F16 rows (attention output over an F16 value cache): every variant
+// against the float reference, for widths with and without a tail after the vector blocks.
+TEST(F16WeightedSum, EveryVariantMatchesReference) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t n_rows = 37, stride = 700;
+  std::vector<uint16_t> rows(static_cast<size_t>(n_rows * stride));
+  for (auto& h : rows) h = f32_to_f16(nd(rng));
+  std::vector<float> p(static_cast<size_t>(n_rows));
+  for (float& v : p) v = std::fabs(nd(rng));
+  for (int64_t n : {128, 512, 200, 40}) {
+    std::vector<double> want(size_t(n), 0.0);
+    for (int64_t j = 0; j < n_rows; ++j)
+      for (int64_t i = 0; i < n; ++i)
+        want[size_t(i)] += double(p[size_t(j)]) * f16_to_f32(rows[size_t(j * stride + i)]);
+    for (const F16WeightedSum& v : f16_weighted_sum_variants()) {
+      std::vector<float> out(size_t(n), -1.0f);
+      v.fn(rows.data(), stride, p.data(), n_rows, n, out.data());
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(out[size_t(i)], want[size_t(i)], 1e-4) << v.name << " n=" << n << " i=" << i;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Formats, FusedDot, ::testing::Values(DType::F16, DType::BF16),
                          [](const auto& p) { return std::string(dtype_name(p.param)); });
 

@@ -34,6 +34,16 @@ float dot_f16_plain(const uint16_t* w, const float* x, int64_t n) {
   return s;
 }
 
+void axpy_f16_plain(float a, const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * f16_to_f32(x[i]);
+}
+
+void weighted_sum_plain(const uint16_t* rows, int64_t stride, const float* p, int64_t n_rows,
+                        int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = 0;
+  for (int64_t j = 0; j < n_rows; ++j) axpy_f16_plain(p[j], rows + j * stride, out, n);
+}
+
 // ---- F16: the CPU's half-precision conversion with FMA, chosen at run time ------------------
 
 #if HONDO_X86
@@ -57,6 +67,17 @@ __attribute__((target("avx2,fma,f16c"))) float dot_f16_avx2(const uint16_t* w, c
   float s = hsum256(_mm256_add_ps(acc0, acc1));
   for (; i < n; ++i) s += f16_to_f32(w[i]) * x[i];
   return s;
+}
+
+__attribute__((target("avx2,fma,f16c"))) void axpy_f16_avx2(float a, const uint16_t* x, float* y,
+                                                            int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, xv, _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += a * f16_to_f32(x[i]);
 }
 
 // GCC 12 warns inside its own _mm512_cvtph_ps / _mm512_reduce_add_ps (their "undefined"
@@ -83,6 +104,36 @@ __attribute__((target("avx512f"))) float dot_f16_avx512(const uint16_t* w, const
   return s;
 }
 
+__attribute__((target("avx512f"))) void axpy_f16_avx512(float a, const uint16_t* x, float* y,
+                                                        int64_t n) {
+  const __m512 va = _mm512_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 xv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
+    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, xv, _mm512_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += a * f16_to_f32(x[i]);
+}
+// Columns in blocks of 128 (8 registers of accumulators), every row into each block.
+__attribute__((target("avx512f"))) void weighted_sum_avx512(const uint16_t* rows, int64_t stride,
+                                                            const float* p, int64_t n_rows,
+                                                            int64_t n, float* out) {
+  int64_t c0 = 0;
+  for (; c0 + 128 <= n; c0 += 128) {
+    __m512 acc[8];
+    for (int c = 0; c < 8; ++c) acc[c] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n_rows; ++j) {
+      const __m512 pj = _mm512_set1_ps(p[j]);
+      const uint16_t* r = rows + j * stride + c0;
+      for (int c = 0; c < 8; ++c)
+        acc[c] = _mm512_fmadd_ps(
+            pj, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 16 * c))),
+            acc[c]);
+    }
+    for (int c = 0; c < 8; ++c) _mm512_storeu_ps(out + c0 + 16 * c, acc[c]);
+  }
+  if (c0 < n) weighted_sum_plain(rows + c0, stride, p, n_rows, n - c0, out + c0);
+}
 #pragma GCC diagnostic pop
 
 std::vector<F16Dot> variants() {
@@ -91,6 +142,19 @@ std::vector<F16Dot> variants() {
       __builtin_cpu_supports("f16c"))
     v.push_back({"avx2", dot_f16_avx2});
   if (__builtin_cpu_supports("avx512f")) v.push_back({"avx512", dot_f16_avx512});
+  return v;
+}
+std::vector<F16WeightedSum> weighted_sum_variants() {
+  std::vector<F16WeightedSum> v{{"portable", weighted_sum_plain}};
+  if (__builtin_cpu_supports("avx512f")) v.push_back({"avx512", weighted_sum_avx512});
+  return v;
+}
+std::vector<F16Axpy> axpy_variants() {
+  std::vector<F16Axpy> v{{"portable", axpy_f16_plain}};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("f16c"))
+    v.push_back({"avx2", axpy_f16_avx2});
+  if (__builtin_cpu_supports("avx512f")) v.push_back({"avx512", axpy_f16_avx512});
   return v;
 }
 #elif HONDO_ARM64
@@ -106,12 +170,32 @@ float dot_f16_neon(const uint16_t* w, const float* x, int64_t n) {
   for (; i < n; ++i) s += f16_to_f32(w[i]) * x[i];
   return s;
 }
+void axpy_f16_neon(float a, const uint16_t* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t xv = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(x + i)));
+    vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), xv, a));
+  }
+  for (; i < n; ++i) y[i] += a * f16_to_f32(x[i]);
+}
 std::vector<F16Dot> variants() {
   return {{"portable", dot_f16_plain}, {"neon", dot_f16_neon}};
+}
+std::vector<F16Axpy> axpy_variants() {
+  return {{"portable", axpy_f16_plain}, {"neon", axpy_f16_neon}};
+}
+std::vector<F16WeightedSum> weighted_sum_variants() {
+  return {{"portable", weighted_sum_plain}};
 }
 #else
 std::vector<F16Dot> variants() {
   return {{"portable", dot_f16_plain}};
+}
+std::vector<F16Axpy> axpy_variants() {
+  return {{"portable", axpy_f16_plain}};
+}
+std::vector<F16WeightedSum> weighted_sum_variants() {
+  return {{"portable", weighted_sum_plain}};
 }
 #endif
 
@@ -119,6 +203,29 @@ std::vector<F16Dot> variants() {
 
 std::vector<F16Dot> f16_dot_variants() {
   return variants();
+}
+std::vector<F16Axpy> f16_axpy_variants() {
+  return axpy_variants();
+}
+
+float dot_f16(const uint16_t* w, const float* x, int64_t n) {
+  static const auto fn = variants().back().fn;
+  return fn(w, x, n);
+}
+
+std::vector<F16WeightedSum> f16_weighted_sum_variants() {
+  return weighted_sum_variants();
+}
+
+void f16_weighted_sum(const uint16_t* rows, int64_t stride, const float* p, int64_t n_rows,
+                      int64_t n, float* out) {
+  static const auto fn = weighted_sum_variants().back().fn;
+  fn(rows, stride, p, n_rows, n, out);
+}
+
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
+  static const auto fn = axpy_variants().back().fn;
+  fn(a, x, y, n);
 }
 
 bool has_vec_dot(DType t) {
@@ -129,7 +236,6 @@ bool vec_dot_row(DType t, const void* row, const float* x, int64_t n, float* out
   const auto* h = static_cast<const uint16_t*>(row);
   switch (t) {
     case DType::F16:
-      static const auto dot_f16 = variants().back().fn;
       *out = dot_f16(h, x, n);
       return true;
     case DType::BF16:

@@ -16,6 +16,16 @@ bool has_vec_dot(DType t);
 // types without a fused kernel (has_vec_dot false); callers then dequantize.
 bool vec_dot_row(DType t, const void* row, const float* x, int64_t n, float* out);
 
+// sum_i w[i] * x[i] and y[i] += a * x[i] with w, x in F16 (converted in registers): attention
+// over an F16 KV cache without converting it into a buffer first.
+float dot_f16(const uint16_t* w, const float* x, int64_t n);
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n);
+
+// out[i] = sum_j p[j] * rows[j * stride + i] for i < n, j < n_rows, rows in F16: the
+// attention output over an F16 value cache, with the output held in registers across rows.
+void f16_weighted_sum(const uint16_t* rows, int64_t stride, const float* p, int64_t n_rows,
+                      int64_t n, float* out);
+
 // Every F16 row-dot variant this CPU can run, the portable loop first; vec_dot_row uses the
 // last. The tests compare each with the reference.
 struct F16Dot {
@@ -23,5 +33,16 @@ struct F16Dot {
   float (*fn)(const uint16_t* w, const float* x, int64_t n);
 };
 std::vector<F16Dot> f16_dot_variants();
+struct F16Axpy {
+  const char* name;
+  void (*fn)(float a, const uint16_t* x, float* y, int64_t n);
+};
+std::vector<F16Axpy> f16_axpy_variants();  // likewise for axpy_f16
+struct F16WeightedSum {
+  const char* name;
+  void (*fn)(const uint16_t* rows, int64_t stride, const float* p, int64_t n_rows, int64_t n,
+             float* out);
+};
+std::vector<F16WeightedSum> f16_weighted_sum_variants();  // and for f16_weighted_sum
 
 }  // namespace hondo

@@ -8,6 +8,7 @@
 #include "kernels/dot.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
+#include "kernels/vec_dot.h"
 #include "model/batch.h"
 #include "model/layers.h"
 #include "model/weights.h"
@@ -88,9 +89,25 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
     const Chunk& ch = chunks[size_t(task / n_kv)];
     const int kvh = int(task % n_kv);
     thread_local std::vector<float> keys, values, scores;
+    scores.resize(size_t(ch.n_pos));  // [n_pos]
+    if (ch.t1 - ch.t0 == 1 && ch.cache->type() == DType::F16) {
+      // One query (decode): read the F16 cache in place, converting in registers; a converted
+      // copy would be written and read again for a single use.
+      const int64_t t = ch.t0;
+      const int pos = tok_pos[size_t(t)];
+      for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
+        const float* qh = q + t * Q + int64_t(h) * hd;  // [hd]
+        float* oh = out + t * Q + int64_t(h) * hd;      // [hd]
+        for (int j = 0; j <= pos; ++j)
+          scores[size_t(j)] = dot_f16(ch.cache->k_f16(layer, j) + kvh * hd, qh, hd) * scale;
+        softmax(scores.data(), pos + 1);
+        f16_weighted_sum(ch.cache->v_f16(layer, 0) + kvh * hd, ch.cache->v_width(), scores.data(),
+                         pos + 1, hd, oh);
+      }
+      return;
+    }
     keys.resize(size_t(ch.n_pos) * size_t(hd));    // [n_pos, hd]
     values.resize(size_t(ch.n_pos) * size_t(hd));  // [n_pos, hd]
-    scores.resize(size_t(ch.n_pos));               // [n_pos]
     for (int j = 0; j < ch.n_pos; ++j) {
       ch.cache->load_k(layer, j, kvh * hd, hd, keys.data() + size_t(j) * size_t(hd));
       ch.cache->load_v(layer, j, kvh * hd, hd, values.data() + size_t(j) * size_t(hd));

@@ -63,4 +63,11 @@ const float* KvCache::v_f32(int layer, int pos) const {
   return reinterpret_cast<const float*>(v_.get() + offset(layer, pos, v_width_));
 }
 
+const uint16_t* KvCache::k_f16(int layer, int pos) const {
+  return reinterpret_cast<const uint16_t*>(k_.get() + offset(layer, pos, k_width_));
+}
+const uint16_t* KvCache::v_f16(int layer, int pos) const {
+  return reinterpret_cast<const uint16_t*>(v_.get() + offset(layer, pos, v_width_));
+}
+
 }  // namespace hondo

@@ -19,6 +19,8 @@ class KvCache {
   void set_n_past(int n) { n_past_ = n; }
   void clear() { n_past_ = 0; }
   DType type() const { return type_; }
+  int k_width() const { return k_width_; }  // values per position: the stride between rows
+  int v_width() const { return v_width_; }
   size_t bytes() const { return k_size_ + v_size_; }
   static size_t bytes_per_token(int n_layer, int k_width, int v_width, DType type);
 
@@ -28,6 +30,8 @@ class KvCache {
   void load_v(int layer, int pos, int begin, int n, float* out) const;
   const float* k_f32(int layer, int pos) const;  // only when type() == F32
   const float* v_f32(int layer, int pos) const;
+  const uint16_t* k_f16(int layer, int pos) const;  // only when type() == F16
+  const uint16_t* v_f16(int layer, int pos) const;
 
  private:
   size_t offset(int layer, int pos, int width) const;

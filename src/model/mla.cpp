@@ -7,6 +7,7 @@
 #include "kernels/dot.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
+#include "kernels/vec_dot.h"
 
 namespace hondo {
 
@@ -206,10 +207,19 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
         return kr.data();
       };
       scores.resize(size_t(pos + 1));
+      std::memset(o, 0, sizeof(float) * size_t(L));
+      if (cache.type() == DType::F16) {  // read in place, converted in registers
+        for (int j = 0; j <= pos; ++j)
+          scores[size_t(j)] =
+              (dot_f16(cache.k_f16(layer, j), ql, L) + dot_f16(cache.v_f16(layer, j), qr, R)) *
+              scale;
+        softmax(scores.data(), pos + 1);
+        f16_weighted_sum(cache.k_f16(layer, 0), cache.k_width(), scores.data(), pos + 1, L, o);
+        continue;
+      }
       for (int j = 0; j <= pos; ++j)
         scores[size_t(j)] = (dot_f32(ql, latent(j), L) + dot_f32(qr, rope_key(j), R)) * scale;
       softmax(scores.data(), pos + 1);
-      std::memset(o, 0, sizeof(float) * size_t(L));
       for (int j = 0; j <= pos; ++j) axpy_f32(scores[size_t(j)], latent(j), o, L);
     }
   });
