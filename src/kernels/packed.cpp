@@ -58,7 +58,10 @@ void get_32(const uint8_t* tb, int r, uint8_t* blk) {
 }
 
 // Q4_K: GGUF block = f16 d, f16 dmin, 12 bytes of packed scales/minimums, 128 bytes of nibbles.
-void put_q4_k(const uint8_t* blk, int r, uint8_t* tb) {
+// Q5_K: the same with 32 bytes of fifth bits (bit j of qh[l]: value l of sub-block j) before
+// the nibbles; in the tile they follow the Q4_K part as one 64-bit lane mask per register.
+template <bool kQ5>
+void put_k(const uint8_t* blk, int r, uint8_t* tb) {
   std::memcpy(tb + 2 * r, blk, 2);           // d
   std::memcpy(tb + 32 + 2 * r, blk + 2, 2);  // dmin
   for (int j = 0; j < 8; ++j) {
@@ -67,19 +70,36 @@ void put_q4_k(const uint8_t* blk, int r, uint8_t* tb) {
     tb[64 + 16 * j + r] = uint8_t(sc);
     tb[192 + 16 * j + r] = uint8_t(m);
   }
+  const uint8_t* qs = blk + (kQ5 ? 48 : 16);
   for (int p = 0; p < 4; ++p)
     for (int g = 0; g < 8; ++g)
-      std::memcpy(tb + 320 + 512 * p + 64 * g + 4 * r, blk + 16 + 32 * p + 4 * g, 4);
+      std::memcpy(tb + 320 + 512 * p + 64 * g + 4 * r, qs + 32 * p + 4 * g, 4);
+  if (kQ5)  // qh[sub][c]: bit 4r + j = bit sub of the row's qh[4c + j]
+    for (int sub = 0; sub < 8; ++sub)
+      for (int c = 0; c < 8; ++c)
+        for (int j = 0; j < 4; ++j)
+          tb[2368 + 64 * sub + 8 * c + (4 * r + j) / 8] |=
+              uint8_t(((blk[16 + 4 * c + j] >> sub) & 1) << ((4 * r + j) % 8));
 }
-void get_q4_k(const uint8_t* tb, int r, uint8_t* blk) {
+template <bool kQ5>
+void get_k(const uint8_t* tb, int r, uint8_t* blk) {
   std::memcpy(blk, tb + 2 * r, 2);
   std::memcpy(blk + 2, tb + 32 + 2 * r, 2);
   uint8_t sc[8], m[8];
   for (int j = 0; j < 8; ++j) sc[j] = tb[64 + 16 * j + r], m[j] = tb[192 + 16 * j + r];
   kquant::k4_pack(sc, m, blk + 4);
+  uint8_t* qs = blk + (kQ5 ? 48 : 16);
   for (int p = 0; p < 4; ++p)
     for (int g = 0; g < 8; ++g)
-      std::memcpy(blk + 16 + 32 * p + 4 * g, tb + 320 + 512 * p + 64 * g + 4 * r, 4);
+      std::memcpy(qs + 32 * p + 4 * g, tb + 320 + 512 * p + 64 * g + 4 * r, 4);
+  if (kQ5) {
+    std::memset(blk + 16, 0, 32);
+    for (int sub = 0; sub < 8; ++sub)
+      for (int c = 0; c < 8; ++c)
+        for (int j = 0; j < 4; ++j)
+          blk[16 + 4 * c + j] |= uint8_t(
+              ((tb[2368 + 64 * sub + 8 * c + (4 * r + j) / 8] >> ((4 * r + j) % 8)) & 1) << sub);
+  }
 }
 
 // Q6_K: GGUF block = ql[128], qh[64], i8 scales[16], f16 d.
@@ -118,7 +138,8 @@ const TileFormat* tile_format(DType t) {
   static const TileFormat q5_1{32, 24, 16 * 24, put_32<2, true, 16, 0>, get_32<2, true, 16, 0>};
   static const TileFormat q8_0{32, 34, 16 * 34, put_32<1, false, 32, 0x80>,
                                get_32<1, false, 32, 0x80>};
-  static const TileFormat q4_k{256, 144, 16 * 148, put_q4_k, get_q4_k};
+  static const TileFormat q4_k{256, 144, 16 * 148, put_k<false>, get_k<false>};
+  static const TileFormat q5_k{256, 176, 16 * 180, put_k<true>, get_k<true>};
   static const TileFormat q6_k{256, 210, 16 * 210, put_q6_k, get_q6_k};
   switch (t) {
     case DType::Q4_0:
@@ -133,6 +154,8 @@ const TileFormat* tile_format(DType t) {
       return &q8_0;
     case DType::Q4_K:
       return &q4_k;
+    case DType::Q5_K:
+      return &q5_k;
     case DType::Q6_K:
       return &q6_k;
     default:

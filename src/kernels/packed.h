@@ -26,6 +26,9 @@
 //   u8  qs[4][8][16][4]      qs[p][g][r][j] = byte 32p + 4g + j of row r's nibbles (low
 //                            nibble: sub-block 2p, high: 2p + 1, value 4g + j of each)
 //   weight = d * sc * nibble - dmin * m
+// Q5_K tile super-block, 2880 bytes (16 x 180): the Q4_K layout (the low 4 bits) followed by
+//   u64 qh[8][8]             bit 4r + j of qh[sub][c] = bit 4 of value 4c + j of sub-block sub
+//                            of row r; weight = d * sc * value - dmin * m
 // Q6_K tile super-block, 3360 bytes (16 x 210), v the 6-bit values 0..63 in row order:
 //   f16 d[16]
 //   i8  sc[16][16]           scale of group g (16 values) of row r
@@ -43,7 +46,7 @@ namespace hondo {
 
 constexpr int kTileRows = 16;
 
-bool has_tile_layout(DType t);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K
+bool has_tile_layout(DType t);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K
 // Bytes of one tile (16 rows of `cols` values) and of a packed matrix of `rows` rows.
 size_t tile_bytes(DType t, int64_t cols);
 size_t packed_bytes(DType t, int64_t rows, int64_t cols);

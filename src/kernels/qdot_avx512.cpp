@@ -117,12 +117,16 @@ void Tile32<kBlockBytes, kOffset, kMin, Unpack>::run(const uint8_t* t, const QAc
 // rows' scales d * sc[j] and minimums dmin * m[j] as float vectors, its nibbles in 8
 // registers, and for each activation row
 //   acc += d * sc[j] * d_a * sum(nibble * q_a) - dmin * m[j] * (d_a * sum(q_a)).
-struct TileQ4K {
+// Q5_K: the same with each sub-block's fifth bits added from the lane masks after the nibbles.
+template <bool kQ5>
+struct TileK {
   template <int N>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
 };
+template <bool kQ5>
 template <int N>
-void TileQ4K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+  constexpr int kTileBlock = kTileRows * (kQ5 ? 180 : 148);
   const int64_t nb = k / 256;
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
@@ -131,12 +135,12 @@ void TileQ4K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     return _mm512_cvtepi32_ps(
         _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
   };
-  for (int64_t b = 0; b < nb; ++b, t += kTileRows * 148) {
+  for (int64_t b = 0; b < nb; ++b, t += kTileBlock) {
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
     const __m512 dmin =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)));
     for (int sub = 0; sub < 8; ++sub) {
-      prefetch_ahead(t + 296 * sub, 296);  // 2368 bytes in 8 steps
+      prefetch_ahead(t + kTileBlock / 8 * sub, kTileBlock / 8);
       const __m512 scale = _mm512_mul_ps(d, bytes16(t + 64 + 16 * sub));
       const __m512 min = _mm512_mul_ps(dmin, bytes16(t + 192 + 16 * sub));
       const uint8_t* qs = t + 320 + 512 * (sub / 2);
@@ -145,6 +149,7 @@ void TileQ4K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
         const __m512i v = _mm512_loadu_si512(qs + 64 * g);
         w[g] = _mm512_and_si512(sub % 2 ? _mm512_srli_epi16(v, 4) : v, low4);
       }
+      if (kQ5) add_high_bits(t + 2368 + 64 * sub, w);
       const int64_t ab = 8 * b + sub;  // activation block
       for (int j = 0; j < N; ++j)
         acc[j] = tile_block(w, a[j].q + 32 * ab, scale, a[j].d[ab], min, a[j].ds[ab], acc[j]);
@@ -237,7 +242,8 @@ const QDotKernels& qdot_avx512vnni_kernels() {
     set(DType::Q5_0, tile_any<Tile32<22, 16, false, unpack_tile_q5_0>>);
     set(DType::Q5_1, tile_any<Tile32<24, 0, true, unpack_tile_q5_1>>);
     set(DType::Q8_0, tile_any<Tile32<34, 128, false, unpack_tile_q8_0>>);
-    set(DType::Q4_K, tile_any<TileQ4K>);
+    set(DType::Q4_K, tile_any<TileK<false>>);
+    set(DType::Q5_K, tile_any<TileK<true>>);
     set(DType::Q6_K, tile_any<TileQ6K>);
     return s;
   }();

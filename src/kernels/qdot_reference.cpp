@@ -206,6 +206,7 @@ QDotKernels make_reference() {
   ks.tile[uint32_t(DType::Q5_1)] = ref_tile<DType::Q5_1, ref_dot<unpack_q5_1, 32, 24>>;
   ks.tile[uint32_t(DType::Q8_0)] = ref_tile<DType::Q8_0, ref_dot<unpack_q8_0, 32, 34>>;
   ks.tile[uint32_t(DType::Q4_K)] = ref_tile<DType::Q4_K, ref_dot<unpack_q4_k, 256, 144>>;
+  ks.tile[uint32_t(DType::Q5_K)] = ref_tile<DType::Q5_K, ref_dot<unpack_q5_k, 256, 176>>;
   ks.tile[uint32_t(DType::Q6_K)] = ref_tile<DType::Q6_K, ref_dot<unpack_q6_k, 256, 210>>;
   return ks;
 }
