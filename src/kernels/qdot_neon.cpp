@@ -1,8 +1,9 @@
 // The ARM64 kernel set: NEON with the dot-product extension (ARMv8.2 dotprod, SDOT: four int8
 // products summed into each int32 lane). Compiled with -march=armv8.2-a+dotprod and chosen at
 // run time only when the CPU reports it (qdot_dispatch.cpp), so the binary still runs on any
-// ARMv8 CPU. Formats: Q4_0, Q8_0, Q4_K, Q6_K (the matrices of Q4_0, Q8_0 and Q4_K_M files);
-// the others have no entry and matmul dequantizes them.
+// ARMv8 CPU. Formats: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K (every tensor of the
+// Q4_0, Q8_0, Q4_K_M, Q5_K_M and Q6_K mixes); Q2_K and Q3_K have no entry and matmul
+// dequantizes them.
 //
 // Like the x86 files, everything here is in an anonymous namespace: the file is compiled with
 // its own -march flags and must not share inline functions with the rest of the program.
@@ -55,6 +56,45 @@ void dot_32(const uint8_t* w, const QActRow* a, int64_t nb, float* out) {
   for (int j = 0; j < N; ++j) out[j] = vaddvq_f32(acc[j]);
 }
 
+// 16 bits (bit j: value j) -> 16 bytes, 0x10 where the bit is set: the fifth bit of 5-bit values.
+inline uint8x16_t fifth_bits(uint32_t bits16) {
+  const uint8x16_t bytes = vcombine_u8(vdup_n_u8(uint8_t(bits16)), vdup_n_u8(uint8_t(bits16 >> 8)));
+  const uint8x16_t mask = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+  return vandq_u8(vtstq_u8(bytes, mask), vdupq_n_u8(0x10));
+}
+
+// Q4_1 / Q5_0 / Q5_1: nibbles (+ fifth bits from a 32-bit qh), then either an offset (Q5_0:
+// value - 16) or an f16 minimum m (weight = d * value + m):
+//   acc += d * d_a * sum(v * q_a) + m * (d_a * sum(q_a)).
+template <int N, bool kFifth, bool kMin>
+void dot_32_affine(const uint8_t* w, const QActRow* a, int64_t nb, float* out) {
+  constexpr int kBytes = 2 + (kMin ? 2 : 0) + (kFifth ? 4 : 0) + 16;
+  float32x4_t acc[N];
+  float corr[N] = {};
+  for (int j = 0; j < N; ++j) acc[j] = vdupq_n_f32(0);
+  const uint8x16_t low4 = vdupq_n_u8(0x0F);
+  for (int64_t b = 0; b < nb; ++b, w += kBytes) {
+    const float d = half_at(w);
+    const float m = kMin ? half_at(w + 2) : -16.0f * d;  // Q5_0: value - 16
+    const uint8_t* qs = w + kBytes - 16;
+    uint8x16_t lo = vandq_u8(vld1q_u8(qs), low4), hi = vshrq_n_u8(vld1q_u8(qs), 4);
+    if (kFifth) {
+      uint32_t qh;
+      std::memcpy(&qh, w + (kMin ? 4 : 2), 4);
+      lo = vorrq_u8(lo, fifth_bits(qh & 0xFFFF));
+      hi = vorrq_u8(hi, fifth_bits(qh >> 16));
+    }
+    const int8x16_t l = vreinterpretq_s8_u8(lo), h = vreinterpretq_s8_u8(hi);
+    for (int j = 0; j < N; ++j) {
+      const int8_t* q = a[j].q + 32 * b;
+      const int32x4_t s = vdotq_s32(vdotq_s32(vdupq_n_s32(0), l, vld1q_s8(q)), h, vld1q_s8(q + 16));
+      acc[j] = vfmaq_n_f32(acc[j], vcvtq_f32_s32(s), d * a[j].d[b]);
+      corr[j] += m * a[j].ds[b];
+    }
+  }
+  for (int j = 0; j < N; ++j) out[j] = vaddvq_f32(acc[j]) + corr[j];
+}
+
 // Q4_K: 8 sub-blocks of 32 nibbles with 6-bit scale and minimum (packing as in
 // kquant_layout.h); acc += d * sc * d_a * sum(nibble * q_a) - dmin * m * (d_a * sum(q_a)).
 // k4_scale_min is this file's own copy of kquant::k4_scale_min: an inline function shared
@@ -69,24 +109,33 @@ void k4_scale_min(const uint8_t* p, int j, int& sc, int& m) {
   }
 }
 
-template <int N>
-void dot_q4_k(const uint8_t* w, const QActRow* a, int64_t nsb, float* out) {
+// Q5_K: the same with a fifth bit per value (bit j of qh[l] for value l of sub-block j).
+template <int N, bool kQ5>
+void dot_k(const uint8_t* w, const QActRow* a, int64_t nsb, float* out) {
   float acc[N] = {};
-  const uint8x16_t low4 = vdupq_n_u8(0x0F);
-  for (int64_t sb = 0; sb < nsb; ++sb, w += 144) {
+  const uint8x16_t low4 = vdupq_n_u8(0x0F), sixteen = vdupq_n_u8(0x10);
+  for (int64_t sb = 0; sb < nsb; ++sb, w += kQ5 ? 176 : 144) {
     const float d = half_at(w), dmin = half_at(w + 2);
+    const uint8_t* qs = w + (kQ5 ? 48 : 16);
+    const uint8x16_t qh0 = vld1q_u8(w + 16), qh1 = vld1q_u8(w + 32);  // Q5_K only
     for (int p = 0; p < 4; ++p) {
-      const uint8x16_t v0 = vld1q_u8(w + 16 + 32 * p), v1 = vld1q_u8(w + 32 + 32 * p);
-      const int8x16_t n[2][2] = {
-          {vreinterpretq_s8_u8(vandq_u8(v0, low4)), vreinterpretq_s8_u8(vandq_u8(v1, low4))},
-          {vreinterpretq_s8_u8(vshrq_n_u8(v0, 4)), vreinterpretq_s8_u8(vshrq_n_u8(v1, 4))}};
+      const uint8x16_t v0 = vld1q_u8(qs + 32 * p), v1 = vld1q_u8(qs + 16 + 32 * p);
       for (int h = 0; h < 2; ++h) {  // sub-block 2p (low nibbles), 2p + 1 (high)
+        const int sub = 2 * p + h;
+        uint8x16_t n0 = h ? vshrq_n_u8(v0, 4) : vandq_u8(v0, low4);
+        uint8x16_t n1 = h ? vshrq_n_u8(v1, 4) : vandq_u8(v1, low4);
+        if (kQ5) {
+          const uint8x16_t bit = vdupq_n_u8(uint8_t(1 << sub));
+          n0 = vorrq_u8(n0, vandq_u8(vtstq_u8(qh0, bit), sixteen));
+          n1 = vorrq_u8(n1, vandq_u8(vtstq_u8(qh1, bit), sixteen));
+        }
         int sc, m;
-        k4_scale_min(w + 4, 2 * p + h, sc, m);
-        const int64_t ab = 8 * sb + 2 * p + h;
+        k4_scale_min(w + 4, sub, sc, m);
+        const int64_t ab = 8 * sb + sub;
         for (int j = 0; j < N; ++j) {
           const int8_t* q = a[j].q + 32 * ab;
-          const int32_t isum = dot16(n[h][0], q) + dot16(n[h][1], q + 16);
+          const int32_t isum =
+              dot16(vreinterpretq_s8_u8(n0), q) + dot16(vreinterpretq_s8_u8(n1), q + 16);
           acc[j] += d * float(sc) * a[j].d[ab] * float(isum) - dmin * float(m) * a[j].ds[ab];
         }
       }
@@ -179,7 +228,14 @@ QDotKernels make_set() {
   set(DType::Q4_0,
       entry<dot_32<1, false>, dot_32<2, false>, dot_32<3, false>, dot_32<4, false>, 32>);
   set(DType::Q8_0, entry<dot_32<1, true>, dot_32<2, true>, dot_32<3, true>, dot_32<4, true>, 32>);
-  set(DType::Q4_K, entry<dot_q4_k<1>, dot_q4_k<2>, dot_q4_k<3>, dot_q4_k<4>, 256>);
+  set(DType::Q4_K, entry<dot_k<1, false>, dot_k<2, false>, dot_k<3, false>, dot_k<4, false>, 256>);
+  set(DType::Q5_K, entry<dot_k<1, true>, dot_k<2, true>, dot_k<3, true>, dot_k<4, true>, 256>);
+  set(DType::Q4_1, entry<dot_32_affine<1, false, true>, dot_32_affine<2, false, true>,
+                         dot_32_affine<3, false, true>, dot_32_affine<4, false, true>, 32>);
+  set(DType::Q5_0, entry<dot_32_affine<1, true, false>, dot_32_affine<2, true, false>,
+                         dot_32_affine<3, true, false>, dot_32_affine<4, true, false>, 32>);
+  set(DType::Q5_1, entry<dot_32_affine<1, true, true>, dot_32_affine<2, true, true>,
+                         dot_32_affine<3, true, true>, dot_32_affine<4, true, true>, 32>);
   set(DType::Q6_K, entry<dot_q6_k<1>, dot_q6_k<2>, dot_q6_k<3>, dot_q6_k<4>, 256>);
   return ks;
 }
