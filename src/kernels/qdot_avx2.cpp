@@ -1,11 +1,159 @@
 // The AVX2 (+FMA, F16C) kernel set. Compiled with -mavx2 -mfma -mf16c; see qdot_x86.inc.
+// Besides the row kernels of qdot_x86.inc, tile kernels for the repacked layouts of
+// packed.h: a 16-row tile is two halves of 8 rows, one 256-bit register holding 4 values of
+// each of 8 rows, multiplied by a broadcast activation group with maddubs + madd (no
+// saturation: the unsigned values are at most 31, so a pair sums to at most 2 * 31 * 127).
+// Q8_0 (values stored + 128) and Q6_K keep the row kernels here.
 #define HONDO_QDOT_NS qdot_avx2
 #define HONDO_QDOT_VNNI 0
+#include "kernels/packed.h"
 #include "kernels/qdot_x86.inc"
+
+namespace hondo::qdot_avx2 {
+namespace {
+
+constexpr int kHalfRows = 8;
+
+inline __m256i bcast4(const int8_t* p) {  // one 4-byte group of activations to all 8 lanes
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+inline void prefetch_ahead(const uint8_t* p, int n) {  // as in qdot_avx512.cpp
+  for (int i = 0; i < n; i += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(p + 4096 + i), _MM_HINT_T0);
+}
+
+// One activation block of 32 values against 8 registers (register c, lane r = values
+// 4c..4c+3 of row r of the half, unsigned):
+//   acc + scale * d_a * sum(w * q_a) - offset * (d_a * sum(q_a)).
+inline __m256 tile_block(const __m256i* w, const int8_t* q, __m256 scale, float d_a, __m256 offset,
+                         float ds, __m256 acc) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+  for (int c = 0; c < 8; c += 2) {
+    s0 = _mm256_add_epi32(s0,
+                          _mm256_madd_epi16(_mm256_maddubs_epi16(w[c], bcast4(q + 4 * c)), ones));
+    s1 = _mm256_add_epi32(
+        s1, _mm256_madd_epi16(_mm256_maddubs_epi16(w[c + 1], bcast4(q + 4 * c + 4)), ones));
+  }
+  const __m256 sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+  acc = _mm256_fmadd_ps(sum, _mm256_mul_ps(scale, _mm256_set1_ps(d_a)), acc);
+  return _mm256_fnmadd_ps(offset, _mm256_set1_ps(ds), acc);
+}
+
+inline __m256 halves8(const uint8_t* p) {  // 8 f16 -> 8 floats
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m256 bytes8(const uint8_t* p) {  // 8 unsigned bytes -> 8 floats
+  return _mm256_cvtepi32_ps(
+      _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+// Nibbles of half h of a tile block's 4 groups of 64 bytes (layouts in packed.h).
+inline void unpack_nibbles(const uint8_t* qs, int h, __m256i* w) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int g = 0; g < 4; ++g) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 64 * g + 32 * h));
+    w[g] = _mm256_and_si256(v, low4);
+    w[g + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+  }
+}
+// Fifth bits: bits 32h .. 32h + 31 of each register's 64-bit lane mask.
+inline void add_high_bits(const uint8_t* qh, int h, __m256i* w) {
+  const __m256i sixteen = _mm256_set1_epi8(16);
+  for (int c = 0; c < 8; ++c) {
+    uint32_t bits;
+    std::memcpy(&bits, qh + 8 * c + 4 * h, 4);
+    w[c] = _mm256_or_si256(w[c], _mm256_and_si256(bytes_from_bits(bits), sixteen));
+  }
+}
+
+// Q4_0 / Q4_1 / Q5_0 / Q5_1 tiles (see qdot_avx512.cpp for the arithmetic).
+template <int kBlockBytes, int kOffset, bool kMin, bool kFifth>
+struct Tile32 {
+  template <int N>
+  static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+    constexpr int kQs = kMin ? 64 : 32, kQh = kQs + 256;
+    const int64_t nb = k / 32;
+    __m256 acc[2][N];
+    for (int h = 0; h < 2; ++h)
+      for (int j = 0; j < N; ++j) acc[h][j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, t += kTileRows * kBlockBytes) {
+      prefetch_ahead(t, kTileRows * kBlockBytes);
+      for (int h = 0; h < 2; ++h) {
+        const __m256 dw = halves8(t + 16 * h);
+        const __m256 offset = kMin ? _mm256_sub_ps(_mm256_setzero_ps(), halves8(t + 32 + 16 * h))
+                                   : _mm256_mul_ps(dw, _mm256_set1_ps(float(kOffset)));
+        __m256i w[8];
+        unpack_nibbles(t + kQs, h, w);
+        if (kFifth) add_high_bits(t + kQh, h, w);
+        for (int j = 0; j < N; ++j)
+          acc[h][j] = tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], offset, a[j].ds[b], acc[h][j]);
+      }
+    }
+    for (int j = 0; j < N; ++j)
+      for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out + kTileRows * j + kHalfRows * h, acc[h][j]);
+  }
+};
+
+// Q4_K / Q5_K tiles.
+template <bool kQ5>
+struct TileK {
+  template <int N>
+  static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+    constexpr int kTileBlock = kTileRows * (kQ5 ? 180 : 148);
+    const int64_t nb = k / 256;
+    __m256 acc[2][N];
+    for (int h = 0; h < 2; ++h)
+      for (int j = 0; j < N; ++j) acc[h][j] = _mm256_setzero_ps();
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; ++b, t += kTileBlock) {
+      for (int sub = 0; sub < 8; ++sub) {
+        prefetch_ahead(t + kTileBlock / 8 * sub, kTileBlock / 8);
+        const uint8_t* qs = t + 320 + 512 * (sub / 2);
+        const int64_t ab = 8 * b + sub;  // activation block
+        for (int h = 0; h < 2; ++h) {
+          const __m256 scale =
+              _mm256_mul_ps(halves8(t + 16 * h), bytes8(t + 64 + 16 * sub + 8 * h));
+          const __m256 min =
+              _mm256_mul_ps(halves8(t + 32 + 16 * h), bytes8(t + 192 + 16 * sub + 8 * h));
+          __m256i w[8];
+          for (int g = 0; g < 8; ++g) {
+            const __m256i v =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 64 * g + 32 * h));
+            w[g] = _mm256_and_si256(sub % 2 ? _mm256_srli_epi16(v, 4) : v, low4);
+          }
+          if (kQ5) add_high_bits(t + 2368 + 64 * sub, h, w);
+          for (int j = 0; j < N; ++j)
+            acc[h][j] =
+                tile_block(w, a[j].q + 32 * ab, scale, a[j].d[ab], min, a[j].ds[ab], acc[h][j]);
+        }
+      }
+    }
+    for (int j = 0; j < N; ++j)
+      for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out + kTileRows * j + kHalfRows * h, acc[h][j]);
+  }
+};
+
+}  // namespace
+}  // namespace hondo::qdot_avx2
 
 namespace hondo {
 const QDotKernels& qdot_avx2_kernels() {
-  static const QDotKernels ks = qdot_avx2::make_set("avx2");
+  static const QDotKernels ks = [] {
+    QDotKernels s = qdot_avx2::make_set("avx2");
+    using namespace qdot_avx2;
+    auto set = [&](DType t, QTileFn f) { s.tile[uint32_t(t)] = f; };
+    set(DType::Q4_0, tile_any<Tile32<18, 8, false, false>>);
+    set(DType::Q4_1, tile_any<Tile32<20, 0, true, false>>);
+    set(DType::Q5_0, tile_any<Tile32<22, 16, false, true>>);
+    set(DType::Q5_1, tile_any<Tile32<24, 0, true, true>>);
+    set(DType::Q4_K, tile_any<TileK<false>>);
+    set(DType::Q5_K, tile_any<TileK<true>>);
+    return s;
+  }();
   return ks;
 }
 }  // namespace hondo

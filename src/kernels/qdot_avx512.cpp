@@ -212,22 +212,6 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
 }
 
-// The tile entry point for n (1..4) activation rows.
-template <class Kernel>
-void tile_any(const void* tile, const QActRow* a, int n, int64_t k, float* out) {
-  const auto* t = static_cast<const uint8_t*>(tile);
-  switch (n) {
-    case 1:
-      return Kernel::template run<1>(t, a, k, out);
-    case 2:
-      return Kernel::template run<2>(t, a, k, out);
-    case 3:
-      return Kernel::template run<3>(t, a, k, out);
-    default:
-      return Kernel::template run<4>(t, a, k, out);
-  }
-}
-
 }  // namespace
 }  // namespace hondo::qdot_avx512vnni
 
