@@ -2,8 +2,8 @@
 // Besides the row kernels of qdot_x86.inc, tile kernels for the repacked layouts of
 // packed.h: a 16-row tile is two halves of 8 rows, one 256-bit register holding 4 values of
 // each of 8 rows, multiplied by a broadcast activation group with maddubs + madd (no
-// saturation: the unsigned values are at most 31, so a pair sums to at most 2 * 31 * 127).
-// Q8_0 (values stored + 128) and Q6_K keep the row kernels here.
+// saturation: the unsigned values are at most 63, so a pair sums to at most 2 * 63 * 127).
+// Q8_0 (values stored + 128) keeps the row kernels here.
 #define HONDO_QDOT_NS qdot_avx2
 #define HONDO_QDOT_VNNI 0
 #include "kernels/packed.h"
@@ -137,6 +137,65 @@ struct TileK {
   }
 };
 
+// Q6_K tiles: -32 applied in int32 with the activation sums of each 16, int8 scales per 16
+// values multiplied in int32 (see qdot_avx512.cpp); 6-bit values keep maddubs unsaturated.
+struct TileQ6K {
+  template <int N>
+  static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+    constexpr int kScales = 32, kLow = 288, kHigh = 2336;  // offsets in the tile block
+    const int64_t nb = k / 256;
+    __m256 acc[2][N];
+    for (int h = 0; h < 2; ++h)
+      for (int j = 0; j < N; ++j) acc[h][j] = _mm256_setzero_ps();
+    const __m256i low4 = _mm256_set1_epi8(0x0F), high2 = _mm256_set1_epi8(0x30);
+    const __m256i ones = _mm256_set1_epi16(1);
+    auto scales8 = [](const uint8_t* p) {  // 8 int8 -> 8 int32
+      return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    };
+    for (int64_t b = 0; b < nb; ++b, t += kTileRows * 210) {
+      for (int grp = 0; grp < 8; ++grp) {
+        prefetch_ahead(t + 420 * grp, 420);  // 3360 bytes in 8 steps
+        const uint8_t* ql = t + kLow + 512 * (grp / 2);
+        const uint8_t* qh = t + kHigh + 512 * (grp / 4);
+        const int pair = grp % 4;  // bits 2 pair, 2 pair + 1 of qh, moved to bits 4, 5
+        const int64_t ab = 8 * b + grp;
+        for (int h = 0; h < 2; ++h) {
+          __m256i w[8];
+          for (int c = 0; c < 8; ++c) {
+            __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * c + 32 * h));
+            if (grp % 2) lo = _mm256_srli_epi16(lo, 4);
+            __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh + 64 * c + 32 * h));
+            hi = pair < 2 ? _mm256_slli_epi16(hi, 4 - 2 * pair)
+                          : _mm256_srli_epi16(hi, 2 * pair - 4);
+            w[c] = _mm256_or_si256(_mm256_and_si256(lo, low4), _mm256_and_si256(hi, high2));
+          }
+          const __m256 d = halves8(t + 16 * h);
+          const __m256i sc0 = scales8(t + kScales + 32 * grp + 8 * h);
+          const __m256i sc1 = scales8(t + kScales + 32 * grp + 16 + 8 * h);
+          for (int j = 0; j < N; ++j) {
+            const int8_t* q = a[j].q + 32 * ab;
+            __m256i s0 = _mm256_set1_epi32(-32 * a[j].s[2 * ab]);
+            __m256i s1 = _mm256_set1_epi32(-32 * a[j].s[2 * ab + 1]);
+            for (int c = 0; c < 4; ++c) {
+              s0 = _mm256_add_epi32(
+                  s0, _mm256_madd_epi16(_mm256_maddubs_epi16(w[c], bcast4(q + 4 * c)), ones));
+              s1 = _mm256_add_epi32(
+                  s1,
+                  _mm256_madd_epi16(_mm256_maddubs_epi16(w[c + 4], bcast4(q + 16 + 4 * c)), ones));
+            }
+            const __m256i isum =
+                _mm256_add_epi32(_mm256_mullo_epi32(s0, sc0), _mm256_mullo_epi32(s1, sc1));
+            acc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
+                                        _mm256_mul_ps(d, _mm256_set1_ps(a[j].d[ab])), acc[h][j]);
+          }
+        }
+      }
+    }
+    for (int j = 0; j < N; ++j)
+      for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out + kTileRows * j + kHalfRows * h, acc[h][j]);
+  }
+};
+
 }  // namespace
 }  // namespace hondo::qdot_avx2
 
@@ -152,6 +211,7 @@ const QDotKernels& qdot_avx2_kernels() {
     set(DType::Q5_1, tile_any<Tile32<24, 0, true, true>>);
     set(DType::Q4_K, tile_any<TileK<false>>);
     set(DType::Q5_K, tile_any<TileK<true>>);
+    set(DType::Q6_K, tile_any<TileQ6K>);
     return s;
   }();
   return ks;
