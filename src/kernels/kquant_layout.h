@@ -74,4 +74,28 @@ inline void q6_store(const uint8_t* v, uint8_t* ql, uint8_t* qh) {  // v: [256] 
   }
 }
 
+// Q3_K: 256 values v in 0..7 (weight = d * scale * (v - 4)): the low 2 bits of value 16g + l
+// (g = 16 groups of 16: half = g / 8, j = (g % 8) / 2, part = g % 2) at bits 2j of
+// qs[32 half + 16 part + l], the third bit at bit 4 half + j of hmask[16 part + l].
+inline void q3_values(const uint8_t* hmask, const uint8_t* qs, uint8_t* v) {  // v: [256]
+  for (int g = 0; g < 16; ++g) {
+    const int half = g / 8, j = (g % 8) / 2, part = g % 2;
+    for (int l = 0; l < 16; ++l)
+      v[16 * g + l] = uint8_t(((qs[32 * half + 16 * part + l] >> (2 * j)) & 3) |
+                              (((hmask[16 * part + l] >> (4 * half + j)) & 1) << 2));
+  }
+}
+
+inline void q3_store(const uint8_t* v, uint8_t* hmask, uint8_t* qs) {  // v: [256] in 0..7
+  for (int i = 0; i < 32; ++i) hmask[i] = 0;
+  for (int i = 0; i < 64; ++i) qs[i] = 0;
+  for (int g = 0; g < 16; ++g) {
+    const int half = g / 8, j = (g % 8) / 2, part = g % 2;
+    for (int l = 0; l < 16; ++l) {
+      qs[32 * half + 16 * part + l] |= uint8_t((v[16 * g + l] & 3) << (2 * j));
+      hmask[16 * part + l] |= uint8_t(((v[16 * g + l] >> 2) & 1) << (4 * half + j));
+    }
+  }
+}
+
 }  // namespace hondo::kquant

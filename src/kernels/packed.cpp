@@ -131,6 +131,38 @@ void get_q6_k(const uint8_t* tb, int r, uint8_t* blk) {
   kquant::q6_store(v, blk, blk + 128);
 }
 
+// Q3_K: GGUF block = hmask[32], qs[64], 12 bytes of packed 6-bit scales, f16 d.
+constexpr size_t kQ3Scales = 32, kQ3Low = 288, kQ3High = 1312;  // offsets in the tile block
+void put_q3_k(const uint8_t* blk, int r, uint8_t* tb) {
+  std::memcpy(tb + 2 * r, blk + 108, 2);
+  int sc[16];
+  kquant::q3_scales(blk + 96, sc);
+  for (int g = 0; g < 16; ++g) tb[kQ3Scales + 16 * g + r] = uint8_t(int8_t(sc[g]));
+  uint8_t v[256];
+  kquant::q3_values(blk, blk + 32, v);
+  for (int i = 0; i < 256; ++i) {
+    const int blk32 = i / 32, c = (i % 32) / 4, j = i % 4;
+    const int h = i / 128, pair = (i % 128) / 32;  // low 2 bits: 128 values per h
+    tb[kQ3Low + 512 * h + 64 * c + 4 * r + j] |= uint8_t((v[i] & 3) << (2 * pair));
+    const int bit = 4 * r + j;  // third bit: one 64-bit lane mask per (block, register)
+    tb[kQ3High + 64 * blk32 + 8 * c + bit / 8] |= uint8_t(((v[i] >> 2) & 1) << (bit % 8));
+  }
+}
+void get_q3_k(const uint8_t* tb, int r, uint8_t* blk) {
+  std::memcpy(blk + 108, tb + 2 * r, 2);
+  int sc[16];
+  for (int g = 0; g < 16; ++g) sc[g] = int8_t(tb[kQ3Scales + 16 * g + r]);
+  kquant::q3_pack(sc, blk + 96);
+  uint8_t v[256];
+  for (int i = 0; i < 256; ++i) {
+    const int blk32 = i / 32, c = (i % 32) / 4, j = i % 4, h = i / 128, pair = (i % 128) / 32;
+    const int bit = 4 * r + j;
+    v[i] = uint8_t(((tb[kQ3Low + 512 * h + 64 * c + 4 * r + j] >> (2 * pair)) & 3) |
+                   (((tb[kQ3High + 64 * blk32 + 8 * c + bit / 8] >> (bit % 8)) & 1) << 2));
+  }
+  kquant::q3_store(v, blk, blk + 32);
+}
+
 const TileFormat* tile_format(DType t) {
   static const TileFormat q4_0{32, 18, 16 * 18, put_32<1, false, 16, 0>, get_32<1, false, 16, 0>};
   static const TileFormat q4_1{32, 20, 16 * 20, put_32<2, false, 16, 0>, get_32<2, false, 16, 0>};
@@ -138,6 +170,7 @@ const TileFormat* tile_format(DType t) {
   static const TileFormat q5_1{32, 24, 16 * 24, put_32<2, true, 16, 0>, get_32<2, true, 16, 0>};
   static const TileFormat q8_0{32, 34, 16 * 34, put_32<1, false, 32, 0x80>,
                                get_32<1, false, 32, 0x80>};
+  static const TileFormat q3_k{256, 110, 16 * 114, put_q3_k, get_q3_k};
   static const TileFormat q4_k{256, 144, 16 * 148, put_k<false>, get_k<false>};
   static const TileFormat q5_k{256, 176, 16 * 180, put_k<true>, get_k<true>};
   static const TileFormat q6_k{256, 210, 16 * 210, put_q6_k, get_q6_k};
@@ -154,6 +187,8 @@ const TileFormat* tile_format(DType t) {
       return &q8_0;
     case DType::Q4_K:
       return &q4_k;
+    case DType::Q3_K:
+      return &q3_k;
     case DType::Q5_K:
       return &q5_k;
     case DType::Q6_K:

@@ -19,6 +19,12 @@
 // Q8_0 tile block, 544 bytes (16 x 34):
 //   f16 d[16]
 //   u8  qs[8][16][4]   qs[g][r][j] = value 4g + j of row r's block + 128; weight = d * (qs - 128)
+// Q3_K tile super-block, 1824 bytes (16 x 114), v the 3-bit values 0..7 in row order:
+//   f16 d[16]
+//   i8  sc[16][16]           signed scale of group g (16 values) of row r
+//   u8  q2[2][8][16][4]      bits 2i, 2i+1 of q2[h][c][r][j] = low 2 bits of v[128h + 32i + 4c + j]
+//   u64 qh[8][8]             bit 4r + j of qh[b][c] = bit 2 of v[32b + 4c + j] of row r
+//   weight = d * sc * (v - 4)
 // Q4_K tile super-block (256 values per row), 2368 bytes (16 x 148: the 12 bytes of packed
 // 6-bit sub-block scales per row become 16 plain bytes):
 //   f16 d[16], dmin[16]
@@ -46,7 +52,7 @@ namespace hondo {
 
 constexpr int kTileRows = 16;
 
-bool has_tile_layout(DType t);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K
+bool has_tile_layout(DType t);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K
 // Bytes of one tile (16 rows of `cols` values) and of a packed matrix of `rows` rows.
 size_t tile_bytes(DType t, int64_t cols);
 size_t packed_bytes(DType t, int64_t rows, int64_t cols);

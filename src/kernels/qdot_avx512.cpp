@@ -158,6 +158,26 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
 }
 
+// Blocks of 32 values whose halves of 16 carry their own int8 scales (Q3_K, Q6_K), values
+// v unsigned with a constant offset: isum = sum_h sc_h * (sum(v * q_a) - offset * s_h), exact
+// in int32, then acc += d * d_a * isum.
+inline __m512i scales16(const uint8_t* p) {  // 16 int8 -> 16 int32
+  return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+template <int kOffset>
+inline __m512 block_two_scales(const __m512i* w, const QActRow& a, int64_t ab, __m512i sc0,
+                               __m512i sc1, __m512 d, __m512 acc) {
+  const int8_t* q = a.q + 32 * ab;
+  __m512i s0 = _mm512_set1_epi32(-kOffset * a.s[2 * ab]);
+  __m512i s1 = _mm512_set1_epi32(-kOffset * a.s[2 * ab + 1]);
+  for (int c = 0; c < 4; ++c) {
+    s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
+    s1 = _mm512_dpbusd_epi32(s1, w[c + 4], bcast4(q + 16 + 4 * c));
+  }
+  const __m512i isum = _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1));
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, _mm512_set1_ps(a.d[ab])), acc);
+}
+
 // Q6_K tile: per group of 32 values, the 6-bit values v (0..63) in 8 registers from their low
 // nibbles and high bit pairs; per half of 16 values, with the rows' int8 scales sc and the
 // activation half sums s:  isum = sum_h sc_h * (sum(v * q_a) - 32 * s_h), exact in int32
@@ -173,9 +193,6 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0F), high2 = _mm512_set1_epi8(0x30);
-  auto scales16 = [](const uint8_t* p) {  // 16 int8 -> 16 int32
-    return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  };
   for (int64_t b = 0; b < nb; ++b, t += kTileRows * 210) {
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
     for (int grp = 0; grp < 8; ++grp) {
@@ -194,19 +211,43 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
       const __m512i sc0 = scales16(t + kScales + 32 * grp);
       const __m512i sc1 = scales16(t + kScales + 32 * grp + 16);
       const int64_t ab = 8 * b + grp;  // activation block
-      for (int j = 0; j < N; ++j) {
-        const int8_t* q = a[j].q + 32 * ab;
-        __m512i s0 = _mm512_set1_epi32(-32 * a[j].s[2 * ab]);
-        __m512i s1 = _mm512_set1_epi32(-32 * a[j].s[2 * ab + 1]);
-        for (int c = 0; c < 4; ++c) {
-          s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
-          s1 = _mm512_dpbusd_epi32(s1, w[c + 4], bcast4(q + 16 + 4 * c));
-        }
-        const __m512i isum =
-            _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1));
-        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum),
-                                 _mm512_mul_ps(d, _mm512_set1_ps(a[j].d[ab])), acc[j]);
+      for (int j = 0; j < N; ++j) acc[j] = block_two_scales<32>(w, a[j], ab, sc0, sc1, d, acc[j]);
+    }
+  }
+  for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
+}
+
+// Q3_K tile: the Q6_K arithmetic with 3-bit values (offset 4 instead of 32): the low 2 bits
+// of 4 blocks share a byte, the third bit comes from a 64-bit lane mask per register.
+struct TileQ3K {
+  template <int N>
+  static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
+};
+template <int N>
+void TileQ3K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+  constexpr int kScales = 32, kLow = 288, kHigh = 1312, kBlock = kTileRows * 114;
+  const int64_t nb = k / 256;
+  __m512 acc[N];
+  for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
+  const __m512i three = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+  for (int64_t b = 0; b < nb; ++b, t += kBlock) {
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
+    for (int grp = 0; grp < 8; ++grp) {
+      prefetch_ahead(t + kBlock / 8 * grp, kBlock / 8);
+      const uint8_t* lo2 = t + kLow + 512 * (grp / 4);
+      const int pair = grp % 4;  // bits 2 pair, 2 pair + 1
+      __m512i w[8];
+      for (int c = 0; c < 8; ++c) {
+        const __m512i v = _mm512_loadu_si512(lo2 + 64 * c);
+        w[c] = _mm512_and_si512(pair ? _mm512_srli_epi16(v, 2 * pair) : v, three);
+        uint64_t bits;
+        std::memcpy(&bits, t + kHigh + 64 * grp + 8 * c, 8);
+        w[c] = _mm512_mask_add_epi8(w[c], _cvtu64_mask64(bits), w[c], four);
       }
+      const __m512i sc0 = scales16(t + kScales + 32 * grp);
+      const __m512i sc1 = scales16(t + kScales + 32 * grp + 16);
+      const int64_t ab = 8 * b + grp;  // activation block
+      for (int j = 0; j < N; ++j) acc[j] = block_two_scales<4>(w, a[j], ab, sc0, sc1, d, acc[j]);
     }
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
@@ -226,6 +267,7 @@ const QDotKernels& qdot_avx512vnni_kernels() {
     set(DType::Q5_0, tile_any<Tile32<22, 16, false, unpack_tile_q5_0>>);
     set(DType::Q5_1, tile_any<Tile32<24, 0, true, unpack_tile_q5_1>>);
     set(DType::Q8_0, tile_any<Tile32<34, 128, false, unpack_tile_q8_0>>);
+    set(DType::Q3_K, tile_any<TileQ3K>);
     set(DType::Q4_K, tile_any<TileK<false>>);
     set(DType::Q5_K, tile_any<TileK<true>>);
     set(DType::Q6_K, tile_any<TileQ6K>);

@@ -85,21 +85,15 @@ void unpack_q2_k(const uint8_t* b, Unpacked& u) {
   }
 }
 
-// Q3_K: value = d * scale * (q - 4 * !hbit), q low 2 bits from qs, high bit from hmask.
+// Q3_K: value = d * scale * (v - 4), v the 3-bit values (bit layout in kquant_layout.h).
 void unpack_q3_k(const uint8_t* b, Unpacked& u) {
   const float d = f16_at(b + 108);
   int sc[16];
   kquant::q3_scales(b + 96, sc);
-  for (int g = 0; g < 16; ++g) {
-    const int half = g / 8, j = (g % 8) / 2, part = g % 2;
-    const uint8_t* qs = b + 32 + 32 * half + 16 * part;
-    const uint8_t* hm = b + 16 * part;
-    const uint8_t mbit = uint8_t(1 << (4 * half + j));
-    for (int l = 0; l < 16; ++l)
-      u.q[16 * g + l] = int8_t(((qs[l] >> (2 * j)) & 3) - ((hm[l] & mbit) ? 0 : 4));
-    u.scale[g] = d * float(sc[g]);
-    u.min[g] = 0.0f;
-  }
+  uint8_t v[256];
+  kquant::q3_values(b, b + 32, v);
+  for (int i = 0; i < 256; ++i) u.q[i] = int8_t(v[i] - 4);
+  for (int g = 0; g < 16; ++g) u.scale[g] = d * float(sc[g]), u.min[g] = 0.0f;
 }
 
 // Q4_K / Q5_K: 8 sub-blocks of 32; value = d * sc * q - dmin * m. Sub-block 2i takes the low
@@ -205,6 +199,7 @@ QDotKernels make_reference() {
   ks.tile[uint32_t(DType::Q5_0)] = ref_tile<DType::Q5_0, ref_dot<unpack_q5_0, 32, 22>>;
   ks.tile[uint32_t(DType::Q5_1)] = ref_tile<DType::Q5_1, ref_dot<unpack_q5_1, 32, 24>>;
   ks.tile[uint32_t(DType::Q8_0)] = ref_tile<DType::Q8_0, ref_dot<unpack_q8_0, 32, 34>>;
+  ks.tile[uint32_t(DType::Q3_K)] = ref_tile<DType::Q3_K, ref_dot<unpack_q3_k, 256, 110>>;
   ks.tile[uint32_t(DType::Q4_K)] = ref_tile<DType::Q4_K, ref_dot<unpack_q4_k, 256, 144>>;
   ks.tile[uint32_t(DType::Q5_K)] = ref_tile<DType::Q5_K, ref_dot<unpack_q5_k, 256, 176>>;
   ks.tile[uint32_t(DType::Q6_K)] = ref_tile<DType::Q6_K, ref_dot<unpack_q6_k, 256, 210>>;

@@ -173,19 +173,12 @@ void quant_q3_k(const float* x, uint8_t* b) {
   kquant::q3_pack(sc, b + 96);
   put_half(b + 108, d);
   const float d_st = f16_at(b + 108);
-  uint8_t* hm = b;
-  uint8_t* qs = b + 32;
-  std::memset(hm, 0, 32);
-  std::memset(qs, 0, 64);
-  for (int g = 0; g < 16; ++g) {
-    const float step = d_st * float(sc[g]);
-    const int half = g / 8, j = (g % 8) / 2, part = g % 2;
-    for (int l = 0; l < 16; ++l) {
-      const int q = (step != 0 ? round_clamp(x[16 * g + l] / step, -4, 3) : 0) + 4;  // 0..7
-      qs[32 * half + 16 * part + l] |= uint8_t((q & 3) << (2 * j));
-      if (q & 4) hm[16 * part + l] |= uint8_t(1 << (4 * half + j));
-    }
+  uint8_t v[QK_K];  // 0..7
+  for (int i = 0; i < QK_K; ++i) {
+    const float step = d_st * float(sc[i / 16]);
+    v[i] = uint8_t((step != 0 ? round_clamp(x[i] / step, -4, 3) : 0) + 4);
   }
+  kquant::q3_store(v, b, b + 32);
 }
 
 // ---- Q2_K: 16 groups of 16, value = d * (sc & 15) * q - dmin * (sc >> 4), q in 0..3 ----------
