@@ -1,10 +1,13 @@
-// Packing of the K-quant sub-block scales (GGML layouts), shared by the dequantizers, the
-// quantizers and the reference dot products. (The SIMD kernel files keep their own copies:
-// they are compiled with other -m flags and must not share inline functions.)
+// Packing of the K-quant sub-block scales and value bits (GGML layouts), shared by the
+// dequantizers, the quantizers, the tile packer, the reference dot products and the SIMD
+// kernel files. Everything here has internal linkage (anonymous namespace): the SIMD files are
+// compiled with other -m flags, and an inline function with external linkage could be linked
+// from one of them into code that runs on any CPU.
 #pragma once
 #include <cstdint>
 
 namespace hondo::kquant {
+namespace {
 
 // Q4_K / Q5_K: 8 sub-blocks, 6-bit scale and 6-bit minimum each, in 12 bytes. Bytes 0-3 hold
 // the scales of sub-blocks 0-3, bytes 4-7 their minimums (low 6 bits); sub-blocks 4-7 keep
@@ -98,4 +101,5 @@ inline void q3_store(const uint8_t* v, uint8_t* hmask, uint8_t* qs) {  // v: [25
   }
 }
 
+}  // namespace
 }  // namespace hondo::kquant

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/kquant_layout.h"
 #include "kernels/qdot.h"
 
 namespace hondo::qdot_neon {
@@ -97,18 +98,6 @@ void dot_32_affine(const uint8_t* w, const QActRow* a, int64_t nb, float* out) {
 
 // Q4_K: 8 sub-blocks of 32 nibbles with 6-bit scale and minimum (packing as in
 // kquant_layout.h); acc += d * sc * d_a * sum(nibble * q_a) - dmin * m * (d_a * sum(q_a)).
-// k4_scale_min is this file's own copy of kquant::k4_scale_min: an inline function shared
-// with files built for the baseline CPU could be linked from this -march=+dotprod file.
-void k4_scale_min(const uint8_t* p, int j, int& sc, int& m) {
-  if (j < 4) {
-    sc = p[j] & 63;
-    m = p[j + 4] & 63;
-  } else {
-    sc = (p[j + 4] & 0xF) | ((p[j - 4] >> 6) << 4);
-    m = (p[j + 4] >> 4) | ((p[j] >> 6) << 4);
-  }
-}
-
 // Q5_K: the same with a fifth bit per value (bit j of qh[l] for value l of sub-block j).
 template <int N, bool kQ5>
 void dot_k(const uint8_t* w, const QActRow* a, int64_t nsb, float* out) {
@@ -130,7 +119,7 @@ void dot_k(const uint8_t* w, const QActRow* a, int64_t nsb, float* out) {
           n1 = vorrq_u8(n1, vandq_u8(vtstq_u8(qh1, bit), sixteen));
         }
         int sc, m;
-        k4_scale_min(w + 4, sub, sc, m);
+        kquant::k4_scale_min(w + 4, sub, sc, m);
         const int64_t ab = 8 * sb + sub;
         for (int j = 0; j < N; ++j) {
           const int8_t* q = a[j].q + 32 * ab;
