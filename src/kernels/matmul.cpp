@@ -158,7 +158,9 @@ void matmul_batch(const std::vector<MatmulJob>& jobs, ThreadPool& pool) {
   const QDotKernels& ks = qdot_best();
   std::vector<TileJob> tiled;
   std::vector<int64_t> first_tile{0};  // [tiled.size() + 1] prefix sums of tile counts
-  std::vector<std::unique_ptr<QActs>> acts;
+  // Quantized inputs, one per distinct x. Kept per calling thread so that their buffers are
+  // reused from call to call (decode calls this several times per layer); only `used` count.
+  thread_local std::vector<std::unique_ptr<QActs>> acts;
   std::vector<const float*> acts_x;
   bool uneven = false;  // tiles of jobs with many tokens cost more: hand them out dynamically
   for (const MatmulJob& j : jobs) {
@@ -168,12 +170,12 @@ void matmul_batch(const std::vector<MatmulJob>& jobs, ThreadPool& pool) {
       continue;
     }
     size_t a = 0;  // jobs on the same input share its quantized rows
-    while (a < acts.size() &&
+    while (a < acts_x.size() &&
            !(acts_x[a] == j.x && acts[a]->rows() == j.n_tok && acts[a]->cols() == j.w->cols()))
       ++a;
-    if (a == acts.size()) {
-      acts.push_back(std::make_unique<QActs>());
-      acts.back()->quantize(ks, j.x, j.n_tok, j.w->cols(), &pool);
+    if (a == acts_x.size()) {
+      if (a == acts.size()) acts.push_back(std::make_unique<QActs>());
+      acts[a]->quantize(ks, j.x, j.n_tok, j.w->cols(), &pool);
       acts_x.push_back(j.x);
     }
     tiled.push_back(tile_job(j, *acts[a], fn));

@@ -104,6 +104,21 @@ void attend_naive(const DeepSeek2Config& c, const MlaWeights& w, int layer,
   }
 }
 
+// Per-head slices between token-major [T, H, stride] (the first n values of each) and
+// head-major [H, T, n] buffers, for the per-head products that run as one batch.
+void heads_of(const float* tok_major, int64_t T, int64_t H, int64_t stride, int64_t n,
+              float* head_major) {
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(head_major + (h * T + t) * n, tok_major + (t * H + h) * stride,
+                  sizeof(float) * size_t(n));
+}
+void tokens_of(const float* head_major, int64_t T, int64_t H, int64_t n, float* tok_major) {
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(tok_major + (t * H + h) * n, head_major + (h * T + t) * n,
+                  sizeof(float) * size_t(n));
+}
 }  // namespace
 
 void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope, int layer,
@@ -163,20 +178,14 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
   // head, all in one batch (one parallel loop).
   std::vector<float> q_nope(static_cast<size_t>(H * T * nope));  // [H, T, nope]
   std::vector<float> q_lat_h(static_cast<size_t>(H * T * L));    // [H, T, L]
+  heads_of(q.data(), T, H, QH, nope, q_nope.data());
   std::vector<MatmulJob> jobs;
-  for (int64_t h = 0; h < H; ++h) {
-    for (int64_t t = 0; t < T; ++t)
-      std::memcpy(q_nope.data() + (h * T + t) * nope, q.data() + (t * H + h) * QH,
-                  sizeof(float) * size_t(nope));
+  for (int64_t h = 0; h < H; ++h)
     jobs.push_back(
         {&w.wk_b, h * L, L, q_nope.data() + h * T * nope, T, q_lat_h.data() + h * T * L});
-  }
   matmul_batch(jobs, pool);
   std::vector<float> q_lat(static_cast<size_t>(T * H * L));  // [T, H, L]
-  for (int64_t h = 0; h < H; ++h)
-    for (int64_t t = 0; t < T; ++t)
-      std::memcpy(q_lat.data() + (t * H + h) * L, q_lat_h.data() + (h * T + t) * L,
-                  sizeof(float) * size_t(L));
+  tokens_of(q_lat_h.data(), T, H, L, q_lat.data());
 
   // Attention over the cached latents: o_lat[t, h] = sum_j p_j c_j, [T, H, L].
   std::vector<const KvCache*> tok_cache;
@@ -227,19 +236,13 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
   // Up-project through W_UV per head (one batch), then the output projection: [T, H * V] -> [T, E].
   std::vector<float> o_lat_h(static_cast<size_t>(H * T * L));  // [H, T, L]
   std::vector<float> o_h(static_cast<size_t>(H * T * V));      // [H, T, V]
+  heads_of(o_lat.data(), T, H, L, L, o_lat_h.data());
   jobs.clear();
-  for (int64_t h = 0; h < H; ++h) {
-    for (int64_t t = 0; t < T; ++t)
-      std::memcpy(o_lat_h.data() + (h * T + t) * L, o_lat.data() + (t * H + h) * L,
-                  sizeof(float) * size_t(L));
+  for (int64_t h = 0; h < H; ++h)
     jobs.push_back({&w.wv_b, h * V, V, o_lat_h.data() + h * T * L, T, o_h.data() + h * T * V});
-  }
   matmul_batch(jobs, pool);
   std::vector<float> o(static_cast<size_t>(T * H * V));  // [T, H * V]
-  for (int64_t h = 0; h < H; ++h)
-    for (int64_t t = 0; t < T; ++t)
-      std::memcpy(o.data() + (t * H + h) * V, o_h.data() + (h * T + t) * V,
-                  sizeof(float) * size_t(V));
+  tokens_of(o_h.data(), T, H, V, o.data());
   matmul(*w.wo, o.data(), T, out, pool);
 }
 
