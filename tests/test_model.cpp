@@ -3,6 +3,7 @@
 // greedy outputs.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <tuple>
@@ -124,6 +125,12 @@ TEST(DenseModel, BatchedSequencesMatchSingle) {
             1e-5f * range(alone_b.data(), size_t(V)));
 }
 
+// A preset name as a test name ("tiny-v2-lite" -> "tiny_v2_lite").
+std::string test_name(std::string n) {
+  for (char& c : n) c = c == '-' ? '_' : c;
+  return n;
+}
+
 // An F16 cache stays close to the F32 one (its rounding is ~1e-3 relative), over a batched
 // prefill and then single-token decode steps (which read the F16 cache in place, converting
 // in registers), for grouped-query attention and for MLA's latent cache.
@@ -151,11 +158,7 @@ TEST_P(F16Cache, CloseToF32) {
 }
 INSTANTIATE_TEST_SUITE_P(Models, F16Cache,
                          ::testing::Values("tiny-qwen2", "tiny-llama", "tiny-v2-lite"),
-                         [](const auto& p) {
-                           std::string n = p.param;
-                           for (char& c : n) c = c == '-' ? '_' : c;
-                           return n;
-                         });
+                         [](const auto& p) { return test_name(p.param); });
 
 // Weights repacked for the tile kernels give the logits of the row kernels on the file's own
 // rows, over a batched prefill and decode, for dense and MoE/MLA models. Every matrix product
@@ -222,10 +225,51 @@ INSTANTIATE_TEST_SUITE_P(
                                          DType::Q8_0, DType::Q3_K, DType::Q4_K, DType::Q5_K,
                                          DType::Q6_K)),
     [](const auto& p) {
-      std::string n = std::string(std::get<0>(p.param)) + "_" + dtype_name(std::get<1>(p.param));
-      for (char& c : n) c = c == '-' ? '_' : c;
-      return n;
+      return test_name(std::string(std::get<0>(p.param)) + "_" + dtype_name(std::get<1>(p.param)));
     });
+
+// Matrices without a tile layout (F16 here) are moved as they are into the huge-page arena:
+// the same kernels on the same bytes, so the logits equal those of the file's own pages bit
+// for bit, through batched prefill (float GEMM) and decode (row dots). MLA's W_UK/W_UV views
+// must follow the move (V2-Lite).
+class Relocated : public ::testing::TestWithParam<const char*> {};
+TEST_P(Relocated, SameLogitsAsFilePages) {
+  const std::string preset = GetParam();
+  const std::string path = test::synthetic("moved-" + preset, test::tiny(preset, DType::F16));
+  EngineOptions opt;
+  opt.kv_type = DType::F32;
+  opt.n_ctx = 128;
+  opt.n_batch = 40;  // one prefill batch of more than one 32-token panel
+  ::setenv("HONDO_REPACK", "0", 1);
+  Engine in_file(path, opt);
+  ::unsetenv("HONDO_REPACK");
+  Engine moved(path, opt);
+  const GgufFile& f = moved.model().file();
+  int n_moved = 0;
+  for (const Tensor& t : f.tensors()) {
+    const bool outside = f.tensor_file_offset(t) >= f.file_size();  // (unsigned: also below)
+    n_moved += outside;
+    if (t.n_dims >= 2 && t.type == DType::F16 && t.name != "token_embd.weight") {
+      EXPECT_TRUE(outside) << t.name << " still read from the file's pages";
+    }
+  }
+  EXPECT_GT(n_moved, 0);
+  std::vector<TokenId> ids = prompt_ids(in_file, 36);
+  auto sa = in_file.new_sequence(), sb = moved.new_sequence();
+  std::vector<float> a = in_file.eval(*sa, ids, true), b = moved.eval(*sb, ids, true);
+  const int V = in_file.model().n_vocab();
+  for (int i = 0; i < 4; ++i) {
+    const std::vector<TokenId> next{argmax(a.data() + a.size() - size_t(V), V)};
+    const auto la = in_file.eval(*sa, next, false), lb = moved.eval(*sb, next, false);
+    a.insert(a.end(), la.begin(), la.end());
+    b.insert(b.end(), lb.begin(), lb.end());
+  }
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << preset;
+}
+INSTANTIATE_TEST_SUITE_P(Models, Relocated,
+                         ::testing::Values("tiny-llama", "tiny-qwen2", "tiny-v2-lite"),
+                         [](const auto& p) { return test_name(p.param); });
 
 // Quantized weights (same underlying values) choose the F32 model's top-1 token at >= 95 % of
 // positions, teacher-forced on the F32 model's greedy text.

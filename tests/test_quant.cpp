@@ -7,6 +7,7 @@
 
 #include "core/fp16.h"
 #include "kernels/dot.h"
+#include "kernels/gemm_f32.h"
 #include "kernels/half.h"
 #include "kernels/quant.h"
 #include "kernels/vec_dot.h"
@@ -217,26 +218,44 @@ TEST(F16WeightedSum, EveryVariantMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Formats, FusedDot, ::testing::Values(DType::F16, DType::BF16),
                          [](const auto& p) { return std::string(dtype_name(p.param)); });
 
-// The blocked float dot products (prefill on F16/BF16/F32 weights) against the reference for
-// every (row, token) pair: 4 x 4 blocks, leftover rows and tokens, and a tail of k.
-TEST(DotF32Block, MatchesReferenceForEveryPair) {
+// The float GEMM (prefill on F32/F16/BF16 weights, and formats without an integer kernel)
+// with every micro-kernel this CPU has, against the reference dot product of each dequantized
+// row with each token: full and partial 12-row groups and 48-row blocks, partial token panels,
+// k chunks of 512 with a partial one, and a row offset into the tensor.
+TEST(GemmF32, EveryMicroKernelMatchesReferenceForEveryPair) {
   std::mt19937 rng(12);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (int64_t k : {16, 100, 2048, 2500}) {  // 2500: two k chunks, a partial one, a tail
-    const int64_t rows = 7, toks = 6, ldy = 9;
-    std::vector<float> w(size_t(rows * k)), x(size_t(toks * k)), y(size_t(toks * ldy), -1.0f);
-    for (float& v : w) v = nd(rng);
-    for (float& v : x) v = nd(rng);
-    dot_f32_block(w.data(), rows, x.data(), toks, k, y.data(), ldy);
-    for (int64_t t = 0; t < toks; ++t)
-      for (int64_t r = 0; r < ldy; ++r) {
-        if (r >= rows) {  // outside the block: untouched
-          EXPECT_EQ(y[size_t(t * ldy + r)], -1.0f);
-          continue;
-        }
-        const float want = dot_f32_ref(w.data() + r * k, x.data() + t * k, k);
-        EXPECT_NEAR(y[size_t(t * ldy + r)], want, 1e-5f * std::sqrt(float(k)) * 4)
-            << "row " << r << " token " << t << " k " << k;
+  struct Shape {
+    DType type;
+    int64_t rows, toks, k;
+  };
+  const Shape shapes[] = {{DType::F32, 13, 5, 100},  {DType::F16, 50, 33, 1100},
+                          {DType::BF16, 7, 70, 512}, {DType::F32, 100, 40, 1030},
+                          {DType::Q8_0, 25, 9, 608}, {DType::Q4_K, 12, 32, 768},
+                          {DType::F16, 1, 1, 16}};
+  ThreadPool pool(2);
+  for (const GemmMicro& micro : gemm_micro_variants())
+    for (const Shape& sh : shapes) {
+      const int64_t row0 = 3, total = sh.rows + row0 + 2, k = sh.k;
+      const size_t rs = row_bytes(sh.type, k);
+      std::vector<float> wf(size_t(total * k)), x(size_t(sh.toks * k));
+      for (float& v : wf) v = nd(rng);
+      for (float& v : x) v = nd(rng);
+      std::vector<uint8_t> rows(rs * size_t(total));
+      for (int64_t r = 0; r < total; ++r) {
+        quantize_row(sh.type, wf.data() + r * k, rows.data() + size_t(r) * rs, k);
+        dequantize_row(sh.type, rows.data() + size_t(r) * rs, wf.data() + r * k, k);
       }
-  }
+      Tensor w;
+      w.type = sh.type, w.n_dims = 2, w.ne = {k, total, 1, 1}, w.data = rows.data();
+      std::vector<float> y(size_t(sh.toks * sh.rows), NAN);
+      gemm_f32(w, row0, sh.rows, x.data(), sh.toks, y.data(), pool, &micro);
+      for (int64_t t = 0; t < sh.toks; ++t)
+        for (int64_t r = 0; r < sh.rows; ++r) {
+          const float want = dot_f32_ref(wf.data() + (row0 + r) * k, x.data() + t * k, k);
+          ASSERT_NEAR(y[size_t(t * sh.rows + r)], want, 2e-5f * float(k))
+              << micro.name << " " << dtype_name(sh.type) << " row " << r << " token " << t << " k "
+              << k;
+        }
+    }
 }

@@ -100,11 +100,14 @@ class GgufFile {
   // Offset of a tensor's data from the start of the file.
   size_t tensor_file_offset(const Tensor& t) const;
 
-  // Gives every weight that `want` names, and that this CPU has a tile kernel for, a repacked
-  // copy (Tensor::packed, kernels/packed.h). The file pages of the original are then released
-  // unless keep_original(t) (e.g. a token embedding also read row by row), so memory holds
-  // the weights once. HONDO_REPACK=0 in the environment turns repacking off. Returns the
-  // bytes repacked.
+  // Moves every matrix that `want` names into one arena of transparent huge pages: with
+  // 4 KiB pages of the mapped file, every 4 KiB of weights read costs a TLB miss and stops
+  // the hardware prefetcher (F16 decode 15 -> 17.4 t/s, prefill 100 -> 113 t/s on a 1.3B
+  // model). Matrices this CPU has a tile kernel for get a repacked copy (Tensor::packed,
+  // kernels/packed.h); their file pages are released unless keep_original(t) (e.g. a token
+  // embedding also read row by row). The others are copied as they are and Tensor::data
+  // points at the copy. Memory holds the weights once. HONDO_REPACK=0 in the environment
+  // turns this off. Returns the bytes placed in the arena.
   size_t pack_for_matmul(const std::function<bool(const Tensor&)>& want,
                          const std::function<bool(const Tensor&)>& keep_original);
 

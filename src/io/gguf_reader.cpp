@@ -353,15 +353,16 @@ size_t GgufFile::pack_for_matmul(const std::function<bool(const Tensor&)>& want,
   if (const char* e = std::getenv("HONDO_REPACK"); e && std::string(e) == "0") return 0;
   const QDotKernels& ks = qdot_best();
   std::vector<Tensor*> todo;
-  std::vector<size_t> offset;  // of each tensor's tiles in the arena
+  std::vector<size_t> offset;  // of each tensor's tiles (or moved rows) in the arena
+  std::vector<bool> tiled;
   size_t total = 0;
   for (Tensor& t : tensors_) {
-    if (t.packed || t.n_dims < 2 || !has_tile_layout(t.type) || !ks.tile_for(t.type) ||
-        t.cols() % 32 || !want(t))
-      continue;
+    if (t.packed || t.n_dims < 2 || !want(t)) continue;
+    const bool tiles = has_tile_layout(t.type) && ks.tile_for(t.type) && t.cols() % 32 == 0;
     todo.push_back(&t);
     offset.push_back(total);
-    total += (packed_bytes(t.type, t.rows(), t.cols()) + 63) / 64 * 64;
+    tiled.push_back(tiles);
+    total += ((tiles ? packed_bytes(t.type, t.rows(), t.cols()) : t.nbytes()) + 63) / 64 * 64;
   }
   if (todo.empty()) return 0;
   // One arena for every tile, 2 MiB aligned and advised for transparent huge pages: touched
@@ -381,6 +382,15 @@ size_t GgufFile::pack_for_matmul(const std::function<bool(const Tensor&)>& want,
     Tensor& t = *todo[i];
     uint8_t* dst = static_cast<uint8_t*>(arena) + offset[i];
     const int64_t rows = t.rows(), cols = t.cols();
+    if (!tiled[i]) {  // moved as it is; t.data now serves every reader, so no original kept
+      pool.parallel_for(int64_t(t.nbytes() >> 12) + 1, [&](int64_t p0, int64_t p1) {
+        const size_t b0 = size_t(p0) << 12, b1 = std::min(t.nbytes(), size_t(p1) << 12);
+        if (b1 > b0) std::memcpy(dst + b0, t.row(0) + b0, b1 - b0);
+      });
+      file_->release(t.data, t.nbytes());
+      t.data = dst;
+      continue;
+    }
     const size_t tb = tile_bytes(t.type, cols);
     pool.parallel_tasks((rows + kChunkRows - 1) / kChunkRows, [&](int64_t c) {
       const int64_t r0 = c * kChunkRows;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/dot.h"
+#include "kernels/gemm_f32.h"
 #include "kernels/packed.h"
 #include "kernels/qdot.h"
 #include "kernels/quant.h"
@@ -14,10 +15,7 @@ namespace hondo {
 
 namespace {
 
-constexpr int64_t kRowBlock = 16;  // rows of the int8 row kernels passed together over tokens
-// Float path: rows dequantized together to F32 (64 x k floats: a few hundred KB, in L2), then
-// met by every group of 4 tokens (dot_f32_block).
-constexpr int64_t kFloatRowBlock = 64;
+constexpr int64_t kRowBlock = 16;       // rows of the int8 row kernels passed together over tokens
 constexpr int64_t kFusedMaxTokens = 4;  // up to this many tokens, fused row dots are faster
 
 // x: [n_tok, k] quantized to int8 once per call. One buffer per calling thread; the workers
@@ -119,35 +117,30 @@ void matmul_rows(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, 
     matmul_int8(ks, dot, w, row0, n_rows, x, n_tok, y, pool);
     return;
   }
-  // Few tokens (decode) of F16/BF16 weights: fused per-row dots read each weight once,
-  // straight from the file.
-  if (n_tok <= kFusedMaxTokens && has_vec_dot(w.type)) {
-    const size_t rs = w.row_size();
-    const auto* base = static_cast<const uint8_t*>(w.data) + size_t(row0) * rs;
+  // Few tokens (decode) of float weights: one pass over each row per token, straight from the
+  // file (F16/BF16 converted in registers); more tokens go through the blocked float GEMM.
+  if (n_tok <= kFusedMaxTokens) {
     pool.parallel_for(n_rows, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t t = 0; t < n_tok; ++t)
-          vec_dot_row(w.type, base + size_t(r) * rs, x + t * k, k, y + t * n_rows + r);
+      thread_local std::vector<float> buf;  // [k] a row of another type as F32
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* row = w.row(row0 + r);
+        if (has_vec_dot(w.type)) {
+          for (int64_t t = 0; t < n_tok; ++t)
+            vec_dot_row(w.type, row, x + t * k, k, y + t * n_rows + r);
+          continue;
+        }
+        const float* wr = reinterpret_cast<const float*>(row);
+        if (w.type != DType::F32) {
+          buf.resize(size_t(k));
+          dequantize_row(w.type, row, buf.data(), k);
+          wr = buf.data();
+        }
+        for (int64_t t = 0; t < n_tok; ++t) y[t * n_rows + r] = dot_f32(wr, x + t * k, k);
+      }
     });
     return;
   }
-  const int64_t n_blocks = (n_rows + kFloatRowBlock - 1) / kFloatRowBlock;
-  pool.parallel_for(n_blocks, [&](int64_t b0, int64_t b1) {
-    thread_local std::vector<float> buf;
-    if (w.type != DType::F32) buf.resize(size_t(kFloatRowBlock * k));
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t r0 = b * kFloatRowBlock, r1 = std::min(n_rows, r0 + kFloatRowBlock);
-      const float* rows;  // [r1 - r0, k]
-      if (w.type == DType::F32) {
-        rows = reinterpret_cast<const float*>(w.row(row0 + r0));
-      } else {
-        for (int64_t r = r0; r < r1; ++r)
-          dequantize_row(w.type, w.row(row0 + r), buf.data() + (r - r0) * k, k);
-        rows = buf.data();
-      }
-      dot_f32_block(rows, r1 - r0, x, n_tok, k, y + r0, n_rows);
-    }
-  });
+  gemm_f32(w, row0, n_rows, x, n_tok, y, pool);
 }
 
 void matmul(const Tensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {

@@ -86,10 +86,11 @@ DeepSeek2Model::DeepSeek2Model(std::unique_ptr<GgufFile> file) {
                               c.yarn_beta_slow, 1.0f, RopeStyle::Interleaved)
                  : Rope::linear(int(R), c.rope_base, 1.0f, RopeStyle::Interleaved);
   repack_weights(*file_, output_);
-  // W_UK and W_UV are held by value (views into 3-D tensors): give them the repacked tiles.
+  // W_UK and W_UV are held by value (views into 3-D tensors): give them the repacked tiles,
+  // or the moved rows.
   for (Block& b : blocks_)
     for (Tensor* t : {&b.mla.wk_b, &b.mla.wv_b})
-      if (const Tensor* f = file_->find_tensor(t->name)) t->packed = f->packed;
+      if (const Tensor* f = file_->find_tensor(t->name)) t->packed = f->packed, t->data = f->data;
 }
 
 size_t DeepSeek2Model::kv_bytes_per_token(DType kv_type) const {
