@@ -3,10 +3,13 @@
 // the activation quantization against its error bound.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <random>
+#include <thread>
 #include <utility>
 
 #include "core/fp16.h"
@@ -400,4 +403,40 @@ TEST(MatmulBatch, EveryJobAsMatmulRows) {
       EXPECT_EQ(got[i], want[i]) << "job " << i << " tokens " << n_tok
                                  << (has_tiles ? "" : " (no tile kernels on this CPU)");
   }
+}
+
+// parallel_for_balanced: every index exactly once, in contiguous pieces of at most `grain`
+// (one thread: the whole range at once), for any thread count; and a slow thread's share is taken over by the others.
+TEST(ThreadPoolBalanced, EveryIndexOnceInPiecesOfGrain) {
+  for (int threads : {1, 2, 3, 4})
+    for (int64_t n : {0, 1, 5, 1000})
+      for (int64_t grain : {1, 3, 64}) {
+        ThreadPool pool(threads);
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::atomic<bool> bad{false};
+        pool.parallel_for_balanced(n, grain, [&](int64_t b, int64_t e) {
+          if (b < 0 || e > n || b >= e || (threads > 1 && e - b > grain)) bad = true;
+          for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+        });
+        EXPECT_FALSE(bad) << threads << " threads, n " << n << ", grain " << grain;
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(hits[size_t(i)].load(), 1)
+              << "index " << i << " of " << n << ", " << threads << " threads, grain " << grain;
+      }
+}
+
+TEST(ThreadPoolBalanced, SlowThreadsShareIsTakenOver) {
+  ThreadPool pool(2);
+  const auto caller = std::this_thread::get_id();
+  std::atomic<int> by_caller{0}, by_helper{0};
+  pool.parallel_for_balanced(64, 1, [&](int64_t b, int64_t e) {
+    if (std::this_thread::get_id() == caller) {
+      by_caller += int(e - b);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the slow core
+    } else {
+      by_helper += int(e - b);
+    }
+  });
+  EXPECT_EQ(by_caller + by_helper, 64);
+  EXPECT_GT(by_helper.load(), 48) << "a static split would give the helper 32";
 }

@@ -177,7 +177,7 @@ void gemm_f32(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, int
   const int64_t n_blocks = (n_rows + rb - 1) / rb;
   const size_t rs = w.row_size();
   const uint8_t* end = w.row(w.rows());  // prefetches stay inside the tensor
-  pool.parallel_for(n_blocks, [&](int64_t b0, int64_t b1) {
+  pool.parallel_for_balanced(n_blocks, 1, [&](int64_t b0, int64_t b1) {
     thread_local std::vector<float> wbuf, accbuf;
     wbuf.resize(size_t(rb * k));                          // [k / kChunk][rb][kChunk] as F32
     accbuf.resize(size_t(n_panels * rb * kPanelTokens));  // [n_panels][rb][32] sums

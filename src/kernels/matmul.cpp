@@ -17,6 +17,11 @@ namespace {
 
 constexpr int64_t kRowBlock = 16;       // rows of the int8 row kernels passed together over tokens
 constexpr int64_t kFusedMaxTokens = 4;  // up to this many tokens, fused row dots are faster
+// Pieces in which threads take their share of a product (ThreadPool::parallel_for_balanced):
+// large enough that taking one costs nothing next to reading it, small enough that a core
+// which finishes early can take over the tail of a slower one's share.
+constexpr int64_t kGrainTiles = 4;
+constexpr int64_t kGrainRows = 16;
 
 // x: [n_tok, k] quantized to int8 once per call. One buffer per calling thread; the workers
 // must see the caller's, so it is handed out as a plain reference (naming a thread_local in
@@ -38,22 +43,23 @@ void matmul_int8(const QDotKernels& ks, QDotFn dot, const Tensor& w, int64_t row
   const auto* base = static_cast<const uint8_t*>(w.data) + size_t(row0) * rs;
   const int64_t tile = n_tok <= kQDotMaxRows ? 1 : kRowBlock;
   const int64_t n_tiles = (n_rows + tile - 1) / tile;
-  pool.parallel_for(n_tiles, [&](int64_t b0, int64_t b1) {
-    const int64_t r_begin = b0 * tile, r_end = std::min(n_rows, b1 * tile);
-    for (int64_t r0 = r_begin; r0 < r_end; r0 += tile) {
-      const int64_t r1 = std::min(r_end, r0 + tile);
-      for (int64_t t0 = 0; t0 < n_tok; t0 += kQDotMaxRows) {
-        const int nt = int(std::min<int64_t>(kQDotMaxRows, n_tok - t0));
-        QActRow a[kQDotMaxRows];
-        for (int j = 0; j < nt; ++j) a[j] = acts.row(t0 + j);
-        float out[kQDotMaxRows];
-        for (int64_t r = r0; r < r1; ++r) {
-          dot(base + size_t(r) * rs, a, nt, k, out);
-          for (int j = 0; j < nt; ++j) y[(t0 + j) * n_rows + r] = out[j];
+  pool.parallel_for_balanced(
+      n_tiles, std::max<int64_t>(1, kGrainRows / tile), [&](int64_t b0, int64_t b1) {
+        const int64_t r_begin = b0 * tile, r_end = std::min(n_rows, b1 * tile);
+        for (int64_t r0 = r_begin; r0 < r_end; r0 += tile) {
+          const int64_t r1 = std::min(r_end, r0 + tile);
+          for (int64_t t0 = 0; t0 < n_tok; t0 += kQDotMaxRows) {
+            const int nt = int(std::min<int64_t>(kQDotMaxRows, n_tok - t0));
+            QActRow a[kQDotMaxRows];
+            for (int j = 0; j < nt; ++j) a[j] = acts.row(t0 + j);
+            float out[kQDotMaxRows];
+            for (int64_t r = r0; r < r1; ++r) {
+              dot(base + size_t(r) * rs, a, nt, k, out);
+              for (int j = 0; j < nt; ++j) y[(t0 + j) * n_rows + r] = out[j];
+            }
+          }
         }
-      }
-    }
-  });
+      });
 }
 
 // Repacked weights (packed.h): a task takes one tile of 16 rows and passes over it once per
@@ -97,7 +103,7 @@ TileJob tile_job(const MatmulJob& j, const QActs& acts, QTileFn fn) {
 
 void matmul_tiles(const QDotKernels& ks, QTileFn fn, const MatmulJob& j, ThreadPool& pool) {
   const TileJob tj = tile_job(j, quantized_acts(ks, j.x, j.n_tok, j.w->cols(), pool), fn);
-  pool.parallel_for(n_tiles(j), [&](int64_t i0, int64_t i1) {
+  pool.parallel_for_balanced(n_tiles(j), kGrainTiles, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) run_tile(tj, i);
   });
 }
@@ -120,7 +126,7 @@ void matmul_rows(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, 
   // Few tokens (decode) of float weights: one pass over each row per token, straight from the
   // file (F16/BF16 converted in registers); more tokens go through the blocked float GEMM.
   if (n_tok <= kFusedMaxTokens) {
-    pool.parallel_for(n_rows, [&](int64_t r0, int64_t r1) {
+    pool.parallel_for_balanced(n_rows, kGrainRows, [&](int64_t r0, int64_t r1) {
       thread_local std::vector<float> buf;  // [k] a row of another type as F32
       for (int64_t r = r0; r < r1; ++r) {
         const uint8_t* row = w.row(row0 + r);
@@ -184,7 +190,7 @@ void matmul_batch(const std::vector<MatmulJob>& jobs, ThreadPool& pool) {
   if (uneven) {
     pool.parallel_tasks(first_tile.back(), run);
   } else {
-    pool.parallel_for(first_tile.back(), [&](int64_t i0, int64_t i1) {
+    pool.parallel_for_balanced(first_tile.back(), kGrainTiles, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) run(i);
     });
   }
