@@ -222,8 +222,8 @@ INSTANTIATE_TEST_SUITE_P(
     Models, Repacked,
     ::testing::Combine(::testing::Values("tiny-llama", "tiny-qwen2", "tiny-v2-lite", "tiny-v3"),
                        ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
-                                         DType::Q8_0, DType::Q3_K, DType::Q4_K, DType::Q5_K,
-                                         DType::Q6_K)),
+                                         DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K,
+                                         DType::Q5_K, DType::Q6_K)),
     [](const auto& p) {
       return test_name(std::string(std::get<0>(p.param)) + "_" + dtype_name(std::get<1>(p.param)));
     });

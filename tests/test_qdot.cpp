@@ -254,7 +254,7 @@ TEST(QDotTile, PackingRoundTripsEveryRow) {
     }
     ++checked;
   }
-  EXPECT_EQ(checked, 9);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K
+  EXPECT_EQ(checked, 10);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
 }
 
 // The reference tile kernel reads the packed layout back into GGUF blocks: on 13 packed rows

@@ -163,6 +163,27 @@ void get_q3_k(const uint8_t* tb, int r, uint8_t* blk) {
   kquant::q3_store(v, blk, blk + 32);
 }
 
+// Q2_K: GGUF block = scales[16] (scale | min << 4 per 16 values), qs[64], f16 d, f16 dmin.
+// Byte qs[32h + m] holds values 128h + 32p + m at bits 2p (p = 0..3), so 4-byte groups of qs
+// go to the tile as they are: register c of half h, lane r = qs[32h + 4c .. +4] of row r.
+constexpr size_t kQ2Scales = 64, kQ2Low = 320;  // offsets in the tile block
+void put_q2_k(const uint8_t* blk, int r, uint8_t* tb) {
+  std::memcpy(tb + 2 * r, blk + 80, 2);       // d
+  std::memcpy(tb + 32 + 2 * r, blk + 82, 2);  // dmin
+  for (int g = 0; g < 16; ++g) tb[kQ2Scales + 16 * g + r] = blk[g];
+  for (int h = 0; h < 2; ++h)
+    for (int c = 0; c < 8; ++c)
+      std::memcpy(tb + kQ2Low + 512 * h + 64 * c + 4 * r, blk + 16 + 32 * h + 4 * c, 4);
+}
+void get_q2_k(const uint8_t* tb, int r, uint8_t* blk) {
+  std::memcpy(blk + 80, tb + 2 * r, 2);
+  std::memcpy(blk + 82, tb + 32 + 2 * r, 2);
+  for (int g = 0; g < 16; ++g) blk[g] = tb[kQ2Scales + 16 * g + r];
+  for (int h = 0; h < 2; ++h)
+    for (int c = 0; c < 8; ++c)
+      std::memcpy(blk + 16 + 32 * h + 4 * c, tb + kQ2Low + 512 * h + 64 * c + 4 * r, 4);
+}
+
 const TileFormat* tile_format(DType t) {
   static const TileFormat q4_0{32, 18, 16 * 18, put_32<1, false, 16, 0>, get_32<1, false, 16, 0>};
   static const TileFormat q4_1{32, 20, 16 * 20, put_32<2, false, 16, 0>, get_32<2, false, 16, 0>};
@@ -170,6 +191,7 @@ const TileFormat* tile_format(DType t) {
   static const TileFormat q5_1{32, 24, 16 * 24, put_32<2, true, 16, 0>, get_32<2, true, 16, 0>};
   static const TileFormat q8_0{32, 34, 16 * 34, put_32<1, false, 32, 0x80>,
                                get_32<1, false, 32, 0x80>};
+  static const TileFormat q2_k{256, 84, 16 * 84, put_q2_k, get_q2_k};
   static const TileFormat q3_k{256, 110, 16 * 114, put_q3_k, get_q3_k};
   static const TileFormat q4_k{256, 144, 16 * 148, put_k<false>, get_k<false>};
   static const TileFormat q5_k{256, 176, 16 * 180, put_k<true>, get_k<true>};
@@ -187,6 +209,8 @@ const TileFormat* tile_format(DType t) {
       return &q8_0;
     case DType::Q4_K:
       return &q4_k;
+    case DType::Q2_K:
+      return &q2_k;
     case DType::Q3_K:
       return &q3_k;
     case DType::Q5_K:

@@ -164,16 +164,32 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
 inline __m512i scales16(const uint8_t* p) {  // 16 int8 -> 16 int32
   return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
-template <int kOffset>
-inline __m512 block_two_scales(const __m512i* w, const QActRow& a, int64_t ab, __m512i sc0,
-                               __m512i sc1, __m512 d, __m512 acc) {
-  const int8_t* q = a.q + 32 * ab;
-  __m512i s0 = _mm512_set1_epi32(-kOffset * a.s[2 * ab]);
-  __m512i s1 = _mm512_set1_epi32(-kOffset * a.s[2 * ab + 1]);
+// Adds to s0 and s1 the int32 sums over each half (16 values) of one activation block q:
+// registers 0..3 hold the first half, 4..7 the second; two independent chains of vpdpbusd.
+inline void half_sums(const __m512i* w, const int8_t* q, __m512i& s0, __m512i& s1) {
   for (int c = 0; c < 4; ++c) {
     s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
     s1 = _mm512_dpbusd_epi32(s1, w[c + 4], bcast4(q + 16 + 4 * c));
   }
+}
+// The 2-bit values of group grp (0..7) of a Q2_K/Q3_K tile block, whose 2-bit pairs start at
+// lo2 (4 groups share a byte: bits 2 (grp % 4), 2 (grp % 4) + 1), into 8 registers.
+inline void unpack_pairs(const uint8_t* lo2, int grp, __m512i* w) {
+  const __m512i three = _mm512_set1_epi8(3);
+  const uint8_t* p = lo2 + 512 * (grp / 4);
+  const int pair = grp % 4;
+  for (int c = 0; c < 8; ++c) {
+    const __m512i v = _mm512_loadu_si512(p + 64 * c);
+    w[c] = _mm512_and_si512(pair ? _mm512_srli_epi16(v, 2 * pair) : v, three);
+  }
+}
+
+template <int kOffset>
+inline __m512 block_two_scales(const __m512i* w, const QActRow& a, int64_t ab, __m512i sc0,
+                               __m512i sc1, __m512 d, __m512 acc) {
+  __m512i s0 = _mm512_set1_epi32(-kOffset * a.s[2 * ab]);
+  __m512i s1 = _mm512_set1_epi32(-kOffset * a.s[2 * ab + 1]);
+  half_sums(w, a.q + 32 * ab, s0, s1);
   const __m512i isum = _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1));
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, _mm512_set1_ps(a.d[ab])), acc);
 }
@@ -229,17 +245,14 @@ void TileQ3K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   const int64_t nb = k / 256;
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
-  const __m512i three = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+  const __m512i four = _mm512_set1_epi8(4);
   for (int64_t b = 0; b < nb; ++b, t += kBlock) {
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
     for (int grp = 0; grp < 8; ++grp) {
       prefetch_ahead(t + kBlock / 8 * grp, kBlock / 8);
-      const uint8_t* lo2 = t + kLow + 512 * (grp / 4);
-      const int pair = grp % 4;  // bits 2 pair, 2 pair + 1
       __m512i w[8];
+      unpack_pairs(t + kLow, grp, w);
       for (int c = 0; c < 8; ++c) {
-        const __m512i v = _mm512_loadu_si512(lo2 + 64 * c);
-        w[c] = _mm512_and_si512(pair ? _mm512_srli_epi16(v, 2 * pair) : v, three);
         uint64_t bits;
         std::memcpy(&bits, t + kHigh + 64 * grp + 8 * c, 8);
         w[c] = _mm512_mask_add_epi8(w[c], _cvtu64_mask64(bits), w[c], four);
@@ -248,6 +261,53 @@ void TileQ3K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
       const __m512i sc1 = scales16(t + kScales + 32 * grp + 16);
       const int64_t ab = 8 * b + grp;  // activation block
       for (int j = 0; j < N; ++j) acc[j] = block_two_scales<4>(w, a[j], ab, sc0, sc1, d, acc[j]);
+    }
+  }
+  for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
+}
+
+// Q2_K tile: per group of 32 values, the 2-bit values (0..3) of 4 groups share a byte; per
+// half of 16 values, the rows' 4-bit scales sc and minimums m:
+//   acc += d_a * (d * sum_h sc_h * sum(v * q_a) - dmin * sum_h m_h * s_h),
+// both sums exact in int32 (|sum| <= 2 * 15 * 16 * 3 * 127 and 2 * 15 * 16 * 127).
+struct TileQ2K {
+  template <int N>
+  static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
+};
+template <int N>
+void TileQ2K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+  constexpr int kScales = 64, kLow = 320, kBlock = kTileRows * 84;
+  const int64_t nb = k / 256;
+  __m512 acc[N];
+  for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi32(0xF);
+  for (int64_t b = 0; b < nb; ++b, t += kBlock) {
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
+    const __m512 dmin =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)));
+    for (int grp = 0; grp < 8; ++grp) {
+      prefetch_ahead(t + kBlock / 8 * grp, kBlock / 8);
+      __m512i w[8];
+      unpack_pairs(t + kLow, grp, w);
+      const __m512i sm0 = _mm512_cvtepu8_epi32(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(t + kScales + 32 * grp)));
+      const __m512i sm1 = _mm512_cvtepu8_epi32(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(t + kScales + 32 * grp + 16)));
+      const __m512i sc0 = _mm512_and_si512(sm0, low4), sc1 = _mm512_and_si512(sm1, low4);
+      const __m512i m0 = _mm512_srli_epi32(sm0, 4), m1 = _mm512_srli_epi32(sm1, 4);
+      const int64_t ab = 8 * b + grp;  // activation block
+      for (int j = 0; j < N; ++j) {
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+        half_sums(w, a[j].q + 32 * ab, s0, s1);
+        const __m512i isc =
+            _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1));
+        const __m512i imin =
+            _mm512_add_epi32(_mm512_mullo_epi32(m0, _mm512_set1_epi32(a[j].s[2 * ab])),
+                             _mm512_mullo_epi32(m1, _mm512_set1_epi32(a[j].s[2 * ab + 1])));
+        const __m512 da = _mm512_set1_ps(a[j].d[ab]);
+        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isc), _mm512_mul_ps(d, da), acc[j]);
+        acc[j] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(imin), _mm512_mul_ps(dmin, da), acc[j]);
+      }
     }
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
@@ -267,6 +327,7 @@ const QDotKernels& qdot_avx512vnni_kernels() {
     set(DType::Q5_0, tile_any<Tile32<22, 16, false, unpack_tile_q5_0>>);
     set(DType::Q5_1, tile_any<Tile32<24, 0, true, unpack_tile_q5_1>>);
     set(DType::Q8_0, tile_any<Tile32<34, 128, false, unpack_tile_q8_0>>);
+    set(DType::Q2_K, tile_any<TileQ2K>);
     set(DType::Q3_K, tile_any<TileQ3K>);
     set(DType::Q4_K, tile_any<TileK<false>>);
     set(DType::Q5_K, tile_any<TileK<true>>);

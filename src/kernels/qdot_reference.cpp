@@ -199,6 +199,7 @@ QDotKernels make_reference() {
   ks.tile[uint32_t(DType::Q5_0)] = ref_tile<DType::Q5_0, ref_dot<unpack_q5_0, 32, 22>>;
   ks.tile[uint32_t(DType::Q5_1)] = ref_tile<DType::Q5_1, ref_dot<unpack_q5_1, 32, 24>>;
   ks.tile[uint32_t(DType::Q8_0)] = ref_tile<DType::Q8_0, ref_dot<unpack_q8_0, 32, 34>>;
+  ks.tile[uint32_t(DType::Q2_K)] = ref_tile<DType::Q2_K, ref_dot<unpack_q2_k, 256, 84>>;
   ks.tile[uint32_t(DType::Q3_K)] = ref_tile<DType::Q3_K, ref_dot<unpack_q3_k, 256, 110>>;
   ks.tile[uint32_t(DType::Q4_K)] = ref_tile<DType::Q4_K, ref_dot<unpack_q4_k, 256, 144>>;
   ks.tile[uint32_t(DType::Q5_K)] = ref_tile<DType::Q5_K, ref_dot<unpack_q5_k, 256, 176>>;
