@@ -12,9 +12,6 @@
 // the model loader leaves them; "/rows" variants keep the GGUF rows and the row kernels.
 #include <benchmark/benchmark.h>
 
-#include <sys/mman.h>
-
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -23,6 +20,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/huge_pages.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/packed.h"
@@ -35,26 +33,10 @@ using hondo::DType;
 constexpr int64_t kCols = 4096;
 constexpr size_t kDecodeBytes = size_t(256) << 20;
 
-// Memory as the model loader gives weights: 2 MiB aligned and advised for transparent huge
-// pages (with 4 KiB pages every 4 KiB read costs a TLB miss and a prefetcher restart).
-struct HugeBuffer {
-  explicit HugeBuffer(size_t n) : size(n) {
-    constexpr size_t kHuge = size_t(2) << 20;
-    const size_t rounded = (n + kHuge - 1) / kHuge * kHuge;
-    data.reset(static_cast<uint8_t*>(std::aligned_alloc(kHuge, rounded)));
-    if (!data) throw std::bad_alloc();
-    madvise(data.get(), rounded, MADV_HUGEPAGE);
-  }
-  struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
-  std::unique_ptr<uint8_t, Free> data;
-  size_t size;
-};
-
 // A set of weight matrices of one format, all holding the same quantized random rows.
 struct Weights {
-  std::vector<HugeBuffer> rows, tiles;  // GGUF rows and repacked tiles per matrix
+  std::vector<hondo::HugeBuffer> rows, tiles;  // per matrix, in huge pages as the loader
+                                               // gives weights: GGUF rows and repacked tiles
   std::vector<hondo::Tensor> tensors;
   size_t matrix_bytes = 0;
 };
@@ -75,15 +57,15 @@ const Weights& weights(DType t, bool packed, int64_t kRows, size_t total_bytes) 
   w->matrix_bytes = base.size();
   const size_t n = std::max<size_t>(1, total_bytes / base.size());
   for (size_t i = 0; i < n; ++i) {
-    w->rows.emplace_back(base.size());
-    std::memcpy(w->rows.back().data.get(), base.data(), base.size());
+    w->rows.push_back(hondo::alloc_huge(base.size(), "weights"));
+    std::memcpy(w->rows.back().get(), base.data(), base.size());
     hondo::Tensor tensor;
     tensor.type = t, tensor.n_dims = 2, tensor.ne = {kCols, kRows, 1, 1};
-    tensor.data = w->rows.back().data.get();
+    tensor.data = w->rows.back().get();
     if (packed) {
-      w->tiles.emplace_back(hondo::packed_bytes(t, kRows, kCols));
-      hondo::pack_tiles(t, base.data(), kRows, kCols, w->tiles.back().data.get());
-      tensor.packed = w->tiles.back().data.get();
+      w->tiles.push_back(hondo::alloc_huge(hondo::packed_bytes(t, kRows, kCols), "tiles"));
+      hondo::pack_tiles(t, base.data(), kRows, kCols, w->tiles.back().get());
+      tensor.packed = w->tiles.back().get();
     }
     w->tensors.push_back(tensor);
   }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/huge_pages.h"
 #include "core/mapped_file.h"
 #include "core/tensor.h"
 
@@ -123,10 +124,7 @@ class GgufFile {
   std::map<std::string, size_t> kv_index_;
   std::vector<Tensor> tensors_;
   std::map<std::string, size_t> tensor_index_;
-  struct FreeDeleter {
-    void operator()(void* p) const { std::free(p); }
-  };
-  std::vector<std::unique_ptr<uint8_t, FreeDeleter>> packed_;  // owned by the tensors' .packed
+  std::vector<HugeBuffer> packed_;  // owned by the tensors' .packed (and moved .data)
 };
 
 // Builds a GGUF file: metadata in insertion order, tensors whose bytes are produced on demand

@@ -365,22 +365,17 @@ size_t GgufFile::pack_for_matmul(const std::function<bool(const Tensor&)>& want,
     total += ((tiles ? packed_bytes(t.type, t.rows(), t.cols()) : t.nbytes()) + 63) / 64 * 64;
   }
   if (todo.empty()) return 0;
-  // One arena for every tile, 2 MiB aligned and advised for transparent huge pages: touched
-  // 4 KiB at a time, a 9 GB model costs millions of page faults (measured: most of the load
-  // time of DeepSeek-V2-Lite). Without huge pages it still works, only slower to fill.
-  constexpr size_t kHugePage = size_t(2) << 20;
-  const size_t n = (total + kHugePage - 1) / kHugePage * kHugePage;
-  void* arena = std::aligned_alloc(kHugePage, n);
-  if (!arena) fail(path(), ": out of memory repacking the weights (", n, " bytes)");
-  packed_.emplace_back(static_cast<uint8_t*>(arena));
-  madvise(arena, n, MADV_HUGEPAGE);
+  // One arena in huge pages: besides reading faster, touched 4 KiB at a time a 9 GB model
+  // costs millions of page faults (measured: most of the load time of DeepSeek-V2-Lite).
+  packed_.push_back(alloc_huge(total, "the repacked weights"));
+  uint8_t* arena = packed_.back().get();
   // Tensors one after another, so that each one's file pages are released before the next is
   // read (peak memory stays at the file's size); the rows of a tensor on every core.
   ThreadPool pool(ThreadPool::default_threads());
   constexpr int64_t kChunkRows = 16 * kTileRows;
   for (size_t i = 0; i < todo.size(); ++i) {
     Tensor& t = *todo[i];
-    uint8_t* dst = static_cast<uint8_t*>(arena) + offset[i];
+    uint8_t* dst = arena + offset[i];
     const int64_t rows = t.rows(), cols = t.cols();
     if (!tiled[i]) {  // moved as it is; t.data now serves every reader, so no original kept
       pool.parallel_for(int64_t(t.nbytes() >> 12) + 1, [&](int64_t p0, int64_t p1) {
