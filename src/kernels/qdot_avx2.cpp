@@ -25,6 +25,49 @@ inline void prefetch_ahead(const uint8_t* p, int n) {  // as in qdot_avx512.cpp
     _mm_prefetch(reinterpret_cast<const char*>(p + 4096 + i), _MM_HINT_T0);
 }
 
+// Adds to s0 and s1 the int32 sums over each half (16 values) of one activation block q:
+// registers 0..3 hold the first half, 4..7 the second (values at most 63: no saturation).
+inline void half_sums(const __m256i* w, const int8_t* q, __m256i& s0, __m256i& s1) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int c = 0; c < 4; ++c) {
+    s0 = _mm256_add_epi32(s0,
+                          _mm256_madd_epi16(_mm256_maddubs_epi16(w[c], bcast4(q + 4 * c)), ones));
+    s1 = _mm256_add_epi32(
+        s1, _mm256_madd_epi16(_mm256_maddubs_epi16(w[c + 4], bcast4(q + 16 + 4 * c)), ones));
+  }
+}
+
+inline __m256i scales8(const uint8_t* p) {  // 8 int8 -> 8 int32
+  return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+// Q6_K / Q3_K: isum = sum_h sc_h * (sum(v * q_a) - kOffset * s_h) in int32, then
+// acc + d * d_a * isum.
+template <int kOffset>
+inline __m256 block_two_scales(const __m256i* w, const QActRow& a, int64_t ab, __m256i sc0,
+                               __m256i sc1, __m256 d, __m256 acc) {
+  __m256i s0 = _mm256_set1_epi32(-kOffset * a.s[2 * ab]);
+  __m256i s1 = _mm256_set1_epi32(-kOffset * a.s[2 * ab + 1]);
+  half_sums(w, a.q + 32 * ab, s0, s1);
+  const __m256i isum = _mm256_add_epi32(_mm256_mullo_epi32(s0, sc0), _mm256_mullo_epi32(s1, sc1));
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, _mm256_set1_ps(a.d[ab])), acc);
+}
+
+// One group (32 values) of a Q6_K/Q3_K tile block for one half: the rows' int8 scales of its
+// two halves of 16 values (at sc and sc + 16) and block_two_scales for every activation row.
+template <int kOffset, int N>
+inline void two_scale_group(const __m256i* w, const uint8_t* sc, __m256 d, const QActRow* a,
+                            int64_t ab, __m256* acc) {
+  const __m256i sc0 = scales8(sc), sc1 = scales8(sc + 16);
+  for (int j = 0; j < N; ++j) acc[j] = block_two_scales<kOffset>(w, a[j], ab, sc0, sc1, d, acc[j]);
+}
+
+// The sums of N activation rows for the two 8-row halves into out[j * 16 + row].
+template <int N>
+inline void store_halves(const __m256 (*acc)[N], float* out) {
+  for (int j = 0; j < N; ++j)
+    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out + kTileRows * j + kHalfRows * h, acc[h][j]);
+}
+
 // One activation block of 32 values against 8 registers (register c, lane r = values
 // 4c..4c+3 of row r of the half, unsigned):
 //   acc + scale * d_a * sum(w * q_a) - offset * (d_a * sum(q_a)).
@@ -60,13 +103,24 @@ inline void unpack_nibbles(const uint8_t* qs, int h, __m256i* w) {
     w[g + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
   }
 }
-// Fifth bits: bits 32h .. 32h + 31 of each register's 64-bit lane mask.
-inline void add_high_bits(const uint8_t* qh, int h, __m256i* w) {
-  const __m256i sixteen = _mm256_set1_epi8(16);
+// High bits (Q5's fifth, 16; Q3_K's third, 4): bits 32h .. 32h + 31 of each register's 64-bit
+// lane mask; the bit is above the values already there, so or-ing adds it.
+inline void add_high_bits(const uint8_t* qh, int h, __m256i* w, int8_t value = 16) {
+  const __m256i v = _mm256_set1_epi8(value);
   for (int c = 0; c < 8; ++c) {
     uint32_t bits;
     std::memcpy(&bits, qh + 8 * c + 4 * h, 4);
-    w[c] = _mm256_or_si256(w[c], _mm256_and_si256(bytes_from_bits(bits), sixteen));
+    w[c] = _mm256_or_si256(w[c], _mm256_and_si256(bytes_from_bits(bits), v));
+  }
+}
+// The 2-bit values of group grp (0..7) of a Q2_K/Q3_K tile block, half h, whose 2-bit pairs
+// start at lo2 (4 groups share a byte: bits 2 (grp % 4), 2 (grp % 4) + 1).
+inline void unpack_pairs(const uint8_t* lo2, int grp, int h, __m256i* w) {
+  const __m256i three = _mm256_set1_epi8(3);
+  const uint8_t* p = lo2 + 512 * (grp / 4) + 32 * h;
+  for (int c = 0; c < 8; ++c) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * c));
+    w[c] = _mm256_and_si256(_mm256_srli_epi16(v, 2 * (grp % 4)), three);
   }
 }
 
@@ -93,8 +147,7 @@ struct Tile32 {
           acc[h][j] = tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], offset, a[j].ds[b], acc[h][j]);
       }
     }
-    for (int j = 0; j < N; ++j)
-      for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out + kTileRows * j + kHalfRows * h, acc[h][j]);
+    store_halves<N>(acc, out);
   }
 };
 
@@ -132,8 +185,7 @@ struct TileK {
         }
       }
     }
-    for (int j = 0; j < N; ++j)
-      for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out + kTileRows * j + kHalfRows * h, acc[h][j]);
+    store_halves<N>(acc, out);
   }
 };
 
@@ -148,10 +200,6 @@ struct TileQ6K {
     for (int h = 0; h < 2; ++h)
       for (int j = 0; j < N; ++j) acc[h][j] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(0x0F), high2 = _mm256_set1_epi8(0x30);
-    const __m256i ones = _mm256_set1_epi16(1);
-    auto scales8 = [](const uint8_t* p) {  // 8 int8 -> 8 int32
-      return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-    };
     for (int64_t b = 0; b < nb; ++b, t += kTileRows * 210) {
       for (int grp = 0; grp < 8; ++grp) {
         prefetch_ahead(t + 420 * grp, 420);  // 3360 bytes in 8 steps
@@ -169,30 +217,80 @@ struct TileQ6K {
                           : _mm256_srli_epi16(hi, 2 * pair - 4);
             w[c] = _mm256_or_si256(_mm256_and_si256(lo, low4), _mm256_and_si256(hi, high2));
           }
-          const __m256 d = halves8(t + 16 * h);
-          const __m256i sc0 = scales8(t + kScales + 32 * grp + 8 * h);
-          const __m256i sc1 = scales8(t + kScales + 32 * grp + 16 + 8 * h);
-          for (int j = 0; j < N; ++j) {
-            const int8_t* q = a[j].q + 32 * ab;
-            __m256i s0 = _mm256_set1_epi32(-32 * a[j].s[2 * ab]);
-            __m256i s1 = _mm256_set1_epi32(-32 * a[j].s[2 * ab + 1]);
-            for (int c = 0; c < 4; ++c) {
-              s0 = _mm256_add_epi32(
-                  s0, _mm256_madd_epi16(_mm256_maddubs_epi16(w[c], bcast4(q + 4 * c)), ones));
-              s1 = _mm256_add_epi32(
-                  s1,
-                  _mm256_madd_epi16(_mm256_maddubs_epi16(w[c + 4], bcast4(q + 16 + 4 * c)), ones));
-            }
-            const __m256i isum =
-                _mm256_add_epi32(_mm256_mullo_epi32(s0, sc0), _mm256_mullo_epi32(s1, sc1));
-            acc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
-                                        _mm256_mul_ps(d, _mm256_set1_ps(a[j].d[ab])), acc[h][j]);
-          }
+          two_scale_group<32, N>(w, t + kScales + 32 * grp + 8 * h, halves8(t + 16 * h), a, ab,
+                                 acc[h]);
         }
       }
     }
-    for (int j = 0; j < N; ++j)
-      for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out + kTileRows * j + kHalfRows * h, acc[h][j]);
+    store_halves<N>(acc, out);
+  }
+};
+
+// The 32-value groups of a row of K-quant tile blocks (kBlock bytes per 256 values), each
+// 8-row half in turn: body(block, grp, h, ab), ab the activation block. Prefetches as it goes.
+template <int kBlock, class Body>
+__attribute__((always_inline)) inline void each_group_half(const uint8_t* t, int64_t k, Body body) {
+  for (int64_t b = 0; b < k / 256; ++b, t += kBlock)
+    for (int grp = 0; grp < 8; ++grp) {
+      prefetch_ahead(t + kBlock / 8 * grp, kBlock / 8);
+      for (int h = 0; h < 2; ++h) body(t, grp, h, 8 * b + grp);
+    }
+}
+
+// Q2_K tiles (layout in packed.cpp, arithmetic as in qdot_avx512.cpp): 2-bit values of 4
+// groups share a byte; 4-bit scales and minimums per 16 values applied in int32.
+struct TileQ2K {
+  template <int N>
+  static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+    constexpr int kScales = 64, kLow = 320;
+    __m256 acc[2][N] = {};
+    const __m256i low4 = _mm256_set1_epi32(0xF);
+    auto bytes8 = [](const uint8_t* p) {  // 8 unsigned bytes -> 8 int32
+      return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    };
+    each_group_half<kTileRows * 84>(
+        t, k, [&](const uint8_t* blk, int grp, int h, int64_t ab) __attribute__((always_inline)) {
+          __m256i w[8];
+          unpack_pairs(blk + kLow, grp, h, w);
+          const __m256 d = halves8(blk + 16 * h), dmin = halves8(blk + 32 + 16 * h);
+          const __m256i sm0 = bytes8(blk + kScales + 32 * grp + 8 * h);
+          const __m256i sm1 = bytes8(blk + kScales + 32 * grp + 16 + 8 * h);
+          const __m256i sc0 = _mm256_and_si256(sm0, low4), sc1 = _mm256_and_si256(sm1, low4);
+          const __m256i m0 = _mm256_srli_epi32(sm0, 4), m1 = _mm256_srli_epi32(sm1, 4);
+          for (int j = 0; j < N; ++j) {
+            __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+            half_sums(w, a[j].q + 32 * ab, s0, s1);
+            const __m256i isc =
+                _mm256_add_epi32(_mm256_mullo_epi32(s0, sc0), _mm256_mullo_epi32(s1, sc1));
+            const __m256i imin =
+                _mm256_add_epi32(_mm256_mullo_epi32(m0, _mm256_set1_epi32(a[j].s[2 * ab])),
+                                 _mm256_mullo_epi32(m1, _mm256_set1_epi32(a[j].s[2 * ab + 1])));
+            const __m256 da = _mm256_set1_ps(a[j].d[ab]);
+            acc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isc), _mm256_mul_ps(d, da), acc[h][j]);
+            acc[h][j] =
+                _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_mul_ps(dmin, da), acc[h][j]);
+          }
+        });
+    store_halves<N>(acc, out);
+  }
+};
+
+// Q3_K tiles (layout in packed.cpp): 2-bit pairs plus a third bit from a lane mask; -4
+// applied in int32 with the activation sums of each 16, int8 scales per 16 values.
+struct TileQ3K {
+  template <int N>
+  static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+    constexpr int kScales = 32, kLow = 288, kHigh = 1312;
+    __m256 acc[2][N] = {};
+    each_group_half<kTileRows * 114>(
+        t, k, [&](const uint8_t* blk, int grp, int h, int64_t ab) __attribute__((always_inline)) {
+          __m256i w[8];
+          unpack_pairs(blk + kLow, grp, h, w);
+          add_high_bits(blk + kHigh + 64 * grp, h, w, 4);
+          two_scale_group<4, N>(w, blk + kScales + 32 * grp + 8 * h, halves8(blk + 16 * h), a, ab,
+                                acc[h]);
+        });
+    store_halves<N>(acc, out);
   }
 };
 
@@ -209,6 +307,8 @@ const QDotKernels& qdot_avx2_kernels() {
     set(DType::Q4_1, tile_any<Tile32<20, 0, true, false>>);
     set(DType::Q5_0, tile_any<Tile32<22, 16, false, true>>);
     set(DType::Q5_1, tile_any<Tile32<24, 0, true, true>>);
+    set(DType::Q2_K, tile_any<TileQ2K>);
+    set(DType::Q3_K, tile_any<TileQ3K>);
     set(DType::Q4_K, tile_any<TileK<false>>);
     set(DType::Q5_K, tile_any<TileK<true>>);
     set(DType::Q6_K, tile_any<TileQ6K>);
