@@ -10,7 +10,29 @@
 
 namespace hondo {
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+// A thread's remaining share [begin, end) as one word, so that the owner (taking from the
+// front) and a thief (taking from the back) agree through compare-and-swap.
+struct alignas(64) ThreadPool::Share {
+  std::atomic<uint64_t> range;
+  static uint64_t pack(int64_t b, int64_t e) { return uint64_t(b) << 32 | uint64_t(e); }
+  static int64_t begin(uint64_t r) { return int64_t(r >> 32); }
+  static int64_t end(uint64_t r) { return int64_t(r & 0xFFFFFFFFu); }
+  // The next piece from the front (owner) or the back (thief); false when none is left.
+  bool take(int64_t grain, bool front, int64_t& b, int64_t& e) {
+    uint64_t r = range.load(std::memory_order_relaxed);
+    for (;;) {
+      const int64_t rb = begin(r), re = end(r);
+      if (rb >= re) return false;
+      b = front ? rb : std::max(rb, re - grain);
+      e = front ? std::min(re, rb + grain) : re;
+      const uint64_t next = front ? pack(e, re) : pack(rb, b);
+      if (range.compare_exchange_weak(r, next, std::memory_order_relaxed)) return true;
+    }
+  }
+};
+
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(n_threads < 1 ? 1 : n_threads), shares_(new Share[size_t(n_threads_)]) {
   for (int i = 1; i < n_threads_; ++i) helpers_.emplace_back(&ThreadPool::worker, this, i);
 }
 
@@ -98,29 +120,6 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   });
 }
 
-namespace {
-// A thread's remaining share [begin, end) as one word, so that the owner (taking from the
-// front) and a thief (taking from the back) agree through compare-and-swap.
-struct alignas(64) Share {
-  std::atomic<uint64_t> range;
-  static uint64_t pack(int64_t b, int64_t e) { return uint64_t(b) << 32 | uint64_t(e); }
-  static int64_t begin(uint64_t r) { return int64_t(r >> 32); }
-  static int64_t end(uint64_t r) { return int64_t(r & 0xFFFFFFFFu); }
-  // The next piece from the front (owner) or the back (thief); false when none is left.
-  bool take(int64_t grain, bool front, int64_t& b, int64_t& e) {
-    uint64_t r = range.load(std::memory_order_relaxed);
-    for (;;) {
-      const int64_t rb = begin(r), re = end(r);
-      if (rb >= re) return false;
-      b = front ? rb : std::max(rb, re - grain);
-      e = front ? std::min(re, rb + grain) : re;
-      const uint64_t next = front ? pack(e, re) : pack(rb, b);
-      if (range.compare_exchange_weak(r, next, std::memory_order_relaxed)) return true;
-    }
-  }
-};
-}  // namespace
-
 void ThreadPool::parallel_for_balanced(int64_t n, int64_t grain,
                                        const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
@@ -130,14 +129,14 @@ void ThreadPool::parallel_for_balanced(int64_t n, int64_t grain,
     parallel_for(n, fn);
     return;
   }
-  std::vector<Share> shares(static_cast<size_t>(t));
-  for (int i = 0; i < t; ++i) shares[size_t(i)].range = Share::pack(n * i / t, n * (i + 1) / t);
+  Share* shares = shares_.get();  // one loop runs at a time
+  for (int i = 0; i < t; ++i) shares[i].range = Share::pack(n * i / t, n * (i + 1) / t);
   run([&](int i, int) {
     if (i >= t) return;
     int64_t b, e;
-    while (shares[size_t(i)].take(grain, true, b, e)) fn(b, e);
+    while (shares[i].take(grain, true, b, e)) fn(b, e);
     for (int v = 1; v < t; ++v)
-      while (shares[size_t((i + v) % t)].take(grain, false, b, e)) fn(b, e);
+      while (shares[(i + v) % t].take(grain, false, b, e)) fn(b, e);
   });
 }
 

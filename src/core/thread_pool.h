@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -57,6 +58,8 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};                 // one more for every loop
   std::atomic<int> pending_{0};                         // helpers still in the current loop
   std::atomic<bool> stop_{false};
+  struct Share;                      // a thread's remaining range in parallel_for_balanced
+  std::unique_ptr<Share[]> shares_;  // [n_threads_], reused by every balanced loop
 };
 
 }  // namespace hondo

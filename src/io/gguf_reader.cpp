@@ -352,16 +352,17 @@ size_t GgufFile::pack_for_matmul(const std::function<bool(const Tensor&)>& want,
                                  const std::function<bool(const Tensor&)>& keep_original) {
   if (const char* e = std::getenv("HONDO_REPACK"); e && std::string(e) == "0") return 0;
   const QDotKernels& ks = qdot_best();
-  std::vector<Tensor*> todo;
-  std::vector<size_t> offset;  // of each tensor's tiles (or moved rows) in the arena
-  std::vector<bool> tiled;
+  struct Placed {
+    Tensor* t;
+    size_t offset;  // of its tiles (or moved rows) in the arena
+    bool tiles;     // repacked into tiles, or moved as it is
+  };
+  std::vector<Placed> todo;
   size_t total = 0;
   for (Tensor& t : tensors_) {
     if (t.packed || t.n_dims < 2 || !want(t)) continue;
     const bool tiles = has_tile_layout(t.type) && ks.tile_for(t.type) && t.cols() % 32 == 0;
-    todo.push_back(&t);
-    offset.push_back(total);
-    tiled.push_back(tiles);
+    todo.push_back({&t, total, tiles});
     total += ((tiles ? packed_bytes(t.type, t.rows(), t.cols()) : t.nbytes()) + 63) / 64 * 64;
   }
   if (todo.empty()) return 0;
@@ -373,14 +374,13 @@ size_t GgufFile::pack_for_matmul(const std::function<bool(const Tensor&)>& want,
   // read (peak memory stays at the file's size); the rows of a tensor on every core.
   ThreadPool pool(ThreadPool::default_threads());
   constexpr int64_t kChunkRows = 16 * kTileRows;
-  for (size_t i = 0; i < todo.size(); ++i) {
-    Tensor& t = *todo[i];
-    uint8_t* dst = arena + offset[i];
+  for (const Placed& p : todo) {
+    Tensor& t = *p.t;
+    uint8_t* dst = arena + p.offset;
     const int64_t rows = t.rows(), cols = t.cols();
-    if (!tiled[i]) {  // moved as it is; t.data now serves every reader, so no original kept
-      pool.parallel_for(int64_t(t.nbytes() >> 12) + 1, [&](int64_t p0, int64_t p1) {
-        const size_t b0 = size_t(p0) << 12, b1 = std::min(t.nbytes(), size_t(p1) << 12);
-        if (b1 > b0) std::memcpy(dst + b0, t.row(0) + b0, b1 - b0);
+    if (!p.tiles) {  // moved as it is; t.data now serves every reader, so no original kept
+      pool.parallel_for(int64_t(t.nbytes()), [&](int64_t b, int64_t e) {  // a byte range each
+        std::memcpy(dst + b, t.row(0) + b, size_t(e - b));
       });
       file_->release(t.data, t.nbytes());
       t.data = dst;
