@@ -6,6 +6,7 @@
 //            compared with the bandwidth `hondo bench` measures.
 //   cached:  1 token through one 512 x 4096 matrix that stays in cache: the kernel's own speed,
 //            with memory out of the way.
+//   read:    the bandwidth probe of `hondo bench` reading the same 256 MB.
 //   prefill: 64 tokens through one 4096 x 4096 matrix; items/s counts multiply-adds.
 //
 // Tiles: formats with a tile layout (kernels/packed.h) are benchmarked on repacked rows, as
@@ -25,6 +26,7 @@
 #include "kernels/matmul.h"
 #include "kernels/packed.h"
 #include "kernels/quant.h"
+#include "runtime/bench.h"
 
 namespace {
 
@@ -95,11 +97,30 @@ void run(benchmark::State& state, DType t, bool packed, int64_t n_tok, int64_t k
   state.SetItemsProcessed(int64_t(state.iterations()) * n_tok * kRows * kCols);
 }
 
+// The bandwidth probe of `hondo bench` over the same 256 MB (as F16 rows): the rate the decode
+// figures above are to be held against, best run interleaved with them
+// (--benchmark_enable_random_interleaving).
+void read_probe(benchmark::State& state) {
+  const Weights& w = weights(DType::F16, false, 4096, kDecodeBytes);
+  std::vector<hondo::MemoryRange> memory;
+  for (const hondo::HugeBuffer& b : w.rows) memory.push_back({b.get(), w.matrix_bytes});
+  for (auto _ : state)
+    benchmark::DoNotOptimize(
+        hondo::measure_read_bandwidth(pool(int(state.range(0))), memory, kDecodeBytes, 1));
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(kDecodeBytes));
+}
+
 const DType kTypes[] = {DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
                         DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
                         DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 const int registered = [] {
+  benchmark::RegisterBenchmark("decode/read", read_probe)
+      ->Arg(1)
+      ->Arg(2)
+      ->ArgName("threads")
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
   for (DType t : kTypes) {
     const std::string name = hondo::dtype_name(t);
     for (bool packed : {true, false}) {

@@ -11,6 +11,7 @@
 #include "kernels/half.h"
 #include "kernels/quant.h"
 #include "kernels/vec_dot.h"
+#include "kernels/vec_math.h"
 #include "test_paths.h"
 
 using namespace hondo;
@@ -212,6 +213,52 @@ TEST(F16WeightedSum, EveryVariantMatchesReference) {
       for (int64_t i = 0; i < n; ++i)
         ASSERT_NEAR(out[size_t(i)], want[size_t(i)], 1e-4) << v.name << " n=" << n << " i=" << i;
     }
+  }
+}
+
+// exp for softmax and SiLU for SwiGLU, every instruction set's loop against std::exp: a
+// sweep over the whole range in steps of 1/1024 (and the tail after the vector steps), the
+// clamped ends, and NaN passing through.
+TEST(VecMath, EveryVariantWithinTwoUlpOfStdExp) {
+  std::vector<float> x;
+  for (float v = -87.3f; v < 88.7f; v += 1.0f / 1024) x.push_back(v);
+  x.push_back(0.0f);
+  std::vector<float> want(x.size()), got(x.size());
+  exp_ref(x.data(), want.data(), int64_t(x.size()));
+  auto ulps = [](float a, float b) {  // both positive and finite
+    int32_t ia, ib;
+    std::memcpy(&ia, &a, 4);
+    std::memcpy(&ib, &b, 4);
+    return std::abs(int64_t(ia) - int64_t(ib));
+  };
+  for (const VecMath& v : vec_math_variants()) {
+    v.exp(x.data(), got.data(), int64_t(x.size()));
+    int64_t worst = 0;
+    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, ulps(got[i], want[i]));
+    EXPECT_LE(worst, 2) << v.name;
+    const float edge[] = {-1000.0f, 1000.0f, std::numeric_limits<float>::quiet_NaN()};
+    float out[3];
+    v.exp(edge, out, 3);
+    EXPECT_GE(out[0], 0.0f) << v.name;
+    EXPECT_LE(out[0], 1.2e-38f) << v.name;
+    EXPECT_TRUE(std::isfinite(out[1]) && out[1] > 3e38f) << v.name;
+    EXPECT_TRUE(std::isnan(out[2])) << v.name;
+  }
+}
+
+TEST(VecMath, EveryVariantsSiluMulMatchesReference) {
+  std::mt19937 rng(17);
+  std::normal_distribution<float> nd(0.0f, 4.0f);
+  const int64_t n = 5504 + 7;
+  std::vector<float> g(static_cast<size_t>(n)), u(g), want(g), got(g);
+  for (int64_t i = 0; i < n; ++i) g[size_t(i)] = nd(rng), u[size_t(i)] = nd(rng);
+  g[0] = -100.0f, g[1] = 100.0f;  // sigmoid saturated either way
+  silu_mul_ref(g.data(), u.data(), want.data(), n);
+  for (const VecMath& v : vec_math_variants()) {
+    v.silu_mul(g.data(), u.data(), got.data(), n);
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_NEAR(got[size_t(i)], want[size_t(i)], 4e-7f * std::fabs(want[size_t(i)]) + 1e-30f)
+          << v.name << " g=" << g[size_t(i)];
   }
 }
 

@@ -4,6 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
+#include "model/kv_cache.h"
+#include "runtime/bench.h"
 #include "runtime/chat.h"
 #include "runtime/engine.h"
 #include "test_util.h"
@@ -263,3 +266,45 @@ TEST(ChatFormat, TruncationKeepsSystemAndRecentTurns) {
 }
 
 }  // namespace
+
+// The roofline holds each stretch of decoding to the bandwidth measured next to it.
+TEST(Roofline, EachStretchAgainstItsOwnBandwidth) {
+  // 1 GB at 50 GB/s in 25 ms (80 % of 20 ms), 1 GB at 25 GB/s in 50 ms (80 % of 40 ms).
+  Roofline r = roofline_of({{0.025, 1e9, 50}, {0.050, 1e9, 25}});
+  EXPECT_NEAR(r.fraction, 0.8, 1e-12);
+  EXPECT_NEAR(r.bandwidth_gbps, 2e9 / 0.060 / 1e9, 1e-9);  // 2 GB in 60 ms at those rates
+  // At full speed in one stretch and half in the other: 60 ms of roofline time in 80 ms.
+  r = roofline_of({{0.020, 1e9, 50}, {0.060, 1e9, 25}});
+  EXPECT_NEAR(r.fraction, 0.060 / 0.080, 1e-12);
+  EXPECT_EQ(roofline_of({}).fraction, 0);
+  EXPECT_EQ(roofline_of({{0.1, 1e9, 0}}).fraction, 0);  // no bandwidth measured: no figure
+}
+
+// The KV cache commits its pages ahead of the positions written: every value stored comes back
+// across commit steps, and committing pages keeps what they hold.
+TEST(KvCachePages, ValuesSurviveCommitSteps) {
+  const int n_layer = 3, n_ctx = 700, kw = 96, vw = 40;  // steps of 170 (F32), 341 (F16)
+  for (DType type : {DType::F32, DType::F16}) {
+    KvCache cache(n_layer, n_ctx, kw, vw, type);
+    auto value = [](int l, int p, int i) { return float((l * 7 + p * 3 + i) % 61) - 30.0f; };
+    std::vector<float> k(kw), v(vw), out(kw);
+    for (int p = 0; p < n_ctx; ++p)
+      for (int l = 0; l < n_layer; ++l) {
+        for (int i = 0; i < kw; ++i) k[size_t(i)] = value(l, p, i);
+        for (int i = 0; i < vw; ++i) v[size_t(i)] = -value(l, p, i);
+        cache.store(l, p, k.data(), v.data());
+      }
+    for (int p = 0; p < n_ctx; ++p)
+      for (int l = 0; l < n_layer; ++l) {
+        cache.load_k(l, p, 0, kw, out.data());
+        for (int i = 0; i < kw; ++i) ASSERT_EQ(out[size_t(i)], value(l, p, i)) << l << " " << p;
+        cache.load_v(l, p, 0, vw, out.data());
+        for (int i = 0; i < vw; ++i) ASSERT_EQ(out[size_t(i)], -value(l, p, i)) << l << " " << p;
+      }
+    EXPECT_THROW(cache.store(0, n_ctx, k.data(), v.data()), Error);
+  }
+  HugeBuffer mem = alloc_pages(5 * 4096 + 100, "test");
+  for (size_t i = 0; i < 5 * 4096 + 100; ++i) mem.get()[i] = uint8_t(i * 13);
+  commit_pages(mem.get() + 4000, 3 * 4096);  // not page-aligned either end
+  for (size_t i = 0; i < 5 * 4096 + 100; ++i) ASSERT_EQ(mem.get()[i], uint8_t(i * 13)) << i;
+}

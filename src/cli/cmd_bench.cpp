@@ -22,10 +22,11 @@ void print_text(const BenchResult& r) {
   if (r.n_gen > 0)
     std::printf("decode     tg%-5d %8.2f ± %.2f tok/s\n", r.n_gen, r.decode.mean, r.decode.stddev);
   std::printf("peak RSS   %.1f MiB\n", double(r.peak_rss_bytes) / double(1 << 20));
-  std::printf(
-      "bandwidth  %.1f GB/s measured; %.1f MB read per decoded token (weights %.1f, KV %.2f)\n",
-      r.bandwidth_gbps, double(r.weight_bytes_per_token + r.kv_bytes_per_token_read) / 1e6,
-      double(r.weight_bytes_per_token) / 1e6, double(r.kv_bytes_per_token_read) / 1e6);
+  std::printf("bandwidth  %.1f GB/s measured around decoding (probes %.1f-%.1f GB/s)\n",
+              r.bandwidth_gbps, r.bandwidth_worst_gbps, r.bandwidth_best_gbps);
+  std::printf("read       %.1f MB per decoded token (weights %.1f, KV %.2f)\n",
+              double(r.weight_bytes_per_token + r.kv_bytes_per_token_read) / 1e6,
+              double(r.weight_bytes_per_token) / 1e6, double(r.kv_bytes_per_token_read) / 1e6);
   if (r.n_gen > 0)
     std::printf("roofline   %.2f tok/s; decode reaches %.1f %% of it\n", r.roofline_tps,
                 100.0 * r.roofline_fraction);
@@ -48,6 +49,8 @@ nlohmann::json to_json(const BenchResult& r) {
           {"decode_tps_samples", r.decode.samples},
           {"peak_rss_bytes", r.peak_rss_bytes},
           {"bandwidth_gbps", r.bandwidth_gbps},
+          {"bandwidth_best_gbps", r.bandwidth_best_gbps},
+          {"bandwidth_worst_gbps", r.bandwidth_worst_gbps},
           {"weight_bytes_per_token", r.weight_bytes_per_token},
           {"kv_bytes_per_token_read", r.kv_bytes_per_token_read},
           {"roofline_tps", r.roofline_tps},

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "core/error.h"
@@ -12,6 +13,10 @@ void HugeFree::operator()(uint8_t* p) const {
   std::free(p);
 }
 
+namespace {
+constexpr size_t kPage = 4096;
+}  // namespace
+
 HugeBuffer alloc_huge(size_t n, const char* what) {
   constexpr size_t kHugePage = size_t(2) << 20;
   const size_t rounded = (n + kHugePage - 1) / kHugePage * kHugePage;
@@ -21,6 +26,25 @@ HugeBuffer alloc_huge(size_t n, const char* what) {
   if (p) madvise(p, rounded, MADV_HUGEPAGE);
 #endif
   return HugeBuffer(static_cast<uint8_t*>(p));
+}
+
+HugeBuffer alloc_pages(size_t n, const char* what) {
+  const size_t rounded = (n + kPage - 1) / kPage * kPage;
+  void* p = rounded ? std::aligned_alloc(kPage, rounded) : nullptr;
+  if (rounded && !p) fail("out of memory for ", what, " (", rounded, " bytes)");
+  return HugeBuffer(static_cast<uint8_t*>(p));
+}
+
+void commit_pages(uint8_t* p, size_t n) {
+  if (n == 0) return;
+  const auto begin = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t first = begin / kPage * kPage, last = (begin + n + kPage - 1) / kPage * kPage;
+#ifdef MADV_POPULATE_WRITE
+  if (madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE) == 0) return;
+#endif
+  // Kernels before Linux 5.14: touch every page with a write that keeps what is there.
+  for (uintptr_t a = first; a < last; a += kPage)
+    __atomic_fetch_or(reinterpret_cast<uint8_t*>(std::max(a, begin)), uint8_t(0), __ATOMIC_RELAXED);
 }
 
 }  // namespace hondo

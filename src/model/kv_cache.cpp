@@ -1,8 +1,10 @@
 #include "model/kv_cache.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
 #include "kernels/half.h"
 
 namespace hondo {
@@ -16,9 +18,9 @@ KvCache::KvCache(int n_layer, int n_ctx, int k_width, int v_width, DType type)
   k_size_ = rows * size_t(k_width) * elem_;
   v_size_ = rows * size_t(v_width) * elem_;
   try {
-    k_.reset(new uint8_t[k_size_]);
-    v_.reset(new uint8_t[v_size_]);
-  } catch (const std::bad_alloc&) {
+    k_ = alloc_pages(k_size_, "the KV cache");
+    v_ = alloc_pages(v_size_, "the KV cache");
+  } catch (const Error&) {
     fail("out of memory allocating a KV cache of ", (k_size_ + v_size_) / (1 << 20), " MiB for ",
          n_ctx, " tokens; use a smaller context (-c)");
   }
@@ -37,8 +39,23 @@ void KvCache::put(uint8_t* row, DType type, const float* x, int n) {
   f32_to_f16_row(x, reinterpret_cast<uint16_t*>(row), n);
 }
 
+void KvCache::commit(int end) {
+  // At least 64 KiB of the wider row stream per commit: few calls, little memory committed ahead.
+  const size_t row = size_t(std::max(k_width_, v_width_)) * elem_;
+  const int step = int(std::max<size_t>(16, (size_t(64) << 10) / std::max<size_t>(1, row)));
+  end = std::min(n_ctx_, std::max(end, committed_ + step));
+  for (int l = 0; l < n_layer_; ++l) {
+    commit_pages(k_.get() + offset(l, committed_, k_width_),
+                 size_t(end - committed_) * size_t(k_width_) * elem_);
+    commit_pages(v_.get() + offset(l, committed_, v_width_),
+                 size_t(end - committed_) * size_t(v_width_) * elem_);
+  }
+  committed_ = end;
+}
+
 void KvCache::store(int layer, int pos, const float* k, const float* v) {
   if (pos >= n_ctx_) fail("KV cache full: position ", pos, " beyond context ", n_ctx_);
+  if (pos >= committed_) commit(pos + 1);
   put(k_.get() + offset(layer, pos, k_width_), type_, k, k_width_);
   put(v_.get() + offset(layer, pos, v_width_), type_, v, v_width_);
 }

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "core/dtype.h"
+#include "core/huge_pages.h"
 
 namespace hondo {
 
@@ -37,12 +38,16 @@ class KvCache {
   size_t offset(int layer, int pos, int width) const;
   static void load(const uint8_t* row, DType type, int begin, int n, float* out);
   static void put(uint8_t* row, DType type, const float* x, int n);
+  // Commits the pages of positions [committed_, end) or more of every layer before they are
+  // first written (core/huge_pages.h: one call instead of a fault per page).
+  void commit(int end);
   int n_layer_, n_ctx_, k_width_, v_width_;
   DType type_;
   int n_past_ = 0;
   size_t elem_;
   size_t k_size_ = 0, v_size_ = 0;
-  std::unique_ptr<uint8_t[]> k_, v_;  // [n_layer, n_ctx, k_width|v_width]; pages commit on write
+  int committed_ = 0;  // positions whose pages are resident in every layer
+  HugeBuffer k_, v_;   // [n_layer, n_ctx, k_width|v_width]; pages committed ahead of writes
 };
 
 }  // namespace hondo

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/quant.h"
+#include "kernels/vec_math.h"
 
 namespace hondo {
 
@@ -68,17 +69,16 @@ void Rope::apply(float* x, int n_head, int stride, const float* cs, const float*
 
 void softmax(float* x, int n) {
   const float mx = *std::max_element(x, x + n);
+  for (int i = 0; i < n; ++i) x[i] -= mx;
+  exp_f32(x, x, n);
   double sum = 0;
-  for (int i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
+  for (int i = 0; i < n; ++i) sum += x[i];
   const float inv = float(1.0 / sum);
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }
 
 void swiglu(const float* g, const float* u, float* h, int n) {
-  for (int i = 0; i < n; ++i) h[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  silu_mul_f32(g, u, h, n);
 }
 
 std::vector<float> to_f32(const Tensor& t) {

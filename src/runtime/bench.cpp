@@ -2,13 +2,14 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <memory>
-#include <thread>
 
-#include "core/huge_pages.h"
 #include "kernels/cpu.h"
+#include "kernels/packed.h"
 #include "kernels/qdot.h"
 
 namespace hondo {
@@ -33,14 +34,18 @@ BenchStat summarize(std::vector<double> samples) {
   return s;
 }
 
-// Sums of a buffer for the bandwidth measurement (the result only keeps the reads alive).
-HONDO_FLOAT_CLONES float sum_f32(const float* x, int64_t n) {
-  float acc[64] = {};  // four vector registers of partial sums: no add-latency bound
-  for (int64_t i = 0; i + 64 <= n; i += 64)
-    for (int j = 0; j < 64; ++j) acc[j] += x[i + j];
-  float s = 0;
-  for (int64_t i = n / 64 * 64; i < n; ++i) s += x[i];
-  for (float v : acc) s += v;
+// Sum of 32-bit words (any bit pattern: weights read as integers) for the bandwidth probe;
+// the result only keeps the reads alive.
+using Word = uint32_t __attribute__((may_alias));
+HONDO_FLOAT_CLONES uint32_t sum_words(const uint8_t* p, size_t n) {
+  const Word* w = reinterpret_cast<const Word*>(p);
+  uint32_t acc[32] = {};  // two vector registers of partial sums
+  const size_t words = n / sizeof(Word);
+  for (size_t i = 0; i + 32 <= words; i += 32)
+    for (int j = 0; j < 32; ++j) acc[j] += w[i + size_t(j)];
+  uint32_t s = 0;
+  for (size_t i = words / 32 * 32; i < words; ++i) s += w[i];
+  for (uint32_t v : acc) s += v;
   return s;
 }
 
@@ -79,39 +84,77 @@ size_t decode_weight_bytes(const GgufFile& f) {
   return total;
 }
 
-double measure_read_bandwidth(ThreadPool& pool, size_t buffer_bytes) {
-  const int64_t n = int64_t(buffer_bytes / sizeof(float));
-  // In huge pages, like the weights the model reads (GgufFile::pack_for_matmul).
-  const HugeBuffer mem = alloc_huge(size_t(n) * sizeof(float), "the bandwidth probe");
-  float* buf = reinterpret_cast<float*>(mem.get());
-  // Each thread first touches (and so places) the part it will later read.
-  pool.parallel_for(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) buf[i] = float(i & 7);
-  });
-  double best = 0;
-  volatile float sink = 0;
+std::vector<MemoryRange> weight_memory(const GgufFile& f) {
+  const bool tied = f.find_tensor("output.weight") == nullptr;
+  std::vector<MemoryRange> out;
+  for (const Tensor& t : f.tensors()) {
+    if (t.n_dims < 2) continue;  // norms and biases: nothing to speak of
+    if (t.packed) {
+      out.push_back(
+          {static_cast<const uint8_t*>(t.packed), packed_bytes(t.type, t.rows(), t.cols())});
+      continue;
+    }
+    const bool embedding = t.name.rfind("token_embd.", 0) == 0 && !tied;
+    if (embedding || t.name.find("_exps.") != std::string::npos) continue;  // partly read
+    out.push_back({static_cast<const uint8_t*>(t.data), t.nbytes()});
+  }
+  return out;
+}
+
+double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& memory,
+                              size_t pass_bytes, int passes) {
+  // The pass as pieces of at most 256 KiB, in memory order. Each thread reads its half of them
+  // and then takes pieces from the end of the other's, as matmul shares out weights
+  // (ThreadPool::parallel_for_balanced): on a shared machine one core is often slowed for a
+  // while, and a probe that waited for the slow half would set the roofline below the rate
+  // decoding itself reaches.
+  constexpr size_t kPiece = size_t(256) << 10;
+  std::vector<MemoryRange> pieces;
+  size_t total = 0;
+  for (size_t r = 0; total < pass_bytes && r < memory.size() * 1024; ++r) {
+    const MemoryRange& m = memory[r % memory.size()];
+    for (size_t o = 0; o < m.bytes && total < pass_bytes; o += kPiece) {
+      pieces.push_back({m.data + o, std::min(kPiece, m.bytes - o)});
+      total += pieces.back().bytes;
+    }
+  }
+  if (total == 0) return 0;
   // Read in 4 KiB chunks with a software prefetch 4 KiB ahead, as the tile kernels read the
   // weights: the hardware prefetchers alone leave a core well below the bandwidth it can
   // reach, and the roofline must be the best rate a reader reaches, not a slow reader's.
-  constexpr int64_t kChunk = 1024, kAhead = 1024;  // floats
+  constexpr size_t kChunk = 4096, kAhead = 4096;
+  std::atomic<uint32_t> sink{0};
   auto read = [&](int64_t b, int64_t e) {
-    float s = 0;
-    for (int64_t c = b; c < e; c += kChunk) {
-      for (int64_t i = c + kAhead; i < std::min(e, c + kAhead + kChunk); i += 16)
-        __builtin_prefetch(buf + i);
-      s += sum_f32(buf + c, std::min(kChunk, e - c));
+    uint32_t s = 0;
+    for (int64_t i = b; i < e; ++i) {
+      const MemoryRange& m = pieces[size_t(i)];
+      for (size_t c = 0; c < m.bytes; c += kChunk) {
+        for (size_t a = c + kAhead; a < std::min(m.bytes, c + kAhead + kChunk); a += 64)
+          __builtin_prefetch(m.data + a);
+        s += sum_words(m.data + c, std::min(kChunk, m.bytes - c));
+      }
     }
-    sink = sink + s;
+    sink.fetch_add(s, std::memory_order_relaxed);
   };
-  // The best of 12 passes in 3 rounds half a second apart: on a shared machine one short
-  // window may fall entirely into another tenant's burst of memory traffic.
-  for (int pass = 0; pass < 12; ++pass) {
-    if (pass && pass % 4 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  double best = 0;
+  for (int pass = 0; pass < passes; ++pass) {
     const auto t0 = std::chrono::steady_clock::now();
-    pool.parallel_for(n, read);
-    best = std::max(best, double(n) * sizeof(float) / seconds_since(t0) / 1e9);
+    pool.parallel_for_balanced(int64_t(pieces.size()), 1, read);
+    best = std::max(best, double(total) / seconds_since(t0) / 1e9);
   }
   return best;
+}
+
+Roofline roofline_of(const std::vector<DecodeStretch>& stretches) {
+  double bytes = 0, taken = 0, at_bandwidth = 0;
+  for (const DecodeStretch& s : stretches) {
+    if (s.bandwidth_gbps <= 0) return {};
+    bytes += s.bytes;
+    taken += s.seconds;
+    at_bandwidth += s.bytes / (s.bandwidth_gbps * 1e9);
+  }
+  if (taken <= 0 || at_bandwidth <= 0) return {};
+  return {bytes / at_bandwidth / 1e9, at_bandwidth / taken};
 }
 
 size_t peak_rss_bytes() {
@@ -144,30 +187,60 @@ BenchResult run_bench(Engine& engine, const BenchParams& p) {
       pp.push_back(p.n_prompt / seconds_since(t0));
     }
   }
+  r.weight_bytes_per_token = decode_weight_bytes(model.file());
+  const size_t kv_per_position = model.kv_bytes_per_token(engine.kv_type());
+  // Decoding token i reads the cache of the i tokens before it: (n_gen - 1) / 2 on average.
+  r.kv_bytes_per_token_read = kv_per_position * size_t(std::max(0, p.n_gen - 1)) / 2;
+
+  // Decoding in stretches of 16 tokens with a bandwidth probe (3 passes over up to 1 GiB of
+  // the weights, tens of milliseconds) between them, outside the timed stretches.
+  constexpr int kStretch = 16, kProbePasses = 3;
+  const std::vector<MemoryRange> memory = weight_memory(model.file());
+  const size_t probe_bytes = size_t(1) << 30;
+  std::vector<DecodeStretch> stretches;
+  std::vector<double> probes;
+  auto probe = [&] {
+    probes.push_back(measure_read_bandwidth(engine.pool(), memory, probe_bytes, kProbePasses));
+    return probes.back();
+  };
   if (p.n_gen > 0) {
+    double before = probe();
     for (int rep = 0; rep < p.reps; ++rep) {
       auto seq = engine.new_sequence();
       std::vector<TokenId> ctx;
-      const auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < p.n_gen; ++i) {
-        ctx.push_back(tokens[size_t(i)]);
-        engine.eval(*seq, ctx);
+      double taken = 0;
+      for (int i = 0; i < p.n_gen;) {
+        const int begin = i, end = std::min(p.n_gen, i + kStretch);
+        const auto t0 = std::chrono::steady_clock::now();
+        for (; i < end; ++i) {
+          ctx.push_back(tokens[size_t(i)]);
+          engine.eval(*seq, ctx);
+        }
+        const double seconds = seconds_since(t0);
+        taken += seconds;
+        const double after = probe();
+        // Positions begin .. end-1 read begin .. end-1 cached tokens before them.
+        const double kv = double(kv_per_position) * double(end - 1 + begin) * (end - begin) / 2;
+        stretches.push_back({seconds, double(r.weight_bytes_per_token) * (end - begin) + kv,
+                             std::max(before, after)});
+        before = after;
       }
-      tg.push_back(p.n_gen / seconds_since(t0));
+      tg.push_back(p.n_gen / taken);
     }
   }
   r.prefill = summarize(pp);
   r.decode = summarize(tg);
-  r.peak_rss_bytes = peak_rss_bytes();  // before the bandwidth buffer below
+  r.peak_rss_bytes = peak_rss_bytes();
 
-  r.bandwidth_gbps = measure_read_bandwidth(engine.pool());
-  r.weight_bytes_per_token = decode_weight_bytes(model.file());
-  // Decoding token i reads the cache of the i tokens before it: (n_gen - 1) / 2 on average.
-  r.kv_bytes_per_token_read =
-      model.kv_bytes_per_token(engine.kv_type()) * size_t(std::max(0, p.n_gen - 1)) / 2;
+  if (probes.empty())
+    probes.push_back(measure_read_bandwidth(engine.pool(), memory, probe_bytes, 12));
+  r.bandwidth_best_gbps = *std::max_element(probes.begin(), probes.end());
+  r.bandwidth_worst_gbps = *std::min_element(probes.begin(), probes.end());
+  const Roofline roof = roofline_of(stretches);
+  r.bandwidth_gbps = stretches.empty() ? r.bandwidth_best_gbps : roof.bandwidth_gbps;
   const double bytes = double(r.weight_bytes_per_token + r.kv_bytes_per_token_read);
   r.roofline_tps = r.bandwidth_gbps * 1e9 / bytes;
-  r.roofline_fraction = r.roofline_tps > 0 ? r.decode.mean / r.roofline_tps : 0;
+  r.roofline_fraction = roof.fraction;
   return r;
 }
 

@@ -30,12 +30,32 @@ struct BenchResult {
   int n_prompt = 0, n_gen = 0, reps = 0;
   BenchStat prefill, decode;
   size_t peak_rss_bytes = 0;  // of the whole process, after the tests
-  double bandwidth_gbps = 0;  // measured read bandwidth with the same threads
+  // Read bandwidth of the weights' memory with the same threads, measured between stretches
+  // of decoding (see roofline_of); the best and worst probe of the run beside it.
+  double bandwidth_gbps = 0, bandwidth_best_gbps = 0, bandwidth_worst_gbps = 0;
   size_t weight_bytes_per_token = 0;
   size_t kv_bytes_per_token_read = 0;  // mean KV cache bytes read per decoded token
   double roofline_tps = 0;             // bandwidth / (weight + KV bytes per token)
-  double roofline_fraction = 0;        // decode mean / roofline
+  double roofline_fraction = 0;        // decode time at the bandwidth / decode time taken
 };
+
+// A stretch of decoding and the memory bandwidth measured around it.
+struct DecodeStretch {
+  double seconds = 0;         // time the stretch took
+  double bytes = 0;           // weights and KV cache it read
+  double bandwidth_gbps = 0;  // the better of the probes just before and just after it
+};
+
+struct Roofline {
+  double bandwidth_gbps = 0;  // bytes / time at the stretches' bandwidths
+  double fraction = 0;        // time at the stretches' bandwidths / time taken
+};
+
+// On a shared machine the bandwidth available swings by 2x within seconds, so a probe taken
+// once, apart from decoding, says little about the limit decoding ran against. Each stretch
+// is held to the bandwidth measured next to it: the roofline time of the whole run is the
+// sum of bytes / bandwidth over the stretches, and the fraction is that over the time taken.
+Roofline roofline_of(const std::vector<DecodeStretch>& stretches);
 
 // Bytes of weights read to decode one token: every tensor, except that the token embedding
 // contributes one row (unless the output projection is tied to it), routed-expert tensors
@@ -43,9 +63,23 @@ struct BenchResult {
 // nothing (plain decoding does not run them).
 size_t decode_weight_bytes(const GgufFile& f);
 
-// Read bandwidth of main memory in GB/s (1e9 bytes/s) with all of the pool's threads, each
-// summing its share of a buffer far larger than the caches; best of a few passes.
-double measure_read_bandwidth(ThreadPool& pool, size_t buffer_bytes = size_t(1) << 30);
+// Ranges of memory holding the weights decoding reads, as matmul reads them (the repacked
+// tiles, or the matrix where it lies), all resident after one evaluation: every matrix
+// except routed experts and the untied token embedding, which stay on file pages unless
+// repacked. The bandwidth probe reads these, so it needs no memory of its own and reads the
+// same pages (and page size) as decoding.
+struct MemoryRange {
+  const uint8_t* data = nullptr;
+  size_t bytes = 0;
+};
+std::vector<MemoryRange> weight_memory(const GgufFile& f);
+
+// Read bandwidth in GB/s (1e9 bytes/s) with all of the pool's threads summing `pass_bytes`
+// taken from `memory` in order (again from the start if it holds less), shared out as matmul
+// shares weights and read with a software prefetch ahead as the tile kernels read; the best
+// of `passes` passes.
+double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& memory,
+                              size_t pass_bytes, int passes);
 
 // Peak resident set size of this process so far, in bytes.
 size_t peak_rss_bytes();
