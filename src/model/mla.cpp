@@ -139,22 +139,23 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
   const int64_t nope = c.qk_nope, R = c.qk_rope, QH = c.qk_head(), V = c.v_head;
   const int half = int(R / 2);
 
-  // Queries: [T, H, nope + R]
+  // Queries [T, H, nope + R] (through the low-rank q_a [T, q_lora_rank] where the model has
+  // one), and the latent and rotary key [T, L + R] -> c_t = RMSNorm(first L), k^R_t = RoPE(last
+  // R). The products that read xn run as one batch: one activation quantization, one loop.
   std::vector<float> q(static_cast<size_t>(T * H * QH));
+  std::vector<float> qa(w.wq_a ? static_cast<size_t>(T * c.q_lora_rank) : 0);
+  std::vector<float> kv(static_cast<size_t>(T * (L + R)));
+  const Tensor* wq_in = w.wq_a ? w.wq_a : w.wq;
+  matmul_batch({{wq_in, 0, wq_in->rows(), xn, T, w.wq_a ? qa.data() : q.data()},
+                {w.wkv_a, 0, w.wkv_a->rows(), xn, T, kv.data()}},
+               pool);
   if (w.wq_a) {
-    std::vector<float> qa(static_cast<size_t>(T * c.q_lora_rank));  // [T, q_lora_rank]
-    matmul(*w.wq_a, xn, T, qa.data(), pool);
     for (int64_t t = 0; t < T; ++t) {
       float* r = qa.data() + t * c.q_lora_rank;
       rms_norm(r, w.q_a_norm.data(), r, c.q_lora_rank, c.rms_eps);
     }
     matmul(*w.wq_b, qa.data(), T, q.data(), pool);
-  } else {
-    matmul(*w.wq, xn, T, q.data(), pool);
   }
-  // Latent and rotary key: [T, L + R] -> c_t = RMSNorm(first L), k^R_t = RoPE(last R).
-  std::vector<float> kv(static_cast<size_t>(T * (L + R)));
-  matmul(*w.wkv_a, xn, T, kv.data(), pool);
   std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
   int64_t row = 0;
   for (SeqBatch& s : batch)
