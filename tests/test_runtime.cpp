@@ -2,6 +2,7 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/error.h"
 #include "core/huge_pages.h"
@@ -307,4 +308,32 @@ TEST(KvCachePages, ValuesSurviveCommitSteps) {
   for (size_t i = 0; i < 5 * 4096 + 100; ++i) mem.get()[i] = uint8_t(i * 13);
   commit_pages(mem.get() + 4000, 3 * 4096);  // not page-aligned either end
   for (size_t i = 0; i < 5 * 4096 + 100; ++i) ASSERT_EQ(mem.get()[i], uint8_t(i * 13)) << i;
+}
+
+// The probe reads only memory that decoding reads: on file pages (nothing repacked) the routed
+// experts, an untied token embedding and the multi-token-prediction block are left out, every
+// other matrix is in; the bytes per token count experts at their used share.
+TEST(Roofline, ProbeMemoryIsWhatDecodingReads) {
+  const std::string path = test::synthetic("bench-memory-v3", test::tiny("tiny-v3"));
+  const auto f = GgufFile::open(path);
+  const std::string a = f->get_str("general.architecture");
+  const int mtp = int(f->get_int(a + ".block_count")) - 1;
+  std::set<const void*> in;
+  for (const MemoryRange& m : weight_memory(*f)) in.insert(m.data);
+  size_t experts = 0, used_share = 0;
+  for (const Tensor& t : f->tensors()) {
+    if (t.n_dims < 2) continue;
+    const bool expert = t.name.find("_exps.") != std::string::npos;
+    const bool left_out = expert || t.name.rfind("token_embd.", 0) == 0 ||
+                          t.name.rfind("blk." + std::to_string(mtp) + ".", 0) == 0;
+    EXPECT_EQ(in.count(t.data), left_out ? 0u : 1u) << t.name;
+    if (expert && tensor_block_index(t.name) != mtp) experts += t.nbytes();
+  }
+  ASSERT_GT(experts, 0u);
+  used_share = experts * size_t(f->get_int(a + ".expert_used_count")) /
+               size_t(f->get_int(a + ".expert_count"));
+  size_t whole = 0;
+  for (const MemoryRange& m : weight_memory(*f)) whole += m.bytes;
+  EXPECT_LT(decode_weight_bytes(*f), whole + used_share + 1024 * 1024);  // + embedding row, norms
+  EXPECT_GE(decode_weight_bytes(*f), whole + used_share);
 }

@@ -22,8 +22,11 @@ void print_text(const BenchResult& r) {
   if (r.n_gen > 0)
     std::printf("decode     tg%-5d %8.2f ± %.2f tok/s\n", r.n_gen, r.decode.mean, r.decode.stddev);
   std::printf("peak RSS   %.1f MiB\n", double(r.peak_rss_bytes) / double(1 << 20));
-  std::printf("bandwidth  %.1f GB/s measured around decoding (probes %.1f-%.1f GB/s)\n",
-              r.bandwidth_gbps, r.bandwidth_worst_gbps, r.bandwidth_best_gbps);
+  if (r.n_gen > 0)
+    std::printf("bandwidth  %.1f GB/s measured around decoding (probes %.1f-%.1f GB/s)\n",
+                r.bandwidth_gbps, r.bandwidth_worst_gbps, r.bandwidth_best_gbps);
+  else
+    std::printf("bandwidth  %.1f GB/s measured\n", r.bandwidth_gbps);
   std::printf("read       %.1f MB per decoded token (weights %.1f, KV %.2f)\n",
               double(r.weight_bytes_per_token + r.kv_bytes_per_token_read) / 1e6,
               double(r.weight_bytes_per_token) / 1e6, double(r.kv_bytes_per_token_read) / 1e6);

@@ -14,31 +14,37 @@ void HugeFree::operator()(uint8_t* p) const {
 }
 
 namespace {
-constexpr size_t kPage = 4096;
+constexpr size_t kPage = 4096, kHugePage = size_t(2) << 20;
+
+size_t round_up(size_t n, size_t page) {
+  return (n + page - 1) / page * page;
+}
+
+// n bytes rounded up to whole pages of `page` bytes, aligned to them.
+HugeBuffer alloc_aligned(size_t n, size_t page, const char* what) {
+  const size_t rounded = round_up(n, page);
+  void* p = rounded ? std::aligned_alloc(page, rounded) : nullptr;
+  if (rounded && !p) fail("out of memory for ", what, " (", rounded, " bytes)");
+  return HugeBuffer(static_cast<uint8_t*>(p));
+}
 }  // namespace
 
 HugeBuffer alloc_huge(size_t n, const char* what) {
-  constexpr size_t kHugePage = size_t(2) << 20;
-  const size_t rounded = (n + kHugePage - 1) / kHugePage * kHugePage;
-  void* p = rounded ? std::aligned_alloc(kHugePage, rounded) : nullptr;
-  if (rounded && !p) fail("out of memory for ", what, " (", rounded, " bytes)");
+  HugeBuffer b = alloc_aligned(n, kHugePage, what);
 #ifdef MADV_HUGEPAGE
-  if (p) madvise(p, rounded, MADV_HUGEPAGE);
+  if (b) madvise(b.get(), round_up(n, kHugePage), MADV_HUGEPAGE);
 #endif
-  return HugeBuffer(static_cast<uint8_t*>(p));
+  return b;
 }
 
 HugeBuffer alloc_pages(size_t n, const char* what) {
-  const size_t rounded = (n + kPage - 1) / kPage * kPage;
-  void* p = rounded ? std::aligned_alloc(kPage, rounded) : nullptr;
-  if (rounded && !p) fail("out of memory for ", what, " (", rounded, " bytes)");
-  return HugeBuffer(static_cast<uint8_t*>(p));
+  return alloc_aligned(n, kPage, what);
 }
 
 void commit_pages(uint8_t* p, size_t n) {
   if (n == 0) return;
   const auto begin = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t first = begin / kPage * kPage, last = (begin + n + kPage - 1) / kPage * kPage;
+  const uintptr_t first = begin / kPage * kPage, last = round_up(begin + n, kPage);
 #ifdef MADV_POPULATE_WRITE
   if (madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE) == 0) return;
 #endif

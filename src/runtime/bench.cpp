@@ -62,41 +62,51 @@ std::vector<TokenId> bench_tokens(const Engine& engine, int n) {
   return ids;
 }
 
+// What decoding one token reads of each tensor of a file.
+class DecodeReads {
+ public:
+  explicit DecodeReads(const GgufFile& f) {
+    const std::string a = f.get_str("general.architecture");
+    n_blocks_ = f.get_int(a + ".block_count", 0);
+    n_nextn_ = f.get_int(a + ".nextn_predict_layers", 0);
+    n_expert_ = f.get_int(a + ".expert_count", 0);
+    n_used_ = f.get_int(a + ".expert_used_count", 0);
+    tied_ = f.find_tensor("output.weight") == nullptr;
+  }
+  // Bytes of t read per decoded token (of its GGUF rows).
+  size_t bytes(const Tensor& t) const {
+    if (n_nextn_ > 0 && tensor_block_index(t.name) >= n_blocks_ - n_nextn_) return 0;  // MTP
+    if (t.name.rfind("token_embd.", 0) == 0 && !tied_) return t.row_size();
+    if (t.name.find("_exps.") != std::string::npos && n_expert_ > 0)
+      return t.nbytes() * size_t(n_used_) / size_t(n_expert_);
+    return t.nbytes();
+  }
+
+ private:
+  int64_t n_blocks_, n_nextn_, n_expert_, n_used_;
+  bool tied_;
+};
+
 }  // namespace
 
 size_t decode_weight_bytes(const GgufFile& f) {
-  const std::string a = f.get_str("general.architecture");
-  const int64_t n_blocks = f.get_int(a + ".block_count", 0);
-  const int64_t n_nextn = f.get_int(a + ".nextn_predict_layers", 0);
-  const int64_t n_expert = f.get_int(a + ".expert_count", 0);
-  const int64_t n_used = f.get_int(a + ".expert_used_count", 0);
-  const bool tied = f.find_tensor("output.weight") == nullptr;
+  const DecodeReads reads(f);
   size_t total = 0;
-  for (const Tensor& t : f.tensors()) {
-    if (n_nextn > 0 && tensor_block_index(t.name) >= n_blocks - n_nextn) continue;  // MTP block
-    if (t.name.rfind("token_embd.", 0) == 0 && !tied)
-      total += t.row_size();
-    else if (t.name.find("_exps.") != std::string::npos && n_expert > 0)
-      total += t.nbytes() * size_t(n_used) / size_t(n_expert);
-    else
-      total += t.nbytes();
-  }
+  for (const Tensor& t : f.tensors()) total += reads.bytes(t);
   return total;
 }
 
 std::vector<MemoryRange> weight_memory(const GgufFile& f) {
-  const bool tied = f.find_tensor("output.weight") == nullptr;
+  const DecodeReads reads(f);
   std::vector<MemoryRange> out;
   for (const Tensor& t : f.tensors()) {
     if (t.n_dims < 2) continue;  // norms and biases: nothing to speak of
-    if (t.packed) {
+    const size_t read = reads.bytes(t);
+    if (t.packed && read > 0)  // repacked memory is resident whatever part of it is read
       out.push_back(
           {static_cast<const uint8_t*>(t.packed), packed_bytes(t.type, t.rows(), t.cols())});
-      continue;
-    }
-    const bool embedding = t.name.rfind("token_embd.", 0) == 0 && !tied;
-    if (embedding || t.name.find("_exps.") != std::string::npos) continue;  // partly read
-    out.push_back({static_cast<const uint8_t*>(t.data), t.nbytes()});
+    else if (!t.packed && read == t.nbytes())  // file pages: only those decoding touches
+      out.push_back({static_cast<const uint8_t*>(t.data), t.nbytes()});
   }
   return out;
 }

@@ -64,10 +64,11 @@ Roofline roofline_of(const std::vector<DecodeStretch>& stretches);
 size_t decode_weight_bytes(const GgufFile& f);
 
 // Ranges of memory holding the weights decoding reads, as matmul reads them (the repacked
-// tiles, or the matrix where it lies), all resident after one evaluation: every matrix
-// except routed experts and the untied token embedding, which stay on file pages unless
-// repacked. The bandwidth probe reads these, so it needs no memory of its own and reads the
-// same pages (and page size) as decoding.
+// tiles, or the matrix where it lies), all resident after one evaluation: repacked matrices
+// decoding reads, and matrices on file pages that it reads whole (not routed experts, an
+// untied token embedding or multi-token-prediction blocks, whose pages it may never touch). The
+// bandwidth probe reads these, so it needs no memory of its own and reads the same pages (and page
+// size) as decoding.
 struct MemoryRange {
   const uint8_t* data = nullptr;
   size_t bytes = 0;
