@@ -9,6 +9,7 @@
 #include "kernels/dot.h"
 #include "kernels/gemm_f32.h"
 #include "kernels/half.h"
+#include "kernels/head_rows.h"
 #include "kernels/quant.h"
 #include "kernels/vec_dot.h"
 #include "kernels/vec_math.h"
@@ -212,6 +213,48 @@ TEST(F16WeightedSum, EveryVariantMatchesReference) {
       v.fn(rows.data(), stride, p.data(), n_rows, n, out.data());
       for (int64_t i = 0; i < n; ++i)
         ASSERT_NEAR(out[size_t(i)], want[size_t(i)], 1e-4) << v.name << " n=" << n << " i=" << i;
+    }
+  }
+}
+
+// Several heads over the same F16 rows (MLA decode attention): every variant and head count
+// against a double-precision reference, for widths with and without a tail after the vector
+// blocks; the dots add to what the output holds, the sums overwrite it.
+TEST(F16HeadRows, EveryVariantAndHeadCountMatchesReference) {
+  std::mt19937 rng(17);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t n_rows = 29, stride = 600, q_stride = 530, o_stride = 540;
+  std::vector<uint16_t> rows(static_cast<size_t>(n_rows * stride));
+  for (auto& h : rows) h = f32_to_f16(nd(rng));
+  std::vector<float> q(static_cast<size_t>(kMaxHeadRows * q_stride));
+  for (float& v : q) v = nd(rng);
+  std::vector<float> p(static_cast<size_t>(kMaxHeadRows * q_stride));
+  for (float& v : p) v = std::fabs(nd(rng));
+  for (int64_t n : {512, 64, 40, 8}) {
+    for (int n_q = 1; n_q <= kMaxHeadRows; ++n_q) {
+      std::vector<double> dots(size_t(n_q * n_rows)), sums(size_t(n_q * n));
+      for (int i = 0; i < n_q; ++i)
+        for (int64_t j = 0; j < n_rows; ++j)
+          for (int64_t c = 0; c < n; ++c) {
+            const double w = f16_to_f32(rows[size_t(j * stride + c)]);
+            dots[size_t(i * n_rows + j)] += w * q[size_t(i * q_stride + c)];
+            sums[size_t(i * n + c)] += w * p[size_t(i * q_stride + j)];
+          }
+      for (const F16HeadRows& v : f16_head_rows_variants()) {
+        std::vector<float> out(size_t(n_q * o_stride), 0.5f);
+        v.dots(rows.data(), stride, n_rows, q.data(), q_stride, n_q, n, out.data(), o_stride);
+        for (int i = 0; i < n_q; ++i)
+          for (int64_t j = 0; j < n_rows; ++j)
+            ASSERT_NEAR(out[size_t(i * o_stride + j)], 0.5 + dots[size_t(i * n_rows + j)],
+                        1e-5 * std::sqrt(double(n)) * 4)
+                << v.name << " dots n=" << n << " heads=" << n_q << " i=" << i << " j=" << j;
+        std::fill(out.begin(), out.end(), -1.0f);
+        v.sums(rows.data(), stride, n_rows, p.data(), q_stride, n_q, n, out.data(), o_stride);
+        for (int i = 0; i < n_q; ++i)
+          for (int64_t c = 0; c < n; ++c)
+            ASSERT_NEAR(out[size_t(i * o_stride + c)], sums[size_t(i * n + c)], 1e-4)
+                << v.name << " sums n=" << n << " heads=" << n_q << " i=" << i << " c=" << c;
+      }
     }
   }
 }

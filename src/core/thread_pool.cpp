@@ -18,13 +18,16 @@ struct alignas(64) ThreadPool::Share {
   static int64_t begin(uint64_t r) { return int64_t(r >> 32); }
   static int64_t end(uint64_t r) { return int64_t(r & 0xFFFFFFFFu); }
   // The next piece from the front (owner) or the back (thief); false when none is left.
+  // Pieces are `grain` long while much is left and shrink to 1 as the share runs out (a
+  // quarter of what is left), so that the threads finish within a short piece of each other.
   bool take(int64_t grain, bool front, int64_t& b, int64_t& e) {
     uint64_t r = range.load(std::memory_order_relaxed);
     for (;;) {
       const int64_t rb = begin(r), re = end(r);
       if (rb >= re) return false;
-      b = front ? rb : std::max(rb, re - grain);
-      e = front ? std::min(re, rb + grain) : re;
+      const int64_t piece = std::clamp((re - rb) / 4, int64_t(1), grain);
+      b = front ? rb : re - piece;
+      e = front ? rb + piece : re;
       const uint64_t next = front ? pack(e, re) : pack(rb, b);
       if (range.compare_exchange_weak(r, next, std::memory_order_relaxed)) return true;
     }

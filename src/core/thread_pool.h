@@ -33,10 +33,11 @@ class ThreadPool {
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
   // Like parallel_for, but each thread works through its own contiguous share in pieces of
-  // `grain`, and a thread that has finished takes pieces from the end of the shares still in
-  // progress: the static split's streaming order, without one core waiting for a slower one
-  // (cores of a shared machine do not run at the same speed). fn may be called several times
-  // per thread, each time with a contiguous range (a pool of one thread: fn(0, n) once).
+  // at most `grain` (smaller near the end of the share), and a thread that has finished takes
+  // pieces from the end of the shares still in progress: the static split's streaming order,
+  // without one core waiting for a slower one (cores of a shared machine do not run at the same
+  // speed). fn may be called several times per thread, each time with a contiguous range (a pool of
+  // one thread: fn(0, n) once).
   void parallel_for_balanced(int64_t n, int64_t grain,
                              const std::function<void(int64_t, int64_t)>& fn);
 

@@ -38,6 +38,14 @@ void softmax(float* x, int n);
 // h = silu(g) * u, silu(g) = g / (1 + e^-g)            g, u, h: [n]
 void swiglu(const float* g, const float* u, float* h, int n);
 
+// A working buffer of at least n floats kept by its caller from call to call (declare it
+// thread_local): it grows, never shrinks, and is not cleared, so a decode step neither
+// allocates nor zeroes the scratch its products overwrite anyway.
+inline float* scratch(std::vector<float>& buf, size_t n) {
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
 // Small weights (norms, biases) are kept as F32 vectors whatever their file type.
 std::vector<float> to_f32(const Tensor& t);
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernels/dot.h"
+#include "kernels/head_rows.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "kernels/vec_dot.h"
@@ -142,69 +143,96 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
   // Queries [T, H, nope + R] (through the low-rank q_a [T, q_lora_rank] where the model has
   // one), and the latent and rotary key [T, L + R] -> c_t = RMSNorm(first L), k^R_t = RoPE(last
   // R). The products that read xn run as one batch: one activation quantization, one loop.
-  std::vector<float> q(static_cast<size_t>(T * H * QH));
-  std::vector<float> qa(w.wq_a ? static_cast<size_t>(T * c.q_lora_rank) : 0);
-  std::vector<float> kv(static_cast<size_t>(T * (L + R)));
+  // Working buffers are reused from call to call (layers.h scratch); the lambdas below see
+  // them through these pointers, never through the thread_local names.
+  thread_local std::vector<float> q_buf, qa_buf, kv_buf, q_nope_buf, q_lat_h_buf, q_lat_buf,
+      o_lat_buf, o_lat_h_buf, o_h_buf, o_buf;
+  float* q = scratch(q_buf, size_t(T * H * QH));                              // [T, H, nope + R]
+  float* qa = w.wq_a ? scratch(qa_buf, size_t(T * c.q_lora_rank)) : nullptr;  // [T, q_lora]
+  float* kv = scratch(kv_buf, size_t(T * (L + R)));                           // [T, L + R]
   const Tensor* wq_in = w.wq_a ? w.wq_a : w.wq;
-  matmul_batch({{wq_in, 0, wq_in->rows(), xn, T, w.wq_a ? qa.data() : q.data()},
-                {w.wkv_a, 0, w.wkv_a->rows(), xn, T, kv.data()}},
-               pool);
+  matmul_batch(
+      {{wq_in, 0, wq_in->rows(), xn, T, w.wq_a ? qa : q}, {w.wkv_a, 0, w.wkv_a->rows(), xn, T, kv}},
+      pool);
   if (w.wq_a) {
     for (int64_t t = 0; t < T; ++t) {
-      float* r = qa.data() + t * c.q_lora_rank;
+      float* r = qa + t * c.q_lora_rank;
       rms_norm(r, w.q_a_norm.data(), r, c.q_lora_rank, c.rms_eps);
     }
-    matmul(*w.wq_b, qa.data(), T, q.data(), pool);
+    matmul(*w.wq_b, qa, T, q, pool);
   }
   std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
   int64_t row = 0;
   for (SeqBatch& s : batch)
     for (size_t i = 0; i < s.tokens.size(); ++i, ++row) {
-      float* lat = kv.data() + row * (L + R);
+      float* lat = kv + row * (L + R);
       rms_norm(lat, w.kv_a_norm.data(), lat, int(L), c.rms_eps);
       rope.angles(tok_pos[size_t(row)], cs.data(), sn.data());
       rope.apply(lat + L, 1, int(R), cs.data(), sn.data());
-      rope.apply(q.data() + row * H * QH + nope, int(H), int(QH), cs.data(), sn.data());
+      rope.apply(q + row * H * QH + nope, int(H), int(QH), cs.data(), sn.data());
       s.cache->store(layer, tok_pos[size_t(row)], lat, lat + L);
     }
 
   if (mode == MlaMode::Naive) {
-    std::vector<float> o(static_cast<size_t>(T * H * V));  // [T, H * V]
-    attend_naive(c, w, layer, batch, tok_pos, q.data(), o.data(), pool);
-    matmul(*w.wo, o.data(), T, out, pool);
+    float* o = scratch(o_buf, size_t(T * H * V));  // [T, H * V]
+    attend_naive(c, w, layer, batch, tok_pos, q, o, pool);
+    matmul(*w.wo, o, T, out, pool);
     return;
   }
 
   // Absorb W_UK into the queries: q_lat[t, h] = W_UK,h^T q^C_t,h, [T, H, L]. One product per
-  // head, all in one batch (one parallel loop).
-  std::vector<float> q_nope(static_cast<size_t>(H * T * nope));  // [H, T, nope]
-  std::vector<float> q_lat_h(static_cast<size_t>(H * T * L));    // [H, T, L]
-  heads_of(q.data(), T, H, QH, nope, q_nope.data());
+  // head, all in one batch (one parallel loop). The per-head products take head-major
+  // [H, T, n] buffers; with one token (decode) that is the token-major layout itself, so the
+  // heads are read and written in place.
+  const bool one = T == 1;
+  float* q_lat = scratch(q_lat_buf, size_t(T * H * L));                       // [T, H, L]
+  float* q_nope = one ? nullptr : scratch(q_nope_buf, size_t(H * T * nope));  // [H, T, nope]
+  float* q_lat_h = one ? q_lat : scratch(q_lat_h_buf, size_t(H * T * L));     // [H, T, L]
+  if (!one) heads_of(q, T, H, QH, nope, q_nope);
   std::vector<MatmulJob> jobs;
   for (int64_t h = 0; h < H; ++h)
     jobs.push_back(
-        {&w.wk_b, h * L, L, q_nope.data() + h * T * nope, T, q_lat_h.data() + h * T * L});
+        {&w.wk_b, h * L, L, one ? q + h * QH : q_nope + h * T * nope, T, q_lat_h + h * T * L});
   matmul_batch(jobs, pool);
-  std::vector<float> q_lat(static_cast<size_t>(T * H * L));  // [T, H, L]
-  tokens_of(q_lat_h.data(), T, H, L, q_lat.data());
+  if (!one) tokens_of(q_lat_h, T, H, L, q_lat);
 
   // Attention over the cached latents: o_lat[t, h] = sum_j p_j c_j, [T, H, L].
   std::vector<const KvCache*> tok_cache;
   for (const SeqBatch& s : batch)
     for (size_t i = 0; i < s.tokens.size(); ++i) tok_cache.push_back(s.cache);
-  std::vector<float> o_lat(static_cast<size_t>(T * H * L));
+  float* o_lat = scratch(o_lat_buf, size_t(T * H * L));  // [T, H, L]
   const float scale = c.softmax_scale();
+  // A thread's tasks (token, head) go in runs of up to kMaxHeadRows heads of one token: on
+  // an F16 cache each cached row is converted once for the whole run (kernels/head_rows.h).
   pool.parallel_for(T * H, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scores, lat, kr;
     lat.resize(size_t(L));
     kr.resize(size_t(R));
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t t = task / H, h = task % H;
+    for (int64_t task = begin; task < end;) {
+      const int64_t t = task / H, h0 = task % H;
+      const int n_q = int(std::min<int64_t>({end - task, H - h0, kMaxHeadRows}));
+      task += n_q;
       const int pos = tok_pos[size_t(t)];
+      const int64_t n_pos = pos + 1;
       const KvCache& cache = *tok_cache[size_t(t)];
-      const float* ql = q_lat.data() + (t * H + h) * L;
-      const float* qr = q.data() + (t * H + h) * QH + nope;
-      float* o = o_lat.data() + (t * H + h) * L;
+      const float* ql = q_lat + (t * H + h0) * L;      // [n_q, L]
+      const float* qr = q + (t * H + h0) * QH + nope;  // [n_q, R] at stride QH
+      float* o = o_lat + (t * H + h0) * L;             // [n_q, L]
+      scores.assign(size_t(n_q * n_pos), 0.0f);        // [n_q, n_pos]
+      if (cache.type() == DType::F16) {                // read in place, converted in registers
+        f16_head_dots(cache.k_f16(layer, 0), cache.k_width(), n_pos, ql, L, n_q, L, scores.data(),
+                      n_pos);
+        f16_head_dots(cache.v_f16(layer, 0), cache.v_width(), n_pos, qr, QH, n_q, R, scores.data(),
+                      n_pos);
+        for (int i = 0; i < n_q; ++i) {
+          float* si = scores.data() + i * n_pos;
+          for (int64_t j = 0; j < n_pos; ++j) si[j] *= scale;
+          softmax(si, int(n_pos));
+        }
+        f16_head_sums(cache.k_f16(layer, 0), cache.k_width(), n_pos, scores.data(), n_pos, n_q, L,
+                      o, L);
+        continue;
+      }
       const bool f32 = cache.type() == DType::F32;
       auto latent = [&](int j) -> const float* {
         if (f32) return cache.k_f32(layer, j);
@@ -216,35 +244,30 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
         cache.load_v(layer, j, 0, int(R), kr.data());
         return kr.data();
       };
-      scores.resize(size_t(pos + 1));
-      std::memset(o, 0, sizeof(float) * size_t(L));
-      if (cache.type() == DType::F16) {  // read in place, converted in registers
+      for (int i = 0; i < n_q; ++i) {
+        float* si = scores.data() + i * n_pos;
+        float* oi = o + i * L;
         for (int j = 0; j <= pos; ++j)
-          scores[size_t(j)] =
-              (dot_f16(cache.k_f16(layer, j), ql, L) + dot_f16(cache.v_f16(layer, j), qr, R)) *
-              scale;
-        softmax(scores.data(), pos + 1);
-        f16_weighted_sum(cache.k_f16(layer, 0), cache.k_width(), scores.data(), pos + 1, L, o);
-        continue;
+          si[j] =
+              (dot_f32(ql + i * L, latent(j), L) + dot_f32(qr + i * QH, rope_key(j), R)) * scale;
+        softmax(si, int(n_pos));
+        std::memset(oi, 0, sizeof(float) * size_t(L));
+        for (int j = 0; j <= pos; ++j) axpy_f32(si[j], latent(j), oi, L);
       }
-      for (int j = 0; j <= pos; ++j)
-        scores[size_t(j)] = (dot_f32(ql, latent(j), L) + dot_f32(qr, rope_key(j), R)) * scale;
-      softmax(scores.data(), pos + 1);
-      for (int j = 0; j <= pos; ++j) axpy_f32(scores[size_t(j)], latent(j), o, L);
     }
   });
 
   // Up-project through W_UV per head (one batch), then the output projection: [T, H * V] -> [T, E].
-  std::vector<float> o_lat_h(static_cast<size_t>(H * T * L));  // [H, T, L]
-  std::vector<float> o_h(static_cast<size_t>(H * T * V));      // [H, T, V]
-  heads_of(o_lat.data(), T, H, L, L, o_lat_h.data());
+  float* o = scratch(o_buf, size_t(T * H * V));                            // [T, H * V]
+  float* o_lat_h = one ? o_lat : scratch(o_lat_h_buf, size_t(H * T * L));  // [H, T, L]
+  float* o_h = one ? o : scratch(o_h_buf, size_t(H * T * V));              // [H, T, V]
+  if (!one) heads_of(o_lat, T, H, L, L, o_lat_h);
   jobs.clear();
   for (int64_t h = 0; h < H; ++h)
-    jobs.push_back({&w.wv_b, h * V, V, o_lat_h.data() + h * T * L, T, o_h.data() + h * T * V});
+    jobs.push_back({&w.wv_b, h * V, V, o_lat_h + h * T * L, T, o_h + h * T * V});
   matmul_batch(jobs, pool);
-  std::vector<float> o(static_cast<size_t>(T * H * V));  // [T, H * V]
-  tokens_of(o_h.data(), T, H, V, o.data());
-  matmul(*w.wo, o.data(), T, out, pool);
+  if (!one) tokens_of(o_h, T, H, V, o);
+  matmul(*w.wo, o, T, out, pool);
 }
 
 }  // namespace hondo

@@ -94,14 +94,25 @@ void moe_forward(const DeepSeek2Config& c, const MoeWeights& w, const float* x, 
   if (w.shared.gate) add(&w.shared, -1, n_tok, w.shared.width);
   for (int e = 0; e < c.n_expert; ++e)
     if (!by_expert[size_t(e)].empty()) add(&w.routed, e, int64_t(by_expert[size_t(e)].size()), F);
-  std::vector<float> xe(static_cast<size_t>(n_rows * E));  // [n_rows, E] inputs of the parts
-  std::vector<float> ye(xe.size());                        // [n_rows, E] their outputs
-  std::vector<float> g(static_cast<size_t>(n_inner)), u(g.size());  // [sum n * width]
+  thread_local std::vector<float> xe_buf, ye_buf, g_buf, u_buf;
+  float* xe = scratch(xe_buf, size_t(n_rows * E));  // [n_rows, E] inputs of the parts
+  float* ye = scratch(ye_buf, size_t(n_rows * E));  // [n_rows, E] their outputs
+  float* g = scratch(g_buf, size_t(n_inner));       // [sum n * width]
+  float* u = scratch(u_buf, size_t(n_inner));       // [sum n * width]
+  // A part that takes all tokens (the shared experts) or one token reads its rows of x in
+  // place; the others gather theirs into xe. In decode every part reads x itself, so the
+  // batch below quantizes it once, not once per part.
+  auto input_of = [&](const Part& p) -> const float* {
+    if (p.e < 0) return x;
+    if (p.n == 1) return x + by_expert[size_t(p.e)][0].first * E;
+    return xe + p.row * E;
+  };
   for (const Part& p : parts)
-    for (int64_t i = 0; i < p.n; ++i) {
-      const int64_t t = p.e < 0 ? i : by_expert[size_t(p.e)][size_t(i)].first;
-      std::copy(x + t * E, x + (t + 1) * E, xe.begin() + (p.row + i) * E);
-    }
+    if (input_of(p) == xe + p.row * E)
+      for (int64_t i = 0; i < p.n; ++i) {
+        const int64_t t = by_expert[size_t(p.e)][size_t(i)].first;
+        std::copy(x + t * E, x + (t + 1) * E, xe + (p.row + i) * E);
+      }
 
   // SwiGLU of every part (ffn.h): gate and up projections of all parts in one batch, then all
   // down projections in another, so a decode step pays two fork/joins, not three per expert.
@@ -109,13 +120,13 @@ void moe_forward(const DeepSeek2Config& c, const MoeWeights& w, const float* x, 
   for (const Part& p : parts) {
     const int64_t row0 = p.e < 0 ? p.ffn->gate_row0 : int64_t(p.e) * F;
     const int64_t down0 = p.e < 0 ? p.ffn->down_row0 : int64_t(p.e) * E;
-    const float* xp = xe.data() + p.row * E;
-    gate_up.push_back({p.ffn->gate, row0, p.width, xp, p.n, g.data() + p.off});
-    gate_up.push_back({p.ffn->up, row0, p.width, xp, p.n, u.data() + p.off});
-    down.push_back({p.ffn->down, down0, E, g.data() + p.off, p.n, ye.data() + p.row * E});
+    const float* xp = input_of(p);
+    gate_up.push_back({p.ffn->gate, row0, p.width, xp, p.n, g + p.off});
+    gate_up.push_back({p.ffn->up, row0, p.width, xp, p.n, u + p.off});
+    down.push_back({p.ffn->down, down0, E, g + p.off, p.n, ye + p.row * E});
   }
   matmul_batch(gate_up, pool);
-  swiglu(g.data(), u.data(), g.data(), int(g.size()));
+  swiglu(g, u, g, int(n_inner));
   matmul_batch(down, pool);
 
   std::fill(y, y + n_tok * E, 0.0f);
@@ -123,7 +134,7 @@ void moe_forward(const DeepSeek2Config& c, const MoeWeights& w, const float* x, 
     for (int64_t i = 0; i < p.n; ++i) {
       const auto [t, gt] =
           p.e < 0 ? std::pair<int64_t, float>{i, 1.0f} : by_expert[size_t(p.e)][size_t(i)];
-      const float* ys = ye.data() + (p.row + i) * E;
+      const float* ys = ye + (p.row + i) * E;
       for (int64_t d = 0; d < E; ++d) y[t * E + d] += gt * ys[d];
     }
 }
