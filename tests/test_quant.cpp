@@ -230,7 +230,7 @@ TEST(F16HeadRows, EveryVariantAndHeadCountMatchesReference) {
   for (float& v : q) v = nd(rng);
   std::vector<float> p(static_cast<size_t>(kMaxHeadRows * q_stride));
   for (float& v : p) v = std::fabs(nd(rng));
-  for (int64_t n : {512, 64, 40, 8}) {
+  for (int64_t n : {512, 200, 128, 64, 40, 8}) {
     for (int n_q = 1; n_q <= kMaxHeadRows; ++n_q) {
       std::vector<double> dots(size_t(n_q * n_rows)), sums(size_t(n_q * n));
       for (int i = 0; i < n_q; ++i)

@@ -62,29 +62,30 @@ __attribute__((target("avx512f"))) void dots_rows(const uint16_t* rows, int64_t 
   }
 }
 
-// Columns in stripes of 32 (two registers per head, 2 * NQ accumulators), every row into
-// each stripe: one conversion of the row's 32 values serves all heads.
+// Columns in stripes of 16 * kRegs (kRegs registers per head, at least 6 accumulators in
+// all so that the FMA chains overlap), every row into each stripe: one conversion of the
+// row's values serves all heads.
 template <int NQ>
 __attribute__((target("avx512f"))) void sums_rows(const uint16_t* rows, int64_t stride,
                                                   int64_t n_rows, const float* p, int64_t p_stride,
                                                   int64_t n, float* out, int64_t o_stride) {
+  constexpr int kRegs = NQ >= 4 ? 2 : 8 / NQ;
   int64_t c0 = 0;
-  for (; c0 + 32 <= n; c0 += 32) {
-    __m512 acc[NQ][2];
-    for (int i = 0; i < NQ; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (; c0 + 16 * kRegs <= n; c0 += 16 * kRegs) {
+    __m512 acc[NQ][kRegs];
+    for (int i = 0; i < NQ; ++i)
+      for (int c = 0; c < kRegs; ++c) acc[i][c] = _mm512_setzero_ps();
     for (int64_t j = 0; j < n_rows; ++j) {
       const uint16_t* r = rows + j * stride + c0;
-      const __m512 w0 = load_f16(r), w1 = load_f16(r + 16);
+      __m512 w[kRegs];
+      for (int c = 0; c < kRegs; ++c) w[c] = load_f16(r + 16 * c);
       for (int i = 0; i < NQ; ++i) {
         const __m512 pij = _mm512_set1_ps(p[i * p_stride + j]);
-        acc[i][0] = _mm512_fmadd_ps(pij, w0, acc[i][0]);
-        acc[i][1] = _mm512_fmadd_ps(pij, w1, acc[i][1]);
+        for (int c = 0; c < kRegs; ++c) acc[i][c] = _mm512_fmadd_ps(pij, w[c], acc[i][c]);
       }
     }
-    for (int i = 0; i < NQ; ++i) {
-      _mm512_storeu_ps(out + i * o_stride + c0, acc[i][0]);
-      _mm512_storeu_ps(out + i * o_stride + c0 + 16, acc[i][1]);
-    }
+    for (int i = 0; i < NQ; ++i)
+      for (int c = 0; c < kRegs; ++c) _mm512_storeu_ps(out + i * o_stride + c0 + 16 * c, acc[i][c]);
   }
   if (c0 < n) sums_plain(rows + c0, stride, n_rows, p, p_stride, NQ, n - c0, out + c0, o_stride);
 }

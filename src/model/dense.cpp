@@ -1,14 +1,15 @@
 #include "model/dense.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/dot.h"
+#include "kernels/head_rows.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
-#include "kernels/vec_dot.h"
 #include "model/batch.h"
 #include "model/layers.h"
 #include "model/weights.h"
@@ -91,18 +92,24 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
     thread_local std::vector<float> keys, values, scores;
     scores.resize(size_t(ch.n_pos));  // [n_pos]
     if (ch.t1 - ch.t0 == 1 && ch.cache->type() == DType::F16) {
-      // One query (decode): read the F16 cache in place, converting in registers; a converted
-      // copy would be written and read again for a single use.
-      const int64_t t = ch.t0;
-      const int pos = tok_pos[size_t(t)];
-      for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
-        const float* qh = q + t * Q + int64_t(h) * hd;  // [hd]
-        float* oh = out + t * Q + int64_t(h) * hd;      // [hd]
-        for (int j = 0; j <= pos; ++j)
-          scores[size_t(j)] = dot_f16(ch.cache->k_f16(layer, j) + kvh * hd, qh, hd) * scale;
-        softmax(scores.data(), pos + 1);
-        f16_weighted_sum(ch.cache->v_f16(layer, 0) + kvh * hd, ch.cache->v_width(), scores.data(),
-                         pos + 1, hd, oh);
+      // One query (decode): read the F16 cache in place, converting in registers (a converted
+      // copy would be written and read again for a single use), each key and value row once
+      // for up to kMaxHeadRows of the query heads that share this KV head.
+      const int64_t t = ch.t0, n_pos = tok_pos[size_t(t)] + 1;
+      for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += kMaxHeadRows) {
+        const int n_q = std::min(kMaxHeadRows, (kvh + 1) * group - h0);
+        const float* qh = q + t * Q + int64_t(h0) * hd;  // [n_q, hd]
+        float* oh = out + t * Q + int64_t(h0) * hd;      // [n_q, hd]
+        scores.assign(size_t(n_q * n_pos), 0.0f);        // [n_q, n_pos]
+        f16_head_dots(ch.cache->k_f16(layer, 0) + kvh * hd, ch.cache->k_width(), n_pos, qh, hd, n_q,
+                      hd, scores.data(), n_pos);
+        for (int i = 0; i < n_q; ++i) {
+          float* si = scores.data() + i * n_pos;
+          for (int64_t j = 0; j < n_pos; ++j) si[j] *= scale;
+          softmax(si, int(n_pos));
+        }
+        f16_head_sums(ch.cache->v_f16(layer, 0) + kvh * hd, ch.cache->v_width(), n_pos,
+                      scores.data(), n_pos, n_q, hd, oh, hd);
       }
       return;
     }
