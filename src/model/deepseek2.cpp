@@ -114,15 +114,20 @@ void DeepSeek2Model::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
   std::vector<TokenId> ids;
   gather_batch(batch, cfg_.n_vocab, ids, tok_pos);
   const int64_t T = int64_t(ids.size());
+  const int64_t half = cfg_.qk_rope / 2;
   std::vector<float> x(static_cast<size_t>(T * E)), xn(x.size()), tmp(x.size());  // [T, E]
-  for (int64_t t = 0; t < T; ++t)
+  std::vector<float> cs(static_cast<size_t>(T * half)), sn(cs.size());  // [T, qk_rope / 2]
+  for (int64_t t = 0; t < T; ++t) {
     dequantize_row(tok_embd_->type, tok_embd_->row(ids[size_t(t)]), x.data() + t * E, E);
+    rope_.angles(tok_pos[size_t(t)], cs.data() + t * half, sn.data() + t * half);
+  }
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const Block& b = blocks_[size_t(l)];
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x.data() + t * E, b.attn_norm.data(), xn.data() + t * E, int(E), cfg_.rms_eps);
-    mla_forward(cfg_, b.mla, rope_, l, batch, tok_pos, xn.data(), tmp.data(), pool, mla_mode_);
+    mla_forward(cfg_, b.mla, rope_, l, batch, tok_pos, cs.data(), sn.data(), xn.data(), tmp.data(),
+                pool, mla_mode_);
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x.data() + t * E, b.ffn_norm.data(), xn.data() + t * E, int(E), cfg_.rms_eps);

@@ -123,8 +123,9 @@ void tokens_of(const float* head_major, int64_t T, int64_t H, int64_t n, float* 
 }  // namespace
 
 void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope, int layer,
-                 std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos, const float* xn,
-                 float* out, ThreadPool& pool, MlaMode mode) {
+                 std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos,
+                 const float* rope_cos, const float* rope_sin, const float* xn, float* out,
+                 ThreadPool& pool, MlaMode mode) {
   if (mode == MlaMode::Auto) {
     // Naive is chosen when it costs fewer multiply-adds and its decompressed keys and values
     // (every cached position of the batch) stay under kNaiveScratchBytes.
@@ -161,15 +162,15 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
     }
     matmul(*w.wq_b, qa, T, q, pool);
   }
-  std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
   int64_t row = 0;
   for (SeqBatch& s : batch)
     for (size_t i = 0; i < s.tokens.size(); ++i, ++row) {
       float* lat = kv + row * (L + R);
       rms_norm(lat, w.kv_a_norm.data(), lat, int(L), c.rms_eps);
-      rope.angles(tok_pos[size_t(row)], cs.data(), sn.data());
-      rope.apply(lat + L, 1, int(R), cs.data(), sn.data());
-      rope.apply(q + row * H * QH + nope, int(H), int(QH), cs.data(), sn.data());
+      const float* cs = rope_cos + row * half;  // [R / 2]
+      const float* sn = rope_sin + row * half;
+      rope.apply(lat + L, 1, int(R), cs, sn);
+      rope.apply(q + row * H * QH + nope, int(H), int(QH), cs, sn);
       s.cache->store(layer, tok_pos[size_t(row)], lat, lat + L);
     }
 

@@ -43,9 +43,12 @@ enum class MlaMode { Auto, Absorbed, Naive };
 
 // Attention of a batch of sequences' new tokens. xn: [n_tok, n_embd] (normalised input),
 // out: [n_tok, n_embd]. Stores each token's latent and rotary key in its sequence's cache.
+// rope_cos, rope_sin: [n_tok, qk_rope / 2], Rope::angles of each token's position (the same
+// for every layer, so the caller computes them once per batch).
 void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope, int layer,
-                 std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos, const float* xn,
-                 float* out, ThreadPool& pool, MlaMode mode = MlaMode::Auto);
+                 std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos,
+                 const float* rope_cos, const float* rope_sin, const float* xn, float* out,
+                 ThreadPool& pool, MlaMode mode = MlaMode::Auto);
 
 // The multiply-adds of each method for a batch, as Auto compares them.
 double mla_cost(const DeepSeek2Config& c, const std::vector<SeqBatch>& batch, MlaMode mode);
