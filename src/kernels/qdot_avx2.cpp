@@ -3,7 +3,8 @@
 // packed.h: a 16-row tile is two halves of 8 rows, one 256-bit register holding 4 values of
 // each of 8 rows, multiplied by a broadcast activation group with maddubs + madd (no
 // saturation: the unsigned values are at most 63, so a pair sums to at most 2 * 63 * 127).
-// Q8_0 (values stored + 128) keeps the row kernels here.
+// Q8_0's values (stored + 128 for vpdpbusd) would saturate maddubs and go through |v| and the
+// activation's sign instead (TileQ8).
 #define HONDO_QDOT_NS qdot_avx2
 #define HONDO_QDOT_VNNI 0
 #include "kernels/packed.h"
@@ -145,6 +146,52 @@ struct Tile32 {
         if (kFifth) add_high_bits(t + kQh, h, w);
         for (int j = 0; j < N; ++j)
           acc[h][j] = tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], offset, a[j].ds[b], acc[h][j]);
+      }
+    }
+    store_halves<N>(acc, out);
+  }
+};
+
+// Q8_0 tiles (layout in packed.h: 16 f16 scales, then the values + 128 in 8 groups of 4 per
+// row). Unsigned, a pair of products would reach 2 * 255 * 127 and saturate maddubs; so each
+// register goes back to int8 v (xor 0x80) and maddubs multiplies |v| by the activation with
+// v's sign, at most 2 * 128 * 127 per pair: acc += d_w * d_a * sum(v * q_a), exact in int32.
+struct TileQ8 {
+  template <int N>
+  static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+    constexpr int kBlock = kTileRows * 34;
+    const int64_t nb = k / 32;
+    const __m256i flip = _mm256_set1_epi8(char(0x80)), ones = _mm256_set1_epi16(1);
+    __m256 acc[2][N];
+    for (int h = 0; h < 2; ++h)
+      for (int j = 0; j < N; ++j) acc[h][j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, t += kBlock) {
+      prefetch_ahead(t, kBlock);
+      for (int h = 0; h < 2; ++h) {
+        const __m256 dw = halves8(t + 16 * h);
+        __m256i v[8], m[8];  // register c, lane r: values 4c..4c+3 of row 8h + r; m = |v|
+        for (int c = 0; c < 8; ++c) {
+          v[c] = _mm256_xor_si256(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32 + 64 * c + 32 * h)), flip);
+          m[c] = _mm256_abs_epi8(v[c]);
+        }
+        for (int j = 0; j < N; ++j) {
+          const int8_t* q = a[j].q + 32 * b;
+          __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+          for (int c = 0; c < 8; c += 2) {
+            s0 = _mm256_add_epi32(
+                s0,
+                _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(m[c], _mm256_sign_epi8(bcast4(q + 4 * c), v[c])), ones));
+            s1 = _mm256_add_epi32(
+                s1,
+                _mm256_madd_epi16(_mm256_maddubs_epi16(
+                                      m[c + 1], _mm256_sign_epi8(bcast4(q + 4 * c + 4), v[c + 1])),
+                                  ones));
+          }
+          const __m256 sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+          acc[h][j] = _mm256_fmadd_ps(sum, _mm256_mul_ps(dw, _mm256_set1_ps(a[j].d[b])), acc[h][j]);
+        }
       }
     }
     store_halves<N>(acc, out);
@@ -307,6 +354,7 @@ const QDotKernels& qdot_avx2_kernels() {
     set(DType::Q4_1, tile_any<Tile32<20, 0, true, false>>);
     set(DType::Q5_0, tile_any<Tile32<22, 16, false, true>>);
     set(DType::Q5_1, tile_any<Tile32<24, 0, true, true>>);
+    set(DType::Q8_0, tile_any<TileQ8>);
     set(DType::Q2_K, tile_any<TileQ2K>);
     set(DType::Q3_K, tile_any<TileQ3K>);
     set(DType::Q4_K, tile_any<TileK<false>>);
