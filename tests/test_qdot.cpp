@@ -111,12 +111,8 @@ TEST_P(QDotFormat, EverySimdSetMatchesReference) {
   int compared = 0;
   for (const QDotKernels* ks : qdot_available()) {
     if (ks == &ref) continue;
-    // The x86 sets cover every format; the ARM64 set all but Q2_K and Q3_K (matmul
-    // dequantizes those).
-    if (HONDO_X86) {
-      ASSERT_NE(ks->for_type(t), nullptr) << ks->isa;
-    }
-    if (!ks->for_type(t)) continue;
+    // Every set covers every format (x86: AVX2, AVX-512 VNNI; ARM64: NEON dotprod).
+    ASSERT_NE(ks->for_type(t), nullptr) << ks->isa;
     for (int trial = 0; trial < 10; ++trial) {
       const auto w = random_row(t, k, rng);
       const auto x = random_acts(kQDotMaxRows * k, rng);
@@ -406,7 +402,8 @@ TEST(MatmulBatch, EveryJobAsMatmulRows) {
 }
 
 // parallel_for_balanced: every index exactly once, in contiguous pieces of at most `grain`
-// (one thread: the whole range at once), for any thread count; and a slow thread's share is taken over by the others.
+// (one thread: the whole range at once), for any thread count; and a slow thread's share is taken
+// over by the others.
 TEST(ThreadPoolBalanced, EveryIndexOnceInPiecesOfGrain) {
   for (int threads : {1, 2, 3, 4})
     for (int64_t n : {0, 1, 5, 1000})

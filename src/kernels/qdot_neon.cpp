@@ -1,9 +1,8 @@
 // The ARM64 kernel set: NEON with the dot-product extension (ARMv8.2 dotprod, SDOT: four int8
 // products summed into each int32 lane). Compiled with -march=armv8.2-a+dotprod and chosen at
 // run time only when the CPU reports it (qdot_dispatch.cpp), so the binary still runs on any
-// ARMv8 CPU. Formats: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K (every tensor of the
-// Q4_0, Q8_0, Q4_K_M, Q5_K_M and Q6_K mixes); Q2_K and Q3_K have no entry and matmul
-// dequantizes them.
+// ARMv8 CPU. Formats: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (every
+// integer format of the usual mixes). No tile kernels here: matmul uses these row kernels.
 //
 // Like the x86 files, everything here is in an anonymous namespace: the file is compiled with
 // its own -march flags and must not share inline functions with the rest of the program.
@@ -163,6 +162,57 @@ void dot_q6_k(const uint8_t* w, const QActRow* a, int64_t nsb, float* out) {
   for (int j = 0; j < N; ++j) out[j] = acc[j];
 }
 
+// Q2_K and Q3_K: 16 groups of 16 values; group g = 8 half + 2 j + part takes bits 2j, 2j + 1
+// of qs[32 half + 16 part + l] (kquant_layout.h). Q2_K: value q in 0..3, scale sc & 15 and
+// minimum sc >> 4 of byte g:
+//   acc += d_a * (d * (sc & 15) * sum(q * q_a) - dmin * (sc >> 4) * sum(q_a)).
+// Q3_K: a third bit from hmask[16 part + l] at bit 4 half + j, value v - 4, signed 6-bit
+// scales: acc += d * sc * d_a * sum((v - 4) * q_a).
+inline int8x16_t two_bits(const uint8_t* qs, int g) {
+  const uint8x16_t bits = vld1q_u8(qs + 32 * (g / 8) + 16 * (g % 2));
+  return vreinterpretq_s8_u8(
+      vandq_u8(vshlq_u8(bits, vdupq_n_s8(int8_t(-2 * ((g % 8) / 2)))), vdupq_n_u8(3)));
+}
+
+template <int N>
+void dot_q2_k(const uint8_t* w, const QActRow* a, int64_t nsb, float* out) {
+  float acc[N] = {};
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 84) {
+    const float d = half_at(w + 80), dmin = half_at(w + 82);
+    for (int g = 0; g < 16; ++g) {
+      const int8x16_t v = two_bits(w + 16, g);
+      const float scale = d * float(w[g] & 0xF), min = dmin * float(w[g] >> 4);
+      const int64_t i = 256 * sb + 16 * g;  // first value
+      for (int j = 0; j < N; ++j)
+        acc[j] +=
+            a[j].d[i / 32] * (scale * float(dot16(v, a[j].q + i)) - min * float(a[j].s[i / 16]));
+    }
+  }
+  for (int j = 0; j < N; ++j) out[j] = acc[j];
+}
+
+template <int N>
+void dot_q3_k(const uint8_t* w, const QActRow* a, int64_t nsb, float* out) {
+  float acc[N] = {};
+  const int8x16_t four = vdupq_n_s8(4);
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 110) {
+    const float d = half_at(w + 108);
+    int sc[16];
+    kquant::q3_scales(w + 96, sc);
+    for (int g = 0; g < 16; ++g) {
+      const int shift = 4 * (g / 8) + (g % 8) / 2;  // of the third bit in hmask
+      const uint8x16_t third =
+          vandq_u8(vshlq_u8(vld1q_u8(w + 16 * (g % 2)), vdupq_n_s8(int8_t(-shift))), vdupq_n_u8(1));
+      const int8x16_t v =
+          vsubq_s8(vorrq_s8(two_bits(w + 32, g), vreinterpretq_s8_u8(vshlq_n_u8(third, 2))), four);
+      const int64_t i = 256 * sb + 16 * g;  // first value
+      for (int j = 0; j < N; ++j)
+        acc[j] += d * float(sc[g]) * a[j].d[i / 32] * float(dot16(v, a[j].q + i));
+    }
+  }
+  for (int j = 0; j < N; ++j) out[j] = acc[j];
+}
+
 template <void (*K1)(const uint8_t*, const QActRow*, int64_t, float*),
           void (*K2)(const uint8_t*, const QActRow*, int64_t, float*),
           void (*K3)(const uint8_t*, const QActRow*, int64_t, float*),
@@ -226,6 +276,8 @@ QDotKernels make_set() {
   set(DType::Q5_1, entry<dot_32_affine<1, true, true>, dot_32_affine<2, true, true>,
                          dot_32_affine<3, true, true>, dot_32_affine<4, true, true>, 32>);
   set(DType::Q6_K, entry<dot_q6_k<1>, dot_q6_k<2>, dot_q6_k<3>, dot_q6_k<4>, 256>);
+  set(DType::Q2_K, entry<dot_q2_k<1>, dot_q2_k<2>, dot_q2_k<3>, dot_q2_k<4>, 256>);
+  set(DType::Q3_K, entry<dot_q3_k<1>, dot_q3_k<2>, dot_q3_k<3>, dot_q3_k<4>, 256>);
   return ks;
 }
 
