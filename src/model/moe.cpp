@@ -102,13 +102,14 @@ void moe_forward(const DeepSeek2Config& c, const MoeWeights& w, const float* x, 
   // A part that takes all tokens (the shared experts) or one token reads its rows of x in
   // place; the others gather theirs into xe. In decode every part reads x itself, so the
   // batch below quantizes it once, not once per part.
+  auto in_place = [](const Part& p) { return p.e < 0 || p.n == 1; };
   auto input_of = [&](const Part& p) -> const float* {
     if (p.e < 0) return x;
     if (p.n == 1) return x + by_expert[size_t(p.e)][0].first * E;
     return xe + p.row * E;
   };
   for (const Part& p : parts)
-    if (input_of(p) == xe + p.row * E)
+    if (!in_place(p))
       for (int64_t i = 0; i < p.n; ++i) {
         const int64_t t = by_expert[size_t(p.e)][size_t(i)].first;
         std::copy(x + t * E, x + (t + 1) * E, xe + (p.row + i) * E);
