@@ -9,6 +9,8 @@
 
 #if HONDO_X86
 #include <immintrin.h>
+#elif HONDO_ARM64
+#include <arm_neon.h>
 #endif
 
 namespace hondo {
@@ -38,58 +40,127 @@ inline __attribute__((target("avx512f"))) __m512 load_f16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-// Per row: each block of 16 values converted once, then one FMA per head into that head's
-// accumulator; the heads' sums are reduced at the end of the row.
-template <int NQ>
-__attribute__((target("avx512f"))) void dots_rows(const uint16_t* rows, int64_t stride,
-                                                  int64_t n_rows, const float* q, int64_t q_stride,
-                                                  int64_t n, float* out, int64_t o_stride) {
-  const int64_t n16 = n / 16 * 16;
-  for (int64_t j = 0; j < n_rows; ++j) {
-    const uint16_t* r = rows + j * stride;
-    __m512 acc[NQ];
-    for (int i = 0; i < NQ; ++i) acc[i] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < n16; c += 16) {
-      const __m512 w = load_f16(r + c);
-      for (int i = 0; i < NQ; ++i)
-        acc[i] = _mm512_fmadd_ps(w, _mm512_loadu_ps(q + i * q_stride + c), acc[i]);
-    }
-    for (int i = 0; i < NQ; ++i) {
-      float s = _mm512_reduce_add_ps(acc[i]);
-      for (int64_t c = n16; c < n; ++c) s += f16_to_f32(r[c]) * q[i * q_stride + c];
-      out[i * o_stride + j] += s;
-    }
-  }
-}
-
-// Columns in stripes of 16 * kRegs (kRegs registers per head, at least 6 accumulators in
-// all so that the FMA chains overlap), every row into each stripe: one conversion of the
-// row's values serves all heads.
-template <int NQ>
-__attribute__((target("avx512f"))) void sums_rows(const uint16_t* rows, int64_t stride,
-                                                  int64_t n_rows, const float* p, int64_t p_stride,
-                                                  int64_t n, float* out, int64_t o_stride) {
-  constexpr int kRegs = NQ >= 4 ? 2 : 8 / NQ;
-  int64_t c0 = 0;
-  for (; c0 + 16 * kRegs <= n; c0 += 16 * kRegs) {
-    __m512 acc[NQ][kRegs];
-    for (int i = 0; i < NQ; ++i)
-      for (int c = 0; c < kRegs; ++c) acc[i][c] = _mm512_setzero_ps();
+struct Avx512 {
+  // Per row: each block of 16 values converted once, then one FMA per head into that head's
+  // accumulator; the heads' sums are reduced at the end of the row.
+  template <int NQ>
+  __attribute__((target("avx512f"))) static void dots(const uint16_t* rows, int64_t stride,
+                                                      int64_t n_rows, const float* q,
+                                                      int64_t q_stride, int64_t n, float* out,
+                                                      int64_t o_stride) {
+    const int64_t n16 = n / 16 * 16;
     for (int64_t j = 0; j < n_rows; ++j) {
-      const uint16_t* r = rows + j * stride + c0;
-      __m512 w[kRegs];
-      for (int c = 0; c < kRegs; ++c) w[c] = load_f16(r + 16 * c);
+      const uint16_t* r = rows + j * stride;
+      __m512 acc[NQ];
+      for (int i = 0; i < NQ; ++i) acc[i] = _mm512_setzero_ps();
+      for (int64_t c = 0; c < n16; c += 16) {
+        const __m512 w = load_f16(r + c);
+        for (int i = 0; i < NQ; ++i)
+          acc[i] = _mm512_fmadd_ps(w, _mm512_loadu_ps(q + i * q_stride + c), acc[i]);
+      }
       for (int i = 0; i < NQ; ++i) {
-        const __m512 pij = _mm512_set1_ps(p[i * p_stride + j]);
-        for (int c = 0; c < kRegs; ++c) acc[i][c] = _mm512_fmadd_ps(pij, w[c], acc[i][c]);
+        float s = _mm512_reduce_add_ps(acc[i]);
+        for (int64_t c = n16; c < n; ++c) s += f16_to_f32(r[c]) * q[i * q_stride + c];
+        out[i * o_stride + j] += s;
       }
     }
-    for (int i = 0; i < NQ; ++i)
-      for (int c = 0; c < kRegs; ++c) _mm512_storeu_ps(out + i * o_stride + c0 + 16 * c, acc[i][c]);
   }
-  if (c0 < n) sums_plain(rows + c0, stride, n_rows, p, p_stride, NQ, n - c0, out + c0, o_stride);
-}
+
+  // Columns in stripes of 16 * kRegs (kRegs registers per head, at least 6 accumulators in
+  // all so that the FMA chains overlap), every row into each stripe: one conversion of the
+  // row's values serves all heads.
+  template <int NQ>
+  __attribute__((target("avx512f"))) static void sums(const uint16_t* rows, int64_t stride,
+                                                      int64_t n_rows, const float* p,
+                                                      int64_t p_stride, int64_t n, float* out,
+                                                      int64_t o_stride) {
+    constexpr int kRegs = NQ >= 4 ? 2 : 8 / NQ;
+    int64_t c0 = 0;
+    for (; c0 + 16 * kRegs <= n; c0 += 16 * kRegs) {
+      __m512 acc[NQ][kRegs];
+      for (int i = 0; i < NQ; ++i)
+        for (int c = 0; c < kRegs; ++c) acc[i][c] = _mm512_setzero_ps();
+      for (int64_t j = 0; j < n_rows; ++j) {
+        const uint16_t* r = rows + j * stride + c0;
+        __m512 w[kRegs];
+        for (int c = 0; c < kRegs; ++c) w[c] = load_f16(r + 16 * c);
+        for (int i = 0; i < NQ; ++i) {
+          const __m512 pij = _mm512_set1_ps(p[i * p_stride + j]);
+          for (int c = 0; c < kRegs; ++c) acc[i][c] = _mm512_fmadd_ps(pij, w[c], acc[i][c]);
+        }
+      }
+      for (int i = 0; i < NQ; ++i)
+        for (int c = 0; c < kRegs; ++c)
+          _mm512_storeu_ps(out + i * o_stride + c0 + 16 * c, acc[i][c]);
+    }
+    if (c0 < n) sums_plain(rows + c0, stride, n_rows, p, p_stride, NQ, n - c0, out + c0, o_stride);
+  }
+};
 #pragma GCC diagnostic pop
+
+#endif
+
+#if HONDO_ARM64
+// NEON (every ARMv8 CPU): the AVX-512 scheme on 4-float registers.
+struct Neon {
+  static float32x4_t lo(float16x8_t h) { return vcvt_f32_f16(vget_low_f16(h)); }
+  static float32x4_t hi(float16x8_t h) { return vcvt_high_f32_f16(h); }
+  static float16x8_t load(const uint16_t* p) { return vreinterpretq_f16_u16(vld1q_u16(p)); }
+
+  // Per row: 8 values converted at a time, two accumulators per head.
+  template <int NQ>
+  static void dots(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* q,
+                   int64_t q_stride, int64_t n, float* out, int64_t o_stride) {
+    const int64_t n8 = n / 8 * 8;
+    for (int64_t j = 0; j < n_rows; ++j) {
+      const uint16_t* r = rows + j * stride;
+      float32x4_t acc[NQ][2];
+      for (int i = 0; i < NQ; ++i) acc[i][0] = acc[i][1] = vdupq_n_f32(0);
+      for (int64_t c = 0; c < n8; c += 8) {
+        const float16x8_t h = load(r + c);
+        const float32x4_t w0 = lo(h), w1 = hi(h);
+        for (int i = 0; i < NQ; ++i) {
+          acc[i][0] = vfmaq_f32(acc[i][0], w0, vld1q_f32(q + i * q_stride + c));
+          acc[i][1] = vfmaq_f32(acc[i][1], w1, vld1q_f32(q + i * q_stride + c + 4));
+        }
+      }
+      for (int i = 0; i < NQ; ++i) {
+        float s = vaddvq_f32(vaddq_f32(acc[i][0], acc[i][1]));
+        for (int64_t c = n8; c < n; ++c) s += f16_to_f32(r[c]) * q[i * q_stride + c];
+        out[i * o_stride + j] += s;
+      }
+    }
+  }
+
+  // Columns in stripes of 8 * kPairs (kPairs pairs of registers per head), every row into
+  // each stripe.
+  template <int NQ>
+  static void sums(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* p,
+                   int64_t p_stride, int64_t n, float* out, int64_t o_stride) {
+    constexpr int kPairs = NQ >= 4 ? 1 : 4 / NQ;
+    int64_t c0 = 0;
+    for (; c0 + 8 * kPairs <= n; c0 += 8 * kPairs) {
+      float32x4_t acc[NQ][2 * kPairs];
+      for (int i = 0; i < NQ; ++i)
+        for (int c = 0; c < 2 * kPairs; ++c) acc[i][c] = vdupq_n_f32(0);
+      for (int64_t j = 0; j < n_rows; ++j) {
+        const uint16_t* r = rows + j * stride + c0;
+        float32x4_t w[2 * kPairs];
+        for (int c = 0; c < kPairs; ++c) {
+          const float16x8_t h = load(r + 8 * c);
+          w[2 * c] = lo(h), w[2 * c + 1] = hi(h);
+        }
+        for (int i = 0; i < NQ; ++i)
+          for (int c = 0; c < 2 * kPairs; ++c)
+            acc[i][c] = vfmaq_n_f32(acc[i][c], w[c], p[i * p_stride + j]);
+      }
+      for (int i = 0; i < NQ; ++i)
+        for (int c = 0; c < 2 * kPairs; ++c) vst1q_f32(out + i * o_stride + c0 + 4 * c, acc[i][c]);
+    }
+    if (c0 < n) sums_plain(rows + c0, stride, n_rows, p, p_stride, NQ, n - c0, out + c0, o_stride);
+  }
+};
+#endif
 
 // The head count as a template argument, so that the accumulators stay in registers.
 template <class Run>
@@ -113,24 +184,27 @@ void by_heads(int n_q, Run run) {
       return run(std::integral_constant<int, 8>{});
   }
 }
-void dots_avx512(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* q,
-                 int64_t q_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
+template <class Isa>
+void dots_of(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* q, int64_t q_stride,
+             int n_q, int64_t n, float* out, int64_t o_stride) {
   by_heads(n_q, [&](auto nq) {
-    dots_rows<decltype(nq)::value>(rows, stride, n_rows, q, q_stride, n, out, o_stride);
+    Isa::template dots<decltype(nq)::value>(rows, stride, n_rows, q, q_stride, n, out, o_stride);
   });
 }
-void sums_avx512(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* p,
-                 int64_t p_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
+template <class Isa>
+void sums_of(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* p, int64_t p_stride,
+             int n_q, int64_t n, float* out, int64_t o_stride) {
   by_heads(n_q, [&](auto nq) {
-    sums_rows<decltype(nq)::value>(rows, stride, n_rows, p, p_stride, n, out, o_stride);
+    Isa::template sums<decltype(nq)::value>(rows, stride, n_rows, p, p_stride, n, out, o_stride);
   });
 }
-#endif
 
 std::vector<F16HeadRows> variants() {
   std::vector<F16HeadRows> v{{"portable", dots_plain, sums_plain}};
 #if HONDO_X86
-  if (__builtin_cpu_supports("avx512f")) v.push_back({"avx512", dots_avx512, sums_avx512});
+  if (__builtin_cpu_supports("avx512f")) v.push_back({"avx512", dots_of<Avx512>, sums_of<Avx512>});
+#elif HONDO_ARM64
+  v.push_back({"neon", dots_of<Neon>, sums_of<Neon>});
 #endif
   return v;
 }
