@@ -1,6 +1,7 @@
 #include "kernels/head_rows.h"
 
 #include <type_traits>
+#include <utility>
 
 #include "core/error.h"
 #include "core/fp16.h"
@@ -162,27 +163,15 @@ struct Neon {
 };
 #endif
 
-// The head count as a template argument, so that the accumulators stay in registers.
+// The head count as a template argument (1..kMaxHeadRows; check_heads has checked it), so
+// that the accumulators stay in registers: run(integral_constant<n_q>).
+template <class Run, int... I>
+void by_heads(int n_q, Run run, std::integer_sequence<int, I...>) {
+  ((n_q == I + 1 ? (run(std::integral_constant<int, I + 1>{}), true) : false) || ...);
+}
 template <class Run>
 void by_heads(int n_q, Run run) {
-  switch (n_q) {
-    case 1:
-      return run(std::integral_constant<int, 1>{});
-    case 2:
-      return run(std::integral_constant<int, 2>{});
-    case 3:
-      return run(std::integral_constant<int, 3>{});
-    case 4:
-      return run(std::integral_constant<int, 4>{});
-    case 5:
-      return run(std::integral_constant<int, 5>{});
-    case 6:
-      return run(std::integral_constant<int, 6>{});
-    case 7:
-      return run(std::integral_constant<int, 7>{});
-    default:
-      return run(std::integral_constant<int, 8>{});
-  }
+  by_heads(n_q, run, std::make_integer_sequence<int, kMaxHeadRows>{});
 }
 template <class Isa>
 void dots_of(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* q, int64_t q_stride,

@@ -103,11 +103,7 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
         scores.assign(size_t(n_q * n_pos), 0.0f);        // [n_q, n_pos]
         f16_head_dots(ch.cache->k_f16(layer, 0) + kvh * hd, ch.cache->k_width(), n_pos, qh, hd, n_q,
                       hd, scores.data(), n_pos);
-        for (int i = 0; i < n_q; ++i) {
-          float* si = scores.data() + i * n_pos;
-          for (int64_t j = 0; j < n_pos; ++j) si[j] *= scale;
-          softmax(si, int(n_pos));
-        }
+        for (int i = 0; i < n_q; ++i) softmax(scores.data() + i * n_pos, int(n_pos), scale);
         f16_head_sums(ch.cache->v_f16(layer, 0) + kvh * hd, ch.cache->v_width(), n_pos,
                       scores.data(), n_pos, n_q, hd, oh, hd);
       }

@@ -67,9 +67,9 @@ void Rope::apply(float* x, int n_head, int stride, const float* cs, const float*
   }
 }
 
-void softmax(float* x, int n) {
+void softmax(float* x, int n, float scale) {
   const float mx = *std::max_element(x, x + n);
-  for (int i = 0; i < n; ++i) x[i] -= mx;
+  for (int i = 0; i < n; ++i) x[i] = (x[i] - mx) * scale;
   exp_f32(x, x, n);
   double sum = 0;
   for (int i = 0; i < n; ++i) sum += x[i];

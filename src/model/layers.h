@@ -33,7 +33,9 @@ struct Rope {
   void apply(float* x, int n_head, int stride, const float* cs, const float* sn) const;
 };
 
-void softmax(float* x, int n);
+// x = softmax(scale * x) (scale > 0: attention passes its 1/sqrt(d) here, not in a pass of
+// its own).
+void softmax(float* x, int n, float scale = 1.0f);
 
 // h = silu(g) * u, silu(g) = g / (1 + e^-g)            g, u, h: [n]
 void swiglu(const float* g, const float* u, float* h, int n);

@@ -225,11 +225,7 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
                       n_pos);
         f16_head_dots(cache.v_f16(layer, 0), cache.v_width(), n_pos, qr, QH, n_q, R, scores.data(),
                       n_pos);
-        for (int i = 0; i < n_q; ++i) {
-          float* si = scores.data() + i * n_pos;
-          for (int64_t j = 0; j < n_pos; ++j) si[j] *= scale;
-          softmax(si, int(n_pos));
-        }
+        for (int i = 0; i < n_q; ++i) softmax(scores.data() + i * n_pos, int(n_pos), scale);
         f16_head_sums(cache.k_f16(layer, 0), cache.k_width(), n_pos, scores.data(), n_pos, n_q, L,
                       o, L);
         continue;
