@@ -253,6 +253,27 @@ TEST(QDotTile, PackingRoundTripsEveryRow) {
   EXPECT_EQ(checked, 10);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
 }
 
+// Rows are packed only in whole tile groups; other widths keep the GGUF layout (and the row
+// kernels): 64 values for the formats whose groups hold two blocks, 32 for Q4_1 and Q5_1, a
+// super-block for the K-quants; float formats have no tiles.
+TEST(QDotTile, PacksWholeTileGroupsOnly) {
+  for (DType t : {DType::Q4_0, DType::Q5_0, DType::Q8_0}) {
+    EXPECT_TRUE(can_pack(t, 128)) << dtype_name(t);
+    EXPECT_FALSE(can_pack(t, 96)) << dtype_name(t);
+    EXPECT_EQ(tile_bytes(t, 128), 2 * tile_bytes(t, 64)) << dtype_name(t);
+    EXPECT_EQ(tile_bytes(t, 64) % 64, 0u) << dtype_name(t);  // groups start on cache lines
+  }
+  for (DType t : {DType::Q4_1, DType::Q5_1}) {
+    EXPECT_TRUE(can_pack(t, 96)) << dtype_name(t);
+    EXPECT_EQ(tile_bytes(t, 32) % 64, 0u) << dtype_name(t);
+  }
+  EXPECT_EQ(tile_bytes(DType::Q4_0, 64), size_t(16 * 36));  // 16 rows of two 18-byte blocks
+  EXPECT_TRUE(can_pack(DType::Q6_K, 512));
+  EXPECT_FALSE(can_pack(DType::Q6_K, 384));
+  EXPECT_FALSE(can_pack(DType::F16, 4096));
+  EXPECT_FALSE(can_pack(DType::Q4_0, 0));
+}
+
 // The reference tile kernel reads the packed layout back into GGUF blocks: on 13 packed rows
 // it gives exactly the row reference's values, and 0 for the 3 padding rows.
 TEST(QDotTile, PackedLayoutGivesTheRowReferenceExactly) {

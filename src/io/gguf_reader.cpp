@@ -361,7 +361,7 @@ size_t GgufFile::pack_for_matmul(const std::function<bool(const Tensor&)>& want,
   size_t total = 0;
   for (Tensor& t : tensors_) {
     if (t.packed || t.n_dims < 2 || !want(t)) continue;
-    const bool tiles = has_tile_layout(t.type) && ks.tile_for(t.type) && t.cols() % 32 == 0;
+    const bool tiles = can_pack(t.type, t.cols()) && ks.tile_for(t.type);
     todo.push_back({&t, total, tiles});
     total += ((tiles ? packed_bytes(t.type, t.rows(), t.cols()) : t.nbytes()) + 63) / 64 * 64;
   }

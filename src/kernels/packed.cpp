@@ -9,53 +9,77 @@ namespace hondo {
 
 namespace {
 
-// One format's tile layout: how row r's GGUF block goes into a tile block and back.
+// One format's tile layout: how row r's GGUF blocks of one tile block (a super-block, or a
+// group of 32-value blocks) go into the tile block and back.
 struct TileFormat {
-  int block_elems;                                      // values per block
-  size_t row_block;                                     // bytes of one row's block in GGUF
+  int block_elems;                                      // values of a row per tile block
+  size_t row_block;                                     // their bytes in GGUF
   size_t tile_block;                                    // bytes of a tile block (16 rows)
   void (*put)(const uint8_t* blk, int r, uint8_t* tb);  // row r's block into the tile block
   void (*get)(const uint8_t* tb, int r, uint8_t* blk);  // and back
 };
 
 // 32-value formats. GGUF block: kHalves f16 (d, and m for Q4_1/Q5_1), the 4 bytes of high bits
-// (Q5_0/Q5_1), then kQs bytes of nibbles or int8 values; Q8_0's become value + 128.
-template <int kHalves, bool kHighBits, int kQs, uint8_t kFlip>
-void put_32(const uint8_t* blk, int r, uint8_t* tb) {
-  for (int h = 0; h < kHalves; ++h) std::memcpy(tb + 32 * h + 2 * r, blk + 2 * h, 2);
-  const uint8_t* qs = blk + 2 * kHalves + (kHighBits ? 4 : 0);
-  uint8_t* tqs = tb + 32 * kHalves;
-  for (int g = 0; g < kQs / 4; ++g) {
-    uint32_t v;  // 4 values at once; Q8_0 flips the sign bit of each byte
-    std::memcpy(&v, qs + 4 * g, 4);
-    v ^= 0x01010101u * kFlip;
-    std::memcpy(tqs + 64 * g + 4 * r, &v, 4);
+// (Q5_0/Q5_1), then kQs bytes of nibbles or int8 values; Q8_0's become value + 128. A tile
+// group holds kBlocks = 2 / kHalves consecutive blocks of each row: a 64-byte header of the
+// blocks' f16 halves, then each block's values (qs, and qh for the fifth bits). Here blk is
+// the row's first block of the group.
+template <int kBlocks, bool kHighBits, int kQs, uint8_t kFlip>
+struct Blocks32 {
+  static constexpr int kHalves = 2 / kBlocks;
+  static constexpr size_t kRowBlock = 2 * kHalves + (kHighBits ? 4 : 0) + kQs;  // GGUF bytes
+  static constexpr size_t kValues = kTileRows * kQs + (kHighBits ? 64 : 0);     // tile bytes
+
+  static void put(const uint8_t* row, int r, uint8_t* tb) {
+    for (int i = 0; i < kBlocks; ++i) {
+      const uint8_t* blk = row + i * kRowBlock;
+      for (int h = 0; h < kHalves; ++h)
+        std::memcpy(tb + 32 * (kHalves * i + h) + 2 * r, blk + 2 * h, 2);
+      put_values(blk + 2 * kHalves, r, tb + 64 + i * kValues);
+    }
   }
-  if (kHighBits) {  // bit 4c + j of the row's qh -> bit 4r + j of the tile's 64-bit qh[c]
-    uint32_t qh;
-    std::memcpy(&qh, blk + 2 * kHalves, 4);
-    uint8_t* th = tqs + kTileRows * kQs;
-    for (int c = 0; c < 8; ++c)
-      for (int j = 0; j < 4; ++j)
-        th[8 * c + (4 * r + j) / 8] |= uint8_t(((qh >> (4 * c + j)) & 1) << ((4 * r + j) % 8));
+  static void get(const uint8_t* tb, int r, uint8_t* row) {
+    for (int i = 0; i < kBlocks; ++i) {
+      uint8_t* blk = row + i * kRowBlock;
+      for (int h = 0; h < kHalves; ++h)
+        std::memcpy(blk + 2 * h, tb + 32 * (kHalves * i + h) + 2 * r, 2);
+      get_values(tb + 64 + i * kValues, r, blk + 2 * kHalves);
+    }
   }
-}
-template <int kHalves, bool kHighBits, int kQs, uint8_t kFlip>
-void get_32(const uint8_t* tb, int r, uint8_t* blk) {
-  for (int h = 0; h < kHalves; ++h) std::memcpy(blk + 2 * h, tb + 32 * h + 2 * r, 2);
-  uint8_t* qs = blk + 2 * kHalves + (kHighBits ? 4 : 0);
-  const uint8_t* tqs = tb + 32 * kHalves;
-  for (int g = 0; g < kQs / 4; ++g)
-    for (int j = 0; j < 4; ++j) qs[4 * g + j] = uint8_t(tqs[64 * g + 4 * r + j] ^ kFlip);
-  if (kHighBits) {
-    uint32_t qh = 0;
-    const uint8_t* th = tqs + kTileRows * kQs;
-    for (int c = 0; c < 8; ++c)
-      for (int j = 0; j < 4; ++j)
-        qh |= uint32_t((th[8 * c + (4 * r + j) / 8] >> ((4 * r + j) % 8)) & 1) << (4 * c + j);
-    std::memcpy(blk + 2 * kHalves, &qh, 4);
+
+ private:
+  // src: the GGUF block after its halves (qh if any, then qs); tv: the block's tile values.
+  static void put_values(const uint8_t* src, int r, uint8_t* tv) {
+    const uint8_t* qs = src + (kHighBits ? 4 : 0);
+    for (int g = 0; g < kQs / 4; ++g) {
+      uint32_t v;  // 4 values at once; Q8_0 flips the sign bit of each byte
+      std::memcpy(&v, qs + 4 * g, 4);
+      v ^= 0x01010101u * kFlip;
+      std::memcpy(tv + 64 * g + 4 * r, &v, 4);
+    }
+    if (kHighBits) {  // bit 4c + j of the row's qh -> bit 4r + j of the tile's 64-bit qh[c]
+      uint32_t qh;
+      std::memcpy(&qh, src, 4);
+      uint8_t* th = tv + kTileRows * kQs;
+      for (int c = 0; c < 8; ++c)
+        for (int j = 0; j < 4; ++j)
+          th[8 * c + (4 * r + j) / 8] |= uint8_t(((qh >> (4 * c + j)) & 1) << ((4 * r + j) % 8));
+    }
   }
-}
+  static void get_values(const uint8_t* tv, int r, uint8_t* dst) {
+    uint8_t* qs = dst + (kHighBits ? 4 : 0);
+    for (int g = 0; g < kQs / 4; ++g)
+      for (int j = 0; j < 4; ++j) qs[4 * g + j] = uint8_t(tv[64 * g + 4 * r + j] ^ kFlip);
+    if (kHighBits) {
+      uint32_t qh = 0;
+      const uint8_t* th = tv + kTileRows * kQs;
+      for (int c = 0; c < 8; ++c)
+        for (int j = 0; j < 4; ++j)
+          qh |= uint32_t((th[8 * c + (4 * r + j) / 8] >> ((4 * r + j) % 8)) & 1) << (4 * c + j);
+      std::memcpy(dst, &qh, 4);
+    }
+  }
+};
 
 // Q4_K: GGUF block = f16 d, f16 dmin, 12 bytes of packed scales/minimums, 128 bytes of nibbles.
 // Q5_K: the same with 32 bytes of fifth bits (bit j of qh[l]: value l of sub-block j) before
@@ -185,12 +209,20 @@ void get_q2_k(const uint8_t* tb, int r, uint8_t* blk) {
 }
 
 const TileFormat* tile_format(DType t) {
-  static const TileFormat q4_0{32, 18, 16 * 18, put_32<1, false, 16, 0>, get_32<1, false, 16, 0>};
-  static const TileFormat q4_1{32, 20, 16 * 20, put_32<2, false, 16, 0>, get_32<2, false, 16, 0>};
-  static const TileFormat q5_0{32, 22, 16 * 22, put_32<1, true, 16, 0>, get_32<1, true, 16, 0>};
-  static const TileFormat q5_1{32, 24, 16 * 24, put_32<2, true, 16, 0>, get_32<2, true, 16, 0>};
-  static const TileFormat q8_0{32, 34, 16 * 34, put_32<1, false, 32, 0x80>,
-                               get_32<1, false, 32, 0x80>};
+  // 32-value formats: a tile group of kBlocks blocks (block_elems = 32 * kBlocks).
+  using Q4_0 = Blocks32<2, false, 16, 0>;
+  using Q4_1 = Blocks32<1, false, 16, 0>;
+  using Q5_0 = Blocks32<2, true, 16, 0>;
+  using Q5_1 = Blocks32<1, true, 16, 0>;
+  using Q8_0 = Blocks32<2, false, 32, 0x80>;
+  static const TileFormat q4_0{64, 2 * Q4_0::kRowBlock, 64 + 2 * Q4_0::kValues, Q4_0::put,
+                               Q4_0::get};
+  static const TileFormat q4_1{32, Q4_1::kRowBlock, 64 + Q4_1::kValues, Q4_1::put, Q4_1::get};
+  static const TileFormat q5_0{64, 2 * Q5_0::kRowBlock, 64 + 2 * Q5_0::kValues, Q5_0::put,
+                               Q5_0::get};
+  static const TileFormat q5_1{32, Q5_1::kRowBlock, 64 + Q5_1::kValues, Q5_1::put, Q5_1::get};
+  static const TileFormat q8_0{64, 2 * Q8_0::kRowBlock, 64 + 2 * Q8_0::kValues, Q8_0::put,
+                               Q8_0::get};
   static const TileFormat q2_k{256, 84, 16 * 84, put_q2_k, get_q2_k};
   static const TileFormat q3_k{256, 110, 16 * 114, put_q3_k, get_q3_k};
   static const TileFormat q4_k{256, 144, 16 * 148, put_k<false>, get_k<false>};
@@ -233,6 +265,11 @@ const TileFormat& checked_format(DType t, int64_t cols) {
 
 bool has_tile_layout(DType t) {
   return tile_format(t) != nullptr;
+}
+
+bool can_pack(DType t, int64_t cols) {
+  const TileFormat* f = tile_format(t);
+  return f && cols > 0 && cols % f->block_elems == 0;
 }
 
 size_t tile_bytes(DType t, int64_t cols) {

@@ -5,20 +5,26 @@
 // several tokens. Rows are repacked once, when a model is loaded.
 //
 // A packed matrix is a sequence of tiles of 16 rows (the last padded with zero rows); a tile
-// is the sequence of its k/32 blocks (k/256 super-blocks for K-quants). Values are stored
-// unsigned (vpdpbusd's unsigned operand); their offsets are applied with the activations'
-// block sums. Q4_0 tile block, 288 bytes (16 x 18: the size of the rows it holds):
-//   f16 d[16]          scale of each row's block
-//   u8  qs[4][16][4]   qs[g][r][j] = byte 4g + j of row r's block (low nibble: value 4g + j,
-//                      high nibble: value 16 + 4g + j); weight = d * (nibble - 8)
-// Q4_1 tile block, 320 bytes: f16 d[16], f16 m[16], qs as Q4_0; weight = d * nibble + m
-// Q5_0 tile block, 352 bytes: f16 d[16], qs as Q4_0 (the low 4 bits), then
+// is the sequence of its tile blocks: k/256 super-blocks for K-quants, and for the 32-value
+// formats groups of blocks with a 64-byte header of f16 values, so that every 64-byte load of
+// values is aligned to a cache line (the formats with one f16 per row and block take two
+// blocks a group). Values are stored unsigned (vpdpbusd's unsigned operand); their offsets are
+// applied with the activations' block sums.
+// Q4_0 tile group, 576 bytes (16 x 36: the size of the two blocks of each row it holds):
+//   f16 d[2][16]       scale of block i of row r
+//   u8  qs[2][4][16][4]  qs[i][g][r][j] = byte 4g + j of row r's block i (low nibble: value
+//                      4g + j, high nibble: value 16 + 4g + j); weight = d * (nibble - 8)
+// Q4_1 tile block, 320 bytes: f16 d[16], f16 m[16], qs[4][16][4] as Q4_0;
+//   weight = d * nibble + m
+// Q5_0 tile group, 704 bytes: f16 d[2][16], then per block i the 320 bytes of
+//   u8  qs[4][16][4]   as Q4_0 (the low 4 bits)
 //   u64 qh[8]          bit 4r + j of qh[c] = bit 4 of value 4c + j of row r (the 64 lanes
 //                      of register c); weight = d * (value - 16)
 // Q5_1 tile block, 384 bytes: f16 d[16], f16 m[16], qs, qh as Q5_0; weight = d * value + m
-// Q8_0 tile block, 544 bytes (16 x 34):
-//   f16 d[16]
-//   u8  qs[8][16][4]   qs[g][r][j] = value 4g + j of row r's block + 128; weight = d * (qs - 128)
+// Q8_0 tile group, 1088 bytes (16 x 68):
+//   f16 d[2][16]
+//   u8  qs[2][8][16][4]  qs[i][g][r][j] = value 4g + j of row r's block i + 128;
+//                      weight = d * (qs - 128)
 // Q3_K tile super-block, 1824 bytes (16 x 114), v the 3-bit values 0..7 in row order:
 //   f16 d[16]
 //   i8  sc[16][16]           signed scale of group g (16 values) of row r
@@ -52,7 +58,10 @@ namespace hondo {
 
 constexpr int kTileRows = 16;
 
-bool has_tile_layout(DType t);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K
+bool has_tile_layout(DType t);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K .. Q6_K
+// Whether rows of `cols` values of t can be packed: whole tile groups only (64 values for
+// Q4_0, Q5_0, Q8_0; 32 for Q4_1, Q5_1; 256 for the K-quants). Other rows keep the GGUF layout.
+bool can_pack(DType t, int64_t cols);
 // Bytes of one tile (16 rows of `cols` values) and of a packed matrix of `rows` rows.
 size_t tile_bytes(DType t, int64_t cols);
 size_t packed_bytes(DType t, int64_t rows, int64_t cols);

@@ -125,72 +125,80 @@ inline void unpack_pairs(const uint8_t* lo2, int grp, int h, __m256i* w) {
   }
 }
 
-// Q4_0 / Q4_1 / Q5_0 / Q5_1 tiles (see qdot_avx512.cpp for the arithmetic).
-template <int kBlockBytes, int kOffset, bool kMin, bool kFifth>
+// Q4_0 / Q4_1 / Q5_0 / Q5_1 tiles (see qdot_avx512.cpp for the arithmetic and packed.h for
+// the groups: a 64-byte header, then kBlocks blocks of values).
+template <int kBlocks, int kOffset, bool kMin, bool kFifth>
 struct Tile32 {
   template <int N>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-    constexpr int kQs = kMin ? 64 : 32, kQh = kQs + 256;
-    const int64_t nb = k / 32;
+    constexpr int kValues = kFifth ? 320 : 256, kGroup = 64 + kBlocks * kValues;
     __m256 acc[2][N];
     for (int h = 0; h < 2; ++h)
       for (int j = 0; j < N; ++j) acc[h][j] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b, t += kTileRows * kBlockBytes) {
-      prefetch_ahead(t, kTileRows * kBlockBytes);
-      for (int h = 0; h < 2; ++h) {
-        const __m256 dw = halves8(t + 16 * h);
-        const __m256 offset = kMin ? _mm256_sub_ps(_mm256_setzero_ps(), halves8(t + 32 + 16 * h))
-                                   : _mm256_mul_ps(dw, _mm256_set1_ps(float(kOffset)));
-        __m256i w[8];
-        unpack_nibbles(t + kQs, h, w);
-        if (kFifth) add_high_bits(t + kQh, h, w);
-        for (int j = 0; j < N; ++j)
-          acc[h][j] = tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], offset, a[j].ds[b], acc[h][j]);
+    for (int64_t b = 0; b < k / 32; t += kGroup) {
+      prefetch_ahead(t, kGroup);
+      for (int i = 0; i < kBlocks; ++i, ++b) {
+        const uint8_t* v = t + 64 + kValues * i;
+        for (int h = 0; h < 2; ++h) {
+          const __m256 dw = halves8(t + 32 * i + 16 * h);
+          const __m256 offset = kMin ? _mm256_sub_ps(_mm256_setzero_ps(), halves8(t + 32 + 16 * h))
+                                     : _mm256_mul_ps(dw, _mm256_set1_ps(float(kOffset)));
+          __m256i w[8];
+          unpack_nibbles(v, h, w);
+          if (kFifth) add_high_bits(v + 256, h, w);
+          for (int j = 0; j < N; ++j)
+            acc[h][j] =
+                tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], offset, a[j].ds[b], acc[h][j]);
+        }
       }
     }
     store_halves<N>(acc, out);
   }
 };
 
-// Q8_0 tiles (layout in packed.h: 16 f16 scales, then the values + 128 in 8 groups of 4 per
-// row). Unsigned, a pair of products would reach 2 * 255 * 127 and saturate maddubs; so each
-// register goes back to int8 v (xor 0x80) and maddubs multiplies |v| by the activation with
-// v's sign, at most 2 * 128 * 127 per pair: acc += d_w * d_a * sum(v * q_a), exact in int32.
+// Q8_0 tiles (layout in packed.h: groups of two blocks, 2 x 16 f16 scales, then each block's
+// values + 128 in 8 groups of 4 per row). Unsigned, a pair of products would reach
+// 2 * 255 * 127 and saturate maddubs; so each register goes back to int8 v (xor 0x80) and
+// maddubs multiplies |v| by the activation with v's sign, at most 2 * 128 * 127 per pair:
+// acc += d_w * d_a * sum(v * q_a), exact in int32.
 struct TileQ8 {
   template <int N>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-    constexpr int kBlock = kTileRows * 34;
-    const int64_t nb = k / 32;
+    constexpr int kGroup = 64 + 2 * 512;
     const __m256i flip = _mm256_set1_epi8(char(0x80)), ones = _mm256_set1_epi16(1);
     __m256 acc[2][N];
     for (int h = 0; h < 2; ++h)
       for (int j = 0; j < N; ++j) acc[h][j] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b, t += kBlock) {
-      prefetch_ahead(t, kBlock);
-      for (int h = 0; h < 2; ++h) {
-        const __m256 dw = halves8(t + 16 * h);
-        __m256i v[8], m[8];  // register c, lane r: values 4c..4c+3 of row 8h + r; m = |v|
-        for (int c = 0; c < 8; ++c) {
-          v[c] = _mm256_xor_si256(
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32 + 64 * c + 32 * h)), flip);
-          m[c] = _mm256_abs_epi8(v[c]);
-        }
-        for (int j = 0; j < N; ++j) {
-          const int8_t* q = a[j].q + 32 * b;
-          __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-          for (int c = 0; c < 8; c += 2) {
-            s0 = _mm256_add_epi32(
-                s0,
-                _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(m[c], _mm256_sign_epi8(bcast4(q + 4 * c), v[c])), ones));
-            s1 = _mm256_add_epi32(
-                s1,
-                _mm256_madd_epi16(_mm256_maddubs_epi16(
-                                      m[c + 1], _mm256_sign_epi8(bcast4(q + 4 * c + 4), v[c + 1])),
-                                  ones));
+    for (int64_t b = 0; b < k / 32; t += kGroup) {
+      prefetch_ahead(t, kGroup);
+      for (int i = 0; i < 2; ++i, ++b) {
+        const uint8_t* vals = t + 64 + 512 * i;
+        for (int h = 0; h < 2; ++h) {
+          const __m256 dw = halves8(t + 32 * i + 16 * h);
+          __m256i v[8], m[8];  // register c, lane r: values 4c..4c+3 of row 8h + r; m = |v|
+          for (int c = 0; c < 8; ++c) {
+            v[c] = _mm256_xor_si256(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vals + 64 * c + 32 * h)), flip);
+            m[c] = _mm256_abs_epi8(v[c]);
           }
-          const __m256 sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
-          acc[h][j] = _mm256_fmadd_ps(sum, _mm256_mul_ps(dw, _mm256_set1_ps(a[j].d[b])), acc[h][j]);
+          for (int j = 0; j < N; ++j) {
+            const int8_t* q = a[j].q + 32 * b;
+            __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+            for (int c = 0; c < 8; c += 2) {
+              s0 = _mm256_add_epi32(
+                  s0,
+                  _mm256_madd_epi16(
+                      _mm256_maddubs_epi16(m[c], _mm256_sign_epi8(bcast4(q + 4 * c), v[c])), ones));
+              s1 = _mm256_add_epi32(
+                  s1, _mm256_madd_epi16(
+                          _mm256_maddubs_epi16(m[c + 1],
+                                               _mm256_sign_epi8(bcast4(q + 4 * c + 4), v[c + 1])),
+                          ones));
+            }
+            const __m256 sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+            acc[h][j] =
+                _mm256_fmadd_ps(sum, _mm256_mul_ps(dw, _mm256_set1_ps(a[j].d[b])), acc[h][j]);
+          }
         }
       }
     }
@@ -350,10 +358,10 @@ const QDotKernels& qdot_avx2_kernels() {
     QDotKernels s = qdot_avx2::make_set("avx2");
     using namespace qdot_avx2;
     auto set = [&](DType t, QTileFn f) { s.tile[uint32_t(t)] = f; };
-    set(DType::Q4_0, tile_any<Tile32<18, 8, false, false>>);
-    set(DType::Q4_1, tile_any<Tile32<20, 0, true, false>>);
-    set(DType::Q5_0, tile_any<Tile32<22, 16, false, true>>);
-    set(DType::Q5_1, tile_any<Tile32<24, 0, true, true>>);
+    set(DType::Q4_0, tile_any<Tile32<2, 8, false, false>>);
+    set(DType::Q4_1, tile_any<Tile32<1, 0, true, false>>);
+    set(DType::Q5_0, tile_any<Tile32<2, 16, false, true>>);
+    set(DType::Q5_1, tile_any<Tile32<1, 0, true, true>>);
     set(DType::Q8_0, tile_any<TileQ8>);
     set(DType::Q2_K, tile_any<TileQ2K>);
     set(DType::Q3_K, tile_any<TileQ3K>);

@@ -62,53 +62,52 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {  // bit c of 64 lanes
     w[c] = _mm512_mask_add_epi8(w[c], _cvtu64_mask64(bits), w[c], sixteen);
   }
 }
-inline void unpack_tile_q4_0(const uint8_t* t, __m512i* w) {
-  unpack_nibbles(t + 32, w);
+// The values of one block of a 32-value tile group (layouts in packed.h), from their start.
+inline void unpack_q4(const uint8_t* v, __m512i* w) {  // Q4_0, Q4_1
+  unpack_nibbles(v, w);
 }
-inline void unpack_tile_q4_1(const uint8_t* t, __m512i* w) {
-  unpack_nibbles(t + 64, w);
+inline void unpack_q5(const uint8_t* v, __m512i* w) {  // Q5_0, Q5_1
+  unpack_nibbles(v, w);
+  add_high_bits(v + 256, w);
 }
-inline void unpack_tile_q5_0(const uint8_t* t, __m512i* w) {
-  unpack_nibbles(t + 32, w);
-  add_high_bits(t + 288, w);
-}
-inline void unpack_tile_q5_1(const uint8_t* t, __m512i* w) {
-  unpack_nibbles(t + 64, w);
-  add_high_bits(t + 320, w);
-}
-inline void unpack_tile_q8_0(const uint8_t* t, __m512i* w) {  // values + 128, stored as such
-  for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(t + 32 + 64 * c);
+inline void unpack_q8(const uint8_t* v, __m512i* w) {  // values + 128, stored as such
+  for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(v + 64 * c);
 }
 
 // Tiles of 32-value blocks with one f16 scale d_w per row, and either a constant offset
 // (Q4_0: nibble - 8, Q5_0: value - 16, Q8_0: stored value - 128) or an f16 minimum m per row
 // (Q4_1, Q5_1: d_w * value + m), times N activation rows:
 //   acc += d_w * d_a * sum(u * q_a) - offset * (d_a * sum(q_a)),  u the unsigned value and
-// offset = d_w * constant or -m, which is sum(weight * d_a * q_a).
-template <int kBlockBytes, int kOffset, bool kMin, void (*Unpack)(const uint8_t*, __m512i*)>
+// offset = d_w * constant or -m, which is sum(weight * d_a * q_a). A tile group is a 64-byte
+// header (d of kBlocks blocks, or d and m of one) and kBlocks blocks of kValues bytes.
+template <int kBlocks, int kValues, int kOffset, bool kMin,
+          void (*Unpack)(const uint8_t*, __m512i*)>
 struct Tile32 {
   template <int N>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
 };
-template <int kBlockBytes, int kOffset, bool kMin, void (*Unpack)(const uint8_t*, __m512i*)>
+template <int kBlocks, int kValues, int kOffset, bool kMin,
+          void (*Unpack)(const uint8_t*, __m512i*)>
 template <int N>
-void Tile32<kBlockBytes, kOffset, kMin, Unpack>::run(const uint8_t* t, const QActRow* a, int64_t k,
-                                                     float* out) {
-  const int64_t nb = k / 32;
+void Tile32<kBlocks, kValues, kOffset, kMin, Unpack>::run(const uint8_t* t, const QActRow* a,
+                                                          int64_t k, float* out) {
+  constexpr int kGroup = 64 + kBlocks * kValues;
+  auto halves16 = [](const uint8_t* p) {  // 16 f16 -> 16 floats
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  };
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b, t += kTileRows * kBlockBytes) {
-    prefetch_ahead(t, kTileRows * kBlockBytes);
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
-    const __m512 offset =
-        kMin ? _mm512_sub_ps(
-                   _mm512_setzero_ps(),
-                   _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32))))
-             : _mm512_mul_ps(dw, _mm512_set1_ps(float(kOffset)));
-    __m512i w[8];
-    Unpack(t, w);
-    for (int j = 0; j < N; ++j)
-      acc[j] = tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], offset, a[j].ds[b], acc[j]);
+  for (int64_t b = 0; b < k / 32; t += kGroup) {
+    prefetch_ahead(t, kGroup);
+    for (int i = 0; i < kBlocks; ++i, ++b) {
+      const __m512 dw = halves16(t + 32 * i);
+      const __m512 offset = kMin ? _mm512_sub_ps(_mm512_setzero_ps(), halves16(t + 32))
+                                 : _mm512_mul_ps(dw, _mm512_set1_ps(float(kOffset)));
+      __m512i w[8];
+      Unpack(t + 64 + kValues * i, w);
+      for (int j = 0; j < N; ++j)
+        acc[j] = tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], offset, a[j].ds[b], acc[j]);
+    }
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
 }
@@ -322,11 +321,11 @@ const QDotKernels& qdot_avx512vnni_kernels() {
     QDotKernels s = qdot_avx512vnni::make_set("avx512vnni");
     using namespace qdot_avx512vnni;
     auto set = [&](DType t, QTileFn f) { s.tile[uint32_t(t)] = f; };
-    set(DType::Q4_0, tile_any<Tile32<18, 8, false, unpack_tile_q4_0>>);
-    set(DType::Q4_1, tile_any<Tile32<20, 0, true, unpack_tile_q4_1>>);
-    set(DType::Q5_0, tile_any<Tile32<22, 16, false, unpack_tile_q5_0>>);
-    set(DType::Q5_1, tile_any<Tile32<24, 0, true, unpack_tile_q5_1>>);
-    set(DType::Q8_0, tile_any<Tile32<34, 128, false, unpack_tile_q8_0>>);
+    set(DType::Q4_0, tile_any<Tile32<2, 256, 8, false, unpack_q4>>);
+    set(DType::Q4_1, tile_any<Tile32<1, 256, 0, true, unpack_q4>>);
+    set(DType::Q5_0, tile_any<Tile32<2, 320, 16, false, unpack_q5>>);
+    set(DType::Q5_1, tile_any<Tile32<1, 320, 0, true, unpack_q5>>);
+    set(DType::Q8_0, tile_any<Tile32<2, 512, 128, false, unpack_q8>>);
     set(DType::Q2_K, tile_any<TileQ2K>);
     set(DType::Q3_K, tile_any<TileQ3K>);
     set(DType::Q4_K, tile_any<TileK<false>>);
