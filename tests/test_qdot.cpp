@@ -235,22 +235,24 @@ TileInput tile_input(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
 // rows back byte for byte (29 rows: a whole tile and a padded one).
 TEST(QDotTile, PackingRoundTripsEveryRow) {
   std::mt19937 rng(20);
-  const int64_t k = 512, rows = 29;
+  const int64_t rows = 29;
   int checked = 0;
-  for (DType t : kIntTypes) {
-    if (!has_tile_layout(t)) continue;
-    const auto w = random_rows(t, rows, k, rng);
-    std::vector<uint8_t> packed(packed_bytes(t, rows, k)), back(row_bytes(t, k));
-    pack_tiles(t, w.data(), rows, k, packed.data());
-    for (int64_t r = 0; r < rows; ++r) {
-      unpack_tile_row(t, packed.data() + size_t(r / kTileRows) * tile_bytes(t, k),
-                      int(r % kTileRows), k, back.data());
-      EXPECT_EQ(0, std::memcmp(back.data(), w.data() + size_t(r) * back.size(), back.size()))
-          << dtype_name(t) << " row " << r;
+  for (DType t : kIntTypes)
+    // widths of an even and of an odd number of super-blocks (768) or block pairs (832)
+    for (int64_t k : {int64_t(512), dtype_info(t).block_elems == 256 ? int64_t(768) : 832}) {
+      if (!has_tile_layout(t)) continue;
+      const auto w = random_rows(t, rows, k, rng);
+      std::vector<uint8_t> packed(packed_bytes(t, rows, k)), back(row_bytes(t, k));
+      pack_tiles(t, w.data(), rows, k, packed.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        unpack_tile_row(t, packed.data() + size_t(r / kTileRows) * tile_bytes(t, k),
+                        int(r % kTileRows), k, back.data());
+        EXPECT_EQ(0, std::memcmp(back.data(), w.data() + size_t(r) * back.size(), back.size()))
+            << dtype_name(t) << " k " << k << " row " << r;
+      }
+      ++checked;
     }
-    ++checked;
-  }
-  EXPECT_EQ(checked, 10);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
+  EXPECT_EQ(checked, 20);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
 }
 
 // Rows are packed only in whole tile groups; other widths keep the GGUF layout (and the row
@@ -301,12 +303,13 @@ TEST(QDotTile, PackedLayoutGivesTheRowReferenceExactly) {
 TEST(QDotTile, EverySimdTileKernelMatchesReference) {
   const QDotKernels& ref = qdot_reference();
   std::mt19937 rng(22);
-  const int64_t k = 2048;
   int compared = 0;
   for (const QDotKernels* ks : qdot_available())
     for (DType t : kIntTypes) {
       if (ks == &ref || !ks->tile_for(t)) continue;
       for (int trial = 0; trial < 5; ++trial) {
+        // odd trials: an odd number of super-blocks (1792) or of 64-value block pairs (1856)
+        const int64_t k = trial % 2 ? (dtype_info(t).block_elems == 256 ? 1792 : 1856) : 2048;
         const TileInput in = tile_input(t, kTileRows, k, rng);
         for (int n = 1; n <= kQDotMaxRows; ++n) {
           QActRow a[kQDotMaxRows];
