@@ -30,6 +30,10 @@ struct Blocks32 {
   static constexpr size_t kRowBlock = 2 * kHalves + (kHighBits ? 4 : 0) + kQs;  // GGUF bytes
   static constexpr size_t kValues = kTileRows * kQs + (kHighBits ? 64 : 0);     // tile bytes
 
+  static TileFormat format() {  // a group: the 64-byte header, then each block's values
+    return {32 * kBlocks, kBlocks * kRowBlock, 64 + kBlocks * kValues, put, get};
+  }
+
   static void put(const uint8_t* row, int r, uint8_t* tb) {
     for (int i = 0; i < kBlocks; ++i) {
       const uint8_t* blk = row + i * kRowBlock;
@@ -209,20 +213,11 @@ void get_q2_k(const uint8_t* tb, int r, uint8_t* blk) {
 }
 
 const TileFormat* tile_format(DType t) {
-  // 32-value formats: a tile group of kBlocks blocks (block_elems = 32 * kBlocks).
-  using Q4_0 = Blocks32<2, false, 16, 0>;
-  using Q4_1 = Blocks32<1, false, 16, 0>;
-  using Q5_0 = Blocks32<2, true, 16, 0>;
-  using Q5_1 = Blocks32<1, true, 16, 0>;
-  using Q8_0 = Blocks32<2, false, 32, 0x80>;
-  static const TileFormat q4_0{64, 2 * Q4_0::kRowBlock, 64 + 2 * Q4_0::kValues, Q4_0::put,
-                               Q4_0::get};
-  static const TileFormat q4_1{32, Q4_1::kRowBlock, 64 + Q4_1::kValues, Q4_1::put, Q4_1::get};
-  static const TileFormat q5_0{64, 2 * Q5_0::kRowBlock, 64 + 2 * Q5_0::kValues, Q5_0::put,
-                               Q5_0::get};
-  static const TileFormat q5_1{32, Q5_1::kRowBlock, 64 + Q5_1::kValues, Q5_1::put, Q5_1::get};
-  static const TileFormat q8_0{64, 2 * Q8_0::kRowBlock, 64 + 2 * Q8_0::kValues, Q8_0::put,
-                               Q8_0::get};
+  static const TileFormat q4_0 = Blocks32<2, false, 16, 0>::format();
+  static const TileFormat q4_1 = Blocks32<1, false, 16, 0>::format();
+  static const TileFormat q5_0 = Blocks32<2, true, 16, 0>::format();
+  static const TileFormat q5_1 = Blocks32<1, true, 16, 0>::format();
+  static const TileFormat q8_0 = Blocks32<2, false, 32, 0x80>::format();
   static const TileFormat q2_k{256, 84, 16 * 84, put_q2_k, get_q2_k};
   static const TileFormat q3_k{256, 110, 16 * 114, put_q3_k, get_q3_k};
   static const TileFormat q4_k{256, 144, 16 * 148, put_k<false>, get_k<false>};

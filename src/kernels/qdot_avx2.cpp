@@ -69,22 +69,26 @@ inline void store_halves(const __m256 (*acc)[N], float* out) {
     for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out + kTileRows * j + kHalfRows * h, acc[h][j]);
 }
 
-// One activation block of 32 values against 8 registers (register c, lane r = values
-// 4c..4c+3 of row r of the half, unsigned):
+// Activation block ab (32 values) of N activation rows against 8 registers (register c,
+// lane r = values 4c..4c+3 of row r of the half, unsigned), per row:
 //   acc + scale * d_a * sum(w * q_a) - offset * (d_a * sum(q_a)).
-inline __m256 tile_block(const __m256i* w, const int8_t* q, __m256 scale, float d_a, __m256 offset,
-                         float ds, __m256 acc) {
+template <int N>
+inline void tile_block(const __m256i* w, const QActRow* a, int64_t ab, __m256 scale, __m256 offset,
+                       __m256* acc) {
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-  for (int c = 0; c < 8; c += 2) {
-    s0 = _mm256_add_epi32(s0,
-                          _mm256_madd_epi16(_mm256_maddubs_epi16(w[c], bcast4(q + 4 * c)), ones));
-    s1 = _mm256_add_epi32(
-        s1, _mm256_madd_epi16(_mm256_maddubs_epi16(w[c + 1], bcast4(q + 4 * c + 4)), ones));
+  for (int j = 0; j < N; ++j) {
+    const int8_t* q = a[j].q + 32 * ab;
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    for (int c = 0; c < 8; c += 2) {
+      s0 = _mm256_add_epi32(s0,
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(w[c], bcast4(q + 4 * c)), ones));
+      s1 = _mm256_add_epi32(
+          s1, _mm256_madd_epi16(_mm256_maddubs_epi16(w[c + 1], bcast4(q + 4 * c + 4)), ones));
+    }
+    const __m256 sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+    acc[j] = _mm256_fmadd_ps(sum, _mm256_mul_ps(scale, _mm256_set1_ps(a[j].d[ab])), acc[j]);
+    acc[j] = _mm256_fnmadd_ps(offset, _mm256_set1_ps(a[j].ds[ab]), acc[j]);
   }
-  const __m256 sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
-  acc = _mm256_fmadd_ps(sum, _mm256_mul_ps(scale, _mm256_set1_ps(d_a)), acc);
-  return _mm256_fnmadd_ps(offset, _mm256_set1_ps(ds), acc);
 }
 
 inline __m256 halves8(const uint8_t* p) {  // 8 f16 -> 8 floats
@@ -126,12 +130,13 @@ inline void unpack_pairs(const uint8_t* lo2, int grp, int h, __m256i* w) {
 }
 
 // Q4_0 / Q4_1 / Q5_0 / Q5_1 tiles (see qdot_avx512.cpp for the arithmetic and packed.h for
-// the groups: a 64-byte header, then kBlocks blocks of values).
-template <int kBlocks, int kOffset, bool kMin, bool kFifth>
+// the groups: a 64-byte header, then two blocks of values, or one with a minimum).
+template <int kOffset, bool kMin, bool kFifth>
 struct Tile32 {
   template <int N>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-    constexpr int kValues = kFifth ? 320 : 256, kGroup = 64 + kBlocks * kValues;
+    constexpr int kBlocks = kMin ? 1 : 2, kValues = kFifth ? 320 : 256;
+    constexpr int kGroup = 64 + kBlocks * kValues;
     __m256 acc[2][N];
     for (int h = 0; h < 2; ++h)
       for (int j = 0; j < N; ++j) acc[h][j] = _mm256_setzero_ps();
@@ -146,9 +151,7 @@ struct Tile32 {
           __m256i w[8];
           unpack_nibbles(v, h, w);
           if (kFifth) add_high_bits(v + 256, h, w);
-          for (int j = 0; j < N; ++j)
-            acc[h][j] =
-                tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], offset, a[j].ds[b], acc[h][j]);
+          tile_block<N>(w, a, b, dw, offset, acc[h]);
         }
       }
     }
@@ -234,9 +237,7 @@ struct TileK {
             w[g] = _mm256_and_si256(sub % 2 ? _mm256_srli_epi16(v, 4) : v, low4);
           }
           if (kQ5) add_high_bits(t + 2368 + 64 * sub, h, w);
-          for (int j = 0; j < N; ++j)
-            acc[h][j] =
-                tile_block(w, a[j].q + 32 * ab, scale, a[j].d[ab], min, a[j].ds[ab], acc[h][j]);
+          tile_block<N>(w, a, ab, scale, min, acc[h]);
         }
       }
     }
@@ -358,10 +359,10 @@ const QDotKernels& qdot_avx2_kernels() {
     QDotKernels s = qdot_avx2::make_set("avx2");
     using namespace qdot_avx2;
     auto set = [&](DType t, QTileFn f) { s.tile[uint32_t(t)] = f; };
-    set(DType::Q4_0, tile_any<Tile32<2, 8, false, false>>);
-    set(DType::Q4_1, tile_any<Tile32<1, 0, true, false>>);
-    set(DType::Q5_0, tile_any<Tile32<2, 16, false, true>>);
-    set(DType::Q5_1, tile_any<Tile32<1, 0, true, true>>);
+    set(DType::Q4_0, tile_any<Tile32<8, false, false>>);
+    set(DType::Q4_1, tile_any<Tile32<0, true, false>>);
+    set(DType::Q5_0, tile_any<Tile32<16, false, true>>);
+    set(DType::Q5_1, tile_any<Tile32<0, true, true>>);
     set(DType::Q8_0, tile_any<TileQ8>);
     set(DType::Q2_K, tile_any<TileQ2K>);
     set(DType::Q3_K, tile_any<TileQ3K>);

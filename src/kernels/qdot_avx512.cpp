@@ -29,19 +29,23 @@ inline __m512i bcast4(const int8_t* p) {  // one 4-byte group of activations to 
   return _mm512_set1_epi32(v);
 }
 
-// One activation block (32 values) against 8 weight registers (register c, lane r = values
-// 4c..4c+3 of row r, as unsigned bytes): 8 vpdpbusd, exact in int32, in two chains, then
-//   acc + scale * d_a * sum(w * q_a) - offset * (d_a * sum(q_a)).
-inline __m512 tile_block(const __m512i* w, const int8_t* q, __m512 scale, float d_a, __m512 offset,
-                         float ds, __m512 acc) {
-  __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-  for (int c = 0; c < 8; c += 2) {
-    s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
-    s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
+// Activation block ab (32 values) of N activation rows against 8 weight registers (register
+// c, lane r = values 4c..4c+3 of row r, as unsigned bytes): per row 8 vpdpbusd, exact in
+// int32, in two chains, then  acc + scale * d_a * sum(w * q_a) - offset * (d_a * sum(q_a)).
+template <int N>
+inline void tile_block(const __m512i* w, const QActRow* a, int64_t ab, __m512 scale, __m512 offset,
+                       __m512* acc) {
+  for (int j = 0; j < N; ++j) {
+    const int8_t* q = a[j].q + 32 * ab;
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    for (int c = 0; c < 8; c += 2) {
+      s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
+      s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
+    }
+    const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+    acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(scale, _mm512_set1_ps(a[j].d[ab])), acc[j]);
+    acc[j] = _mm512_fnmadd_ps(offset, _mm512_set1_ps(a[j].ds[ab]), acc[j]);
   }
-  const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-  acc = _mm512_fmadd_ps(sum, _mm512_mul_ps(scale, _mm512_set1_ps(d_a)), acc);
-  return _mm512_fnmadd_ps(offset, _mm512_set1_ps(ds), acc);
 }
 
 // Unpacking of one tile block's 512 values into 8 registers (register c, lane r = values
@@ -79,19 +83,17 @@ inline void unpack_q8(const uint8_t* v, __m512i* w) {  // values + 128, stored a
 // (Q4_1, Q5_1: d_w * value + m), times N activation rows:
 //   acc += d_w * d_a * sum(u * q_a) - offset * (d_a * sum(q_a)),  u the unsigned value and
 // offset = d_w * constant or -m, which is sum(weight * d_a * q_a). A tile group is a 64-byte
-// header (d of kBlocks blocks, or d and m of one) and kBlocks blocks of kValues bytes.
-template <int kBlocks, int kValues, int kOffset, bool kMin,
-          void (*Unpack)(const uint8_t*, __m512i*)>
+// header (d of two blocks, or d and m of one) and its blocks of kValues bytes each.
+template <int kValues, int kOffset, bool kMin, void (*Unpack)(const uint8_t*, __m512i*)>
 struct Tile32 {
   template <int N>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
 };
-template <int kBlocks, int kValues, int kOffset, bool kMin,
-          void (*Unpack)(const uint8_t*, __m512i*)>
+template <int kValues, int kOffset, bool kMin, void (*Unpack)(const uint8_t*, __m512i*)>
 template <int N>
-void Tile32<kBlocks, kValues, kOffset, kMin, Unpack>::run(const uint8_t* t, const QActRow* a,
-                                                          int64_t k, float* out) {
-  constexpr int kGroup = 64 + kBlocks * kValues;
+void Tile32<kValues, kOffset, kMin, Unpack>::run(const uint8_t* t, const QActRow* a, int64_t k,
+                                                 float* out) {
+  constexpr int kBlocks = kMin ? 1 : 2, kGroup = 64 + kBlocks * kValues;
   auto halves16 = [](const uint8_t* p) {  // 16 f16 -> 16 floats
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   };
@@ -105,8 +107,7 @@ void Tile32<kBlocks, kValues, kOffset, kMin, Unpack>::run(const uint8_t* t, cons
                                  : _mm512_mul_ps(dw, _mm512_set1_ps(float(kOffset)));
       __m512i w[8];
       Unpack(t + 64 + kValues * i, w);
-      for (int j = 0; j < N; ++j)
-        acc[j] = tile_block(w, a[j].q + 32 * b, dw, a[j].d[b], offset, a[j].ds[b], acc[j]);
+      tile_block<N>(w, a, b, dw, offset, acc);
     }
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
@@ -150,8 +151,7 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
       }
       if (kQ5) add_high_bits(t + 2368 + 64 * sub, w);
       const int64_t ab = 8 * b + sub;  // activation block
-      for (int j = 0; j < N; ++j)
-        acc[j] = tile_block(w, a[j].q + 32 * ab, scale, a[j].d[ab], min, a[j].ds[ab], acc[j]);
+      tile_block<N>(w, a, ab, scale, min, acc);
     }
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
@@ -321,11 +321,11 @@ const QDotKernels& qdot_avx512vnni_kernels() {
     QDotKernels s = qdot_avx512vnni::make_set("avx512vnni");
     using namespace qdot_avx512vnni;
     auto set = [&](DType t, QTileFn f) { s.tile[uint32_t(t)] = f; };
-    set(DType::Q4_0, tile_any<Tile32<2, 256, 8, false, unpack_q4>>);
-    set(DType::Q4_1, tile_any<Tile32<1, 256, 0, true, unpack_q4>>);
-    set(DType::Q5_0, tile_any<Tile32<2, 320, 16, false, unpack_q5>>);
-    set(DType::Q5_1, tile_any<Tile32<1, 320, 0, true, unpack_q5>>);
-    set(DType::Q8_0, tile_any<Tile32<2, 512, 128, false, unpack_q8>>);
+    set(DType::Q4_0, tile_any<Tile32<256, 8, false, unpack_q4>>);
+    set(DType::Q4_1, tile_any<Tile32<256, 0, true, unpack_q4>>);
+    set(DType::Q5_0, tile_any<Tile32<320, 16, false, unpack_q5>>);
+    set(DType::Q5_1, tile_any<Tile32<320, 0, true, unpack_q5>>);
+    set(DType::Q8_0, tile_any<Tile32<512, 128, false, unpack_q8>>);
     set(DType::Q2_K, tile_any<TileQ2K>);
     set(DType::Q3_K, tile_any<TileQ3K>);
     set(DType::Q4_K, tile_any<TileK<false>>);
