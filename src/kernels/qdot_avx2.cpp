@@ -70,15 +70,17 @@ inline void store_halves(const __m256 (*acc)[N], float* out) {
 }
 
 // Activation block ab (32 values) of N activation rows against 8 registers (register c,
-// lane r = values 4c..4c+3 of row r of the half, unsigned), per row:
-//   acc + scale * d_a * sum(w * q_a) - offset * (d_a * sum(q_a)).
-template <int N>
+// lane r = values 4c..4c+3 of row r of the half, unsigned), per row (see qdot_avx512.cpp):
+// constant offset (kMin false)  acc + scale * d_a * (sum(w * q_a) - offset * sum(q_a)),
+// minimum per row (kMin)        acc + scale * d_a * sum(w * q_a) - offset * (d_a * sum(q_a)).
+template <int N, int kOffset, bool kMin>
 inline void tile_block(const __m256i* w, const QActRow* a, int64_t ab, __m256 scale, __m256 offset,
                        __m256* acc) {
   const __m256i ones = _mm256_set1_epi16(1);
   for (int j = 0; j < N; ++j) {
     const int8_t* q = a[j].q + 32 * ab;
-    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    __m256i s0 = kMin ? _mm256_setzero_si256() : _mm256_set1_epi32(-kOffset * sum32(a[j], ab));
+    __m256i s1 = _mm256_setzero_si256();
     for (int c = 0; c < 8; c += 2) {
       s0 = _mm256_add_epi32(s0,
                             _mm256_madd_epi16(_mm256_maddubs_epi16(w[c], bcast4(q + 4 * c)), ones));
@@ -87,7 +89,7 @@ inline void tile_block(const __m256i* w, const QActRow* a, int64_t ab, __m256 sc
     }
     const __m256 sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
     acc[j] = _mm256_fmadd_ps(sum, _mm256_mul_ps(scale, _mm256_set1_ps(a[j].d[ab])), acc[j]);
-    acc[j] = _mm256_fnmadd_ps(offset, _mm256_set1_ps(a[j].ds[ab]), acc[j]);
+    if (kMin) acc[j] = _mm256_fnmadd_ps(offset, _mm256_set1_ps(a[j].ds[ab]), acc[j]);
   }
 }
 
@@ -146,12 +148,12 @@ struct Tile32 {
         const uint8_t* v = t + 64 + kValues * i;
         for (int h = 0; h < 2; ++h) {
           const __m256 dw = halves8(t + 32 * i + 16 * h);
-          const __m256 offset = kMin ? _mm256_sub_ps(_mm256_setzero_ps(), halves8(t + 32 + 16 * h))
-                                     : _mm256_mul_ps(dw, _mm256_set1_ps(float(kOffset)));
+          const __m256 offset =
+              kMin ? _mm256_sub_ps(_mm256_setzero_ps(), halves8(t + 32 + 16 * h)) : dw;
           __m256i w[8];
           unpack_nibbles(v, h, w);
           if (kFifth) add_high_bits(v + 256, h, w);
-          tile_block<N>(w, a, b, dw, offset, acc[h]);
+          tile_block<N, kOffset, kMin>(w, a, b, dw, offset, acc[h]);
         }
       }
     }
@@ -237,7 +239,7 @@ struct TileK {
             w[g] = _mm256_and_si256(sub % 2 ? _mm256_srli_epi16(v, 4) : v, low4);
           }
           if (kQ5) add_high_bits(t + 2368 + 64 * sub, h, w);
-          tile_block<N>(w, a, ab, scale, min, acc[h]);
+          tile_block<N, 0, true>(w, a, ab, scale, min, acc[h]);
         }
       }
     }

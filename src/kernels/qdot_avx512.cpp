@@ -30,21 +30,25 @@ inline __m512i bcast4(const int8_t* p) {  // one 4-byte group of activations to 
 }
 
 // Activation block ab (32 values) of N activation rows against 8 weight registers (register
-// c, lane r = values 4c..4c+3 of row r, as unsigned bytes): per row 8 vpdpbusd, exact in
-// int32, in two chains, then  acc + scale * d_a * sum(w * q_a) - offset * (d_a * sum(q_a)).
-template <int N>
+// c, lane r = values 4c..4c+3 of row r, as unsigned bytes): per row 8 vpdpbusd in two chains,
+// exact in int32. With a constant offset (kMin false) the sum starts at -offset * sum(q_a), so
+//   acc += scale * d_a * (sum(w * q_a) - offset * sum(q_a))
+// is one multiply-add per block; with a minimum per row (kMin: offset = -m as floats)
+//   acc += scale * d_a * sum(w * q_a) - offset * (d_a * sum(q_a)).
+template <int N, int kOffset, bool kMin>
 inline void tile_block(const __m512i* w, const QActRow* a, int64_t ab, __m512 scale, __m512 offset,
                        __m512* acc) {
   for (int j = 0; j < N; ++j) {
     const int8_t* q = a[j].q + 32 * ab;
-    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    __m512i s0 = kMin ? _mm512_setzero_si512() : _mm512_set1_epi32(-kOffset * sum32(a[j], ab));
+    __m512i s1 = _mm512_setzero_si512();
     for (int c = 0; c < 8; c += 2) {
       s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
       s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
     }
     const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
     acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(scale, _mm512_set1_ps(a[j].d[ab])), acc[j]);
-    acc[j] = _mm512_fnmadd_ps(offset, _mm512_set1_ps(a[j].ds[ab]), acc[j]);
+    if (kMin) acc[j] = _mm512_fnmadd_ps(offset, _mm512_set1_ps(a[j].ds[ab]), acc[j]);
   }
 }
 
@@ -66,34 +70,42 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {  // bit c of 64 lanes
     w[c] = _mm512_mask_add_epi8(w[c], _cvtu64_mask64(bits), w[c], sixteen);
   }
 }
-// The values of one block of a 32-value tile group (layouts in packed.h), from their start.
-inline void unpack_q4(const uint8_t* v, __m512i* w) {  // Q4_0, Q4_1
-  unpack_nibbles(v, w);
-}
-inline void unpack_q5(const uint8_t* v, __m512i* w) {  // Q5_0, Q5_1
-  unpack_nibbles(v, w);
-  add_high_bits(v + 256, w);
-}
-inline void unpack_q8(const uint8_t* v, __m512i* w) {  // values + 128, stored as such
-  for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(v + 64 * c);
-}
+// The values of one block of a 32-value tile group (layouts in packed.h): kBytes of them from
+// their start, unpacked.
+struct Q4Values {  // Q4_0, Q4_1: 0..15
+  static constexpr int kBytes = 256;
+  static void unpack(const uint8_t* v, __m512i* w) { unpack_nibbles(v, w); }
+};
+struct Q5Values {  // Q5_0, Q5_1: 0..31
+  static constexpr int kBytes = 320;
+  static void unpack(const uint8_t* v, __m512i* w) {
+    unpack_nibbles(v, w);
+    add_high_bits(v + 256, w);
+  }
+};
+struct Q8Values {  // Q8_0: values + 128, stored as such
+  static constexpr int kBytes = 512;
+  static void unpack(const uint8_t* v, __m512i* w) {
+    for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(v + 64 * c);
+  }
+};
 
 // Tiles of 32-value blocks with one f16 scale d_w per row, and either a constant offset
 // (Q4_0: nibble - 8, Q5_0: value - 16, Q8_0: stored value - 128) or an f16 minimum m per row
 // (Q4_1, Q5_1: d_w * value + m), times N activation rows:
-//   acc += d_w * d_a * sum(u * q_a) - offset * (d_a * sum(q_a)),  u the unsigned value and
-// offset = d_w * constant or -m, which is sum(weight * d_a * q_a). A tile group is a 64-byte
-// header (d of two blocks, or d and m of one) and its blocks of kValues bytes each.
-template <int kValues, int kOffset, bool kMin, void (*Unpack)(const uint8_t*, __m512i*)>
+//   acc += d_w * d_a * (sum(u * q_a) - constant * sum(q_a))   (the bracket exact in int32)
+//   acc += d_w * d_a * sum(u * q_a) + m * (d_a * sum(q_a)),
+// u the unsigned value; either is sum(weight * d_a * q_a). A tile group is a 64-byte header
+// (d of two blocks, or d and m of one) and its blocks of Values::kBytes bytes each.
+template <class Values, int kOffset, bool kMin>
 struct Tile32 {
   template <int N>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
 };
-template <int kValues, int kOffset, bool kMin, void (*Unpack)(const uint8_t*, __m512i*)>
+template <class Values, int kOffset, bool kMin>
 template <int N>
-void Tile32<kValues, kOffset, kMin, Unpack>::run(const uint8_t* t, const QActRow* a, int64_t k,
-                                                 float* out) {
-  constexpr int kBlocks = kMin ? 1 : 2, kGroup = 64 + kBlocks * kValues;
+void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
+  constexpr int kBlocks = kMin ? 1 : 2, kGroup = 64 + kBlocks * Values::kBytes;
   auto halves16 = [](const uint8_t* p) {  // 16 f16 -> 16 floats
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   };
@@ -103,11 +115,10 @@ void Tile32<kValues, kOffset, kMin, Unpack>::run(const uint8_t* t, const QActRow
     prefetch_ahead(t, kGroup);
     for (int i = 0; i < kBlocks; ++i, ++b) {
       const __m512 dw = halves16(t + 32 * i);
-      const __m512 offset = kMin ? _mm512_sub_ps(_mm512_setzero_ps(), halves16(t + 32))
-                                 : _mm512_mul_ps(dw, _mm512_set1_ps(float(kOffset)));
+      const __m512 offset = kMin ? _mm512_sub_ps(_mm512_setzero_ps(), halves16(t + 32)) : dw;
       __m512i w[8];
-      Unpack(t + 64 + kValues * i, w);
-      tile_block<N>(w, a, b, dw, offset, acc);
+      Values::unpack(t + 64 + Values::kBytes * i, w);
+      tile_block<N, kOffset, kMin>(w, a, b, dw, offset, acc);
     }
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
@@ -151,7 +162,7 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
       }
       if (kQ5) add_high_bits(t + 2368 + 64 * sub, w);
       const int64_t ab = 8 * b + sub;  // activation block
-      tile_block<N>(w, a, ab, scale, min, acc);
+      tile_block<N, 0, true>(w, a, ab, scale, min, acc);
     }
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
@@ -321,11 +332,11 @@ const QDotKernels& qdot_avx512vnni_kernels() {
     QDotKernels s = qdot_avx512vnni::make_set("avx512vnni");
     using namespace qdot_avx512vnni;
     auto set = [&](DType t, QTileFn f) { s.tile[uint32_t(t)] = f; };
-    set(DType::Q4_0, tile_any<Tile32<256, 8, false, unpack_q4>>);
-    set(DType::Q4_1, tile_any<Tile32<256, 0, true, unpack_q4>>);
-    set(DType::Q5_0, tile_any<Tile32<320, 16, false, unpack_q5>>);
-    set(DType::Q5_1, tile_any<Tile32<320, 0, true, unpack_q5>>);
-    set(DType::Q8_0, tile_any<Tile32<512, 128, false, unpack_q8>>);
+    set(DType::Q4_0, tile_any<Tile32<Q4Values, 8, false>>);
+    set(DType::Q4_1, tile_any<Tile32<Q4Values, 0, true>>);
+    set(DType::Q5_0, tile_any<Tile32<Q5Values, 16, false>>);
+    set(DType::Q5_1, tile_any<Tile32<Q5Values, 0, true>>);
+    set(DType::Q8_0, tile_any<Tile32<Q8Values, 128, false>>);
     set(DType::Q2_K, tile_any<TileQ2K>);
     set(DType::Q3_K, tile_any<TileQ3K>);
     set(DType::Q4_K, tile_any<TileK<false>>);
