@@ -273,7 +273,7 @@ size_t tile_bytes(DType t, int64_t cols) {
 }
 
 size_t packed_bytes(DType t, int64_t rows, int64_t cols) {
-  return size_t((rows + kTileRows - 1) / kTileRows) * tile_bytes(t, cols) + kPackedSlack;
+  return size_t((rows + kTileRows - 1) / kTileRows) * tile_bytes(t, cols);
 }
 
 void pack_tiles(DType t, const void* src, int64_t rows, int64_t cols, void* dst) {

@@ -62,10 +62,7 @@ bool has_tile_layout(DType t);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K .. Q6_K
 // Whether rows of `cols` values of t can be packed: whole tile groups only (64 values for
 // Q4_0, Q5_0, Q8_0; 32 for Q4_1, Q5_1; 256 for the K-quants). Other rows keep the GGUF layout.
 bool can_pack(DType t, int64_t cols);
-// Bytes of one tile (16 rows of `cols` values) and of a packed matrix of `rows` rows: its
-// tiles and kPackedSlack bytes after them, which the tile kernels may read (never use) while
-// they read the last tile: they touch the page kTouchAhead bytes ahead of where they read.
-constexpr size_t kPackedSlack = 16384, kTouchAhead = 12288;
+// Bytes of one tile (16 rows of `cols` values) and of a packed matrix of `rows` rows.
 size_t tile_bytes(DType t, int64_t cols);
 size_t packed_bytes(DType t, int64_t rows, int64_t cols);
 // Repacks `rows` consecutive rows in GGUF layout into tiles.

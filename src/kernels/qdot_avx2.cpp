@@ -24,7 +24,7 @@ inline __m256i bcast4(const int8_t* p) {  // one 4-byte group of activations to 
 inline void prefetch_ahead(const uint8_t* p, int n) {  // as in qdot_avx512.cpp
   for (int i = 0; i < n; i += 64)
     _mm_prefetch(reinterpret_cast<const char*>(p + 4096 + i), _MM_HINT_T0);
-  touch_page_ahead(p, n);
+  prefetch_page_ahead(p, n);
 }
 
 // Adds to s0 and s1 the int32 sums over each half (16 values) of one activation block q:

@@ -21,7 +21,7 @@ constexpr int kPrefetchAhead = 4096;
 inline void prefetch_ahead(const uint8_t* p, int n) {
   for (int i = 0; i < n; i += 64)
     _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + i), _MM_HINT_T0);
-  touch_page_ahead(p, n);
+  prefetch_page_ahead(p, n);
 }
 
 inline __m512i bcast4(const int8_t* p) {  // one 4-byte group of activations to all 16 lanes
