@@ -12,9 +12,9 @@ namespace hondo {
 
 namespace {
 
-constexpr int64_t kChunk = 512;          // columns converted at a time (a multiple of every block)
-constexpr int64_t kRowBlock = 48;        // rows per task: 4 micro-kernel calls of 12 rows
-constexpr size_t kPrefetchAhead = 8192;  // bytes ahead of the weight conversion
+constexpr int64_t kChunk = 512;         // columns converted at a time (a multiple of every block)
+constexpr int64_t kRowBlock = 48;       // rows per task: 4 micro-kernel calls of 12 rows
+constexpr size_t kConvertAhead = 8192;  // bytes prefetched ahead of the weight conversion
 
 void micro_reference(const float* w, int64_t ldw, int n_rows, const float* panel, int64_t kc,
                      float* acc, bool add) {
@@ -189,7 +189,7 @@ void gemm_f32(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, int
       // prefetcher stops at every 4 KiB page, so the run is also prefetched 8 KiB ahead.
       if (w.type != DType::F32)
         for (int64_t r = 0; r < nr; ++r) {
-          const uint8_t* ahead = w.row(row0 + r0 + r) + kPrefetchAhead;
+          const uint8_t* ahead = w.row(row0 + r0 + r) + kConvertAhead;
           for (size_t i = 0; i < rs && ahead + i < end; i += 64)
             __builtin_prefetch(ahead + i, 0, 2);
           for (int64_t k0 = 0; k0 < k; k0 += kChunk) {

@@ -40,6 +40,10 @@ using QuantizeActFn = void (*)(const float* x, int64_t k, int8_t* q, float* d, i
 // out[j * 16 + r] = row r of the tile times a[j], for j < n <= kQDotMaxRows. One pass over
 // the tile serves every activation row, and each SIMD lane holds a different row.
 using QTileFn = void (*)(const void* tile, const QActRow* a, int n, int64_t k, float* out);
+// How the x86 tile kernels read their weights ahead (kernels/qdot_x86.inc), and with them the
+// bandwidth probe of `hondo bench`: every line kPrefetchAhead bytes ahead, and each 4 KiB page
+// once more kPageAhead bytes ahead.
+constexpr int kPrefetchAhead = 4096, kPageAhead = 12288;
 
 // The kernels of one instruction-set level. dot[id] is null for types without an integer
 // kernel (F32, F16, BF16, and types hondo cannot compute); tile[id] is null for types

@@ -21,12 +21,6 @@ inline __m256i bcast4(const int8_t* p) {  // one 4-byte group of activations to 
   return _mm256_set1_epi32(v);
 }
 
-inline void prefetch_ahead(const uint8_t* p, int n) {  // as in qdot_avx512.cpp
-  for (int i = 0; i < n; i += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(p + 4096 + i), _MM_HINT_T0);
-  prefetch_page_ahead(p, n);
-}
-
 // Adds to s0 and s1 the int32 sums over each half (16 values) of one activation block q:
 // registers 0..3 hold the first half, 4..7 the second (values at most 63: no saturation).
 inline void half_sums(const __m256i* w, const int8_t* q, __m256i& s0, __m256i& s1) {

@@ -12,18 +12,6 @@
 namespace hondo::qdot_avx512vnni {
 namespace {
 
-// Software prefetch of the weights kPrefetchAhead bytes ahead of the tile bytes [p, p + n)
-// being read now. The tiles are read strictly in order, yet the hardware prefetchers alone
-// leave a single core at about half of the DRAM bandwidth it reaches with these hints
-// (hondo-kernel-bench, medians of 6 alternating runs: Q4_K decode 19 -> 39 GB/s on one core,
-// Q4_0 22 -> 36, Q6_K 29 -> 35).
-constexpr int kPrefetchAhead = 4096;
-inline void prefetch_ahead(const uint8_t* p, int n) {
-  for (int i = 0; i < n; i += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + i), _MM_HINT_T0);
-  prefetch_page_ahead(p, n);
-}
-
 inline __m512i bcast4(const int8_t* p) {  // one 4-byte group of activations to all 16 lanes
   int32_t v;
   std::memcpy(&v, p, 4);

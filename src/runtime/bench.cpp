@@ -129,21 +129,21 @@ double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& 
     }
   }
   if (total == 0) return 0;
-  // Read in 4 KiB chunks with a software prefetch 4 KiB ahead and one of the page 12 KiB
-  // ahead, as the tile kernels read the weights (kernels/qdot_x86.inc): the hardware
-  // prefetchers alone leave a core well below the bandwidth it can reach, and the roofline
-  // must be the best rate a reader reaches, not a slow reader's.
-  constexpr size_t kChunk = 4096, kAhead = 4096, kPageAhead = 12288;
+  // Read in 4 KiB chunks with software prefetches ahead as the tile kernels read the weights
+  // (kPrefetchAhead, kPageAhead in kernels/qdot.h): the hardware prefetchers alone leave a
+  // core well below the bandwidth it can reach, and the roofline must be the best rate a
+  // reader reaches, not a slow reader's.
+  constexpr size_t kChunk = 4096;
   std::atomic<uint32_t> sink{0};
   auto read = [&](int64_t b, int64_t e) {
     uint32_t s = 0;
     for (int64_t i = b; i < e; ++i) {
       const MemoryRange& m = pieces[size_t(i)];
       for (size_t c = 0; c < m.bytes; c += kChunk) {
-        for (size_t a = c + kAhead; a < std::min(m.bytes, c + kAhead + kChunk); a += 64)
+        for (size_t a = c + kPrefetchAhead; a < std::min(m.bytes, c + kPrefetchAhead + kChunk);
+             a += 64)
           __builtin_prefetch(m.data + a);
-        if (c + kPageAhead < m.bytes)  // the page 12 KiB ahead, as the tile kernels announce it
-          __builtin_prefetch(m.data + c + kPageAhead, 0, 1);
+        if (c + kPageAhead < m.bytes) __builtin_prefetch(m.data + c + kPageAhead, 0, 1);
         s += sum_words(m.data + c, std::min(kChunk, m.bytes - c));
       }
     }
