@@ -42,29 +42,42 @@ inline __attribute__((target("avx512f"))) __m512 load_f16(const uint16_t* p) {
 }
 
 struct Avx512 {
-  // Per row: each block of 16 values converted once, then one FMA per head into that head's
-  // accumulator; the heads' sums are reduced at the end of the row.
+  // R rows at a time: each block of 16 values converted once, then one FMA per head into that
+  // (row, head)'s accumulator; the sums are reduced at the end of the rows. With few heads
+  // several rows go together, so that at least 4 independent FMA chains overlap (one row of one
+  // head alone would wait the FMA latency at every step).
+  template <int NQ, int R>
+  __attribute__((target("avx512f"))) static void dot_rows(const uint16_t* r, int64_t stride,
+                                                          const float* q, int64_t q_stride,
+                                                          int64_t n, float* out, int64_t o_stride) {
+    const int64_t n16 = n / 16 * 16;
+    __m512 acc[R][NQ];
+    for (int k = 0; k < R; ++k)
+      for (int i = 0; i < NQ; ++i) acc[k][i] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < n16; c += 16)
+      for (int k = 0; k < R; ++k) {
+        const __m512 w = load_f16(r + k * stride + c);
+        for (int i = 0; i < NQ; ++i)
+          acc[k][i] = _mm512_fmadd_ps(w, _mm512_loadu_ps(q + i * q_stride + c), acc[k][i]);
+      }
+    for (int k = 0; k < R; ++k)
+      for (int i = 0; i < NQ; ++i) {
+        float s = _mm512_reduce_add_ps(acc[k][i]);
+        for (int64_t c = n16; c < n; ++c) s += f16_to_f32(r[k * stride + c]) * q[i * q_stride + c];
+        out[i * o_stride + k] += s;
+      }
+  }
   template <int NQ>
   __attribute__((target("avx512f"))) static void dots(const uint16_t* rows, int64_t stride,
                                                       int64_t n_rows, const float* q,
                                                       int64_t q_stride, int64_t n, float* out,
                                                       int64_t o_stride) {
-    const int64_t n16 = n / 16 * 16;
-    for (int64_t j = 0; j < n_rows; ++j) {
-      const uint16_t* r = rows + j * stride;
-      __m512 acc[NQ];
-      for (int i = 0; i < NQ; ++i) acc[i] = _mm512_setzero_ps();
-      for (int64_t c = 0; c < n16; c += 16) {
-        const __m512 w = load_f16(r + c);
-        for (int i = 0; i < NQ; ++i)
-          acc[i] = _mm512_fmadd_ps(w, _mm512_loadu_ps(q + i * q_stride + c), acc[i]);
-      }
-      for (int i = 0; i < NQ; ++i) {
-        float s = _mm512_reduce_add_ps(acc[i]);
-        for (int64_t c = n16; c < n; ++c) s += f16_to_f32(r[c]) * q[i * q_stride + c];
-        out[i * o_stride + j] += s;
-      }
-    }
+    constexpr int kRows = NQ >= 4 ? 1 : 4 / NQ;
+    int64_t j = 0;
+    for (; j + kRows <= n_rows; j += kRows)
+      dot_rows<NQ, kRows>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
+    for (; j < n_rows; ++j)
+      dot_rows<NQ, 1>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
   }
 
   // Columns in stripes of 16 * kRegs (kRegs registers per head, at least 6 accumulators in

@@ -86,7 +86,15 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
     }
     t_seq += n;
   }
-  pool.parallel_tasks(int64_t(chunks.size()) * n_kv, [&](int64_t task) {
+  const int64_t n_tasks = int64_t(chunks.size()) * n_kv;
+  auto prefetch = [&](int64_t task) {  // the keys and values one decode task reads
+    const Chunk& ch = chunks[size_t(task / n_kv)];
+    const int kvh = int(task % n_kv);
+    if (ch.t1 - ch.t0 != 1 || ch.cache->type() != DType::F16) return;
+    prefetch_rows(ch.cache->k_f16(layer, 0) + kvh * hd, ch.cache->k_width() * 2, ch.n_pos, hd * 2);
+    prefetch_rows(ch.cache->v_f16(layer, 0) + kvh * hd, ch.cache->v_width() * 2, ch.n_pos, hd * 2);
+  };
+  auto head = [&](int64_t task) {
     const Chunk& ch = chunks[size_t(task / n_kv)];
     const int kvh = int(task % n_kv);
     thread_local std::vector<float> keys, values, scores;
@@ -96,16 +104,17 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
       // copy would be written and read again for a single use), each key and value row once
       // for up to kMaxHeadRows of the query heads that share this KV head.
       const int64_t t = ch.t0, n_pos = tok_pos[size_t(t)] + 1;
+      const uint16_t* keys_f16 = ch.cache->k_f16(layer, 0) + kvh * hd;    // [n_pos, k_width]
+      const uint16_t* values_f16 = ch.cache->v_f16(layer, 0) + kvh * hd;  // [n_pos, v_width]
       for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += kMaxHeadRows) {
         const int n_q = std::min(kMaxHeadRows, (kvh + 1) * group - h0);
         const float* qh = q + t * Q + int64_t(h0) * hd;  // [n_q, hd]
         float* oh = out + t * Q + int64_t(h0) * hd;      // [n_q, hd]
         scores.assign(size_t(n_q * n_pos), 0.0f);        // [n_q, n_pos]
-        f16_head_dots(ch.cache->k_f16(layer, 0) + kvh * hd, ch.cache->k_width(), n_pos, qh, hd, n_q,
-                      hd, scores.data(), n_pos);
+        f16_head_dots(keys_f16, ch.cache->k_width(), n_pos, qh, hd, n_q, hd, scores.data(), n_pos);
         for (int i = 0; i < n_q; ++i) softmax(scores.data() + i * n_pos, int(n_pos), scale);
-        f16_head_sums(ch.cache->v_f16(layer, 0) + kvh * hd, ch.cache->v_width(), n_pos,
-                      scores.data(), n_pos, n_q, hd, oh, hd);
+        f16_head_sums(values_f16, ch.cache->v_width(), n_pos, scores.data(), n_pos, n_q, hd, oh,
+                      hd);
       }
       return;
     }
@@ -128,7 +137,23 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
           axpy_f32(scores[size_t(j)], values.data() + size_t(j) * size_t(hd), oh, hd);
       }
     }
-  });
+  };
+  // One sequence decoding one token: its KV heads cost alike, so a static split (a shared task
+  // counter costs a cache line crossing cores per task), each thread asking for the next task's
+  // keys and values before it works on one (the cache rows are long out of cache, and one
+  // head's rows of a layer lie a page apart). Otherwise tasks are taken one at a time (later
+  // query chunks see more positions).
+  if (chunks.size() == 1 && chunks[0].t1 - chunks[0].t0 == 1) {
+    pool.parallel_for(n_tasks, [&](int64_t b, int64_t e) {
+      prefetch(b);
+      for (int64_t i = b; i < e; ++i) {
+        if (i + 1 < e) prefetch(i + 1);
+        head(i);
+      }
+    });
+  } else {
+    pool.parallel_tasks(n_tasks, head);
+  }
 }
 
 void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
