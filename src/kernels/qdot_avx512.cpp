@@ -208,25 +208,36 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0F), high2 = _mm512_set1_epi8(0x30);
+  // The high bit pairs of group grp moved to bits 4, 5 (bits 2 pair, 2 pair + 1 of qh).
+  auto high_of = [&](__m512i hi, int pair) {
+    hi = pair < 2 ? _mm512_slli_epi16(hi, 4 - 2 * pair) : _mm512_srli_epi16(hi, 2 * pair - 4);
+    return _mm512_and_si512(hi, high2);
+  };
   for (int64_t b = 0; b < nb; ++b, t += kTileRows * 210) {
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
-    for (int grp = 0; grp < 8; ++grp) {
-      prefetch_ahead(t + 420 * grp, 420);  // 3360 bytes in 8 steps
+    // Groups in pairs: groups 2g and 2g + 1 share their low nibbles' bytes (low and high
+    // nibble) and their high bits' bytes, each loaded once for both.
+    for (int grp = 0; grp < 8; grp += 2) {
+      prefetch_ahead(t + 420 * grp, 840);  // 3360 bytes in 4 steps
       const uint8_t* ql = t + kLow + 512 * (grp / 2);
       const uint8_t* qh = t + kHigh + 512 * (grp / 4);
-      const int pair = grp % 4;  // bits 2 pair, 2 pair + 1 of qh, moved to bits 4, 5
-      __m512i w[8];
+      const int pair = grp % 4;
+      __m512i w0[8], w1[8];
       for (int c = 0; c < 8; ++c) {
-        __m512i lo = _mm512_loadu_si512(ql + 64 * c);
-        if (grp % 2) lo = _mm512_srli_epi16(lo, 4);
-        __m512i hi = _mm512_loadu_si512(qh + 64 * c);
-        hi = pair < 2 ? _mm512_slli_epi16(hi, 4 - 2 * pair) : _mm512_srli_epi16(hi, 2 * pair - 4);
-        w[c] = _mm512_or_si512(_mm512_and_si512(lo, low4), _mm512_and_si512(hi, high2));
+        const __m512i lo = _mm512_loadu_si512(ql + 64 * c);
+        const __m512i hi = _mm512_loadu_si512(qh + 64 * c);
+        // (lo & 0x0F) | high bits, as one ternary-logic operation: A | (B & C).
+        w0[c] = _mm512_ternarylogic_epi32(high_of(hi, pair), lo, low4, 0xF8);
+        w1[c] =
+            _mm512_ternarylogic_epi32(high_of(hi, pair + 1), _mm512_srli_epi16(lo, 4), low4, 0xF8);
       }
-      const __m512i sc0 = scales16(t + kScales + 32 * grp);
-      const __m512i sc1 = scales16(t + kScales + 32 * grp + 16);
-      const int64_t ab = 8 * b + grp;  // activation block
-      for (int j = 0; j < N; ++j) acc[j] = block_two_scales<32>(w, a[j], ab, sc0, sc1, d, acc[j]);
+      for (int g = 0; g < 2; ++g) {
+        const __m512i sc0 = scales16(t + kScales + 32 * (grp + g));
+        const __m512i sc1 = scales16(t + kScales + 32 * (grp + g) + 16);
+        const int64_t ab = 8 * b + grp + g;  // activation block
+        for (int j = 0; j < N; ++j)
+          acc[j] = block_two_scales<32>(g ? w1 : w0, a[j], ab, sc0, sc1, d, acc[j]);
+      }
     }
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
