@@ -26,8 +26,8 @@ constexpr int64_t kFusedMaxTokens = 4;  // up to this many tokens, fused row dot
 constexpr size_t kGrainBytes = size_t(256) << 10;
 constexpr int64_t kGrainRows = 16;
 
-int64_t grain_tiles(size_t bytes, int64_t tiles) {
-  return std::max<int64_t>(1, int64_t(kGrainBytes * size_t(tiles) / std::max<size_t>(1, bytes)));
+int64_t grain_tiles(size_t tile_bytes) {
+  return std::max<int64_t>(1, int64_t(kGrainBytes / std::max<size_t>(1, tile_bytes)));
 }
 
 // x: [n_tok, k] quantized to int8 once per call. One buffer per calling thread; the workers
@@ -110,11 +110,9 @@ TileJob tile_job(const MatmulJob& j, const QActs& acts, QTileFn fn) {
 
 void matmul_tiles(const QDotKernels& ks, QTileFn fn, const MatmulJob& j, ThreadPool& pool) {
   const TileJob tj = tile_job(j, quantized_acts(ks, j.x, j.n_tok, j.w->cols(), pool), fn);
-  const int64_t n = n_tiles(j);
-  pool.parallel_for_balanced(n, grain_tiles(tj.tile_bytes * size_t(n), n),
-                             [&](int64_t i0, int64_t i1) {
-                               for (int64_t i = i0; i < i1; ++i) run_tile(tj, i);
-                             });
+  pool.parallel_for_balanced(n_tiles(j), grain_tiles(tj.tile_bytes), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) run_tile(tj, i);
+  });
 }
 
 }  // namespace
@@ -171,7 +169,7 @@ void matmul_batch(const std::vector<MatmulJob>& jobs, ThreadPool& pool) {
   thread_local std::vector<std::unique_ptr<QActs>> acts;
   std::vector<const float*> acts_x;
   bool uneven = false;  // tiles of jobs with many tokens cost more: hand them out dynamically
-  size_t bytes = 0;     // of all the jobs' tiles
+  size_t bytes = 0;     // of all the jobs' tiles (pieces by their mean tile size)
   for (const MatmulJob& j : jobs) {
     QTileFn fn = tile_kernel(ks, j);
     if (!fn) {
@@ -202,7 +200,7 @@ void matmul_batch(const std::vector<MatmulJob>& jobs, ThreadPool& pool) {
     pool.parallel_tasks(first_tile.back(), run);
   } else {
     const int64_t n = first_tile.back();
-    pool.parallel_for_balanced(n, grain_tiles(bytes, n), [&](int64_t i0, int64_t i1) {
+    pool.parallel_for_balanced(n, grain_tiles(bytes / size_t(n)), [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) run(i);
     });
   }

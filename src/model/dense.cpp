@@ -90,7 +90,7 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
   auto prefetch = [&](int64_t task) {  // the keys and values one decode task reads
     const Chunk& ch = chunks[size_t(task / n_kv)];
     const int kvh = int(task % n_kv);
-    if (ch.t1 - ch.t0 != 1 || ch.cache->type() != DType::F16) return;
+    if (ch.cache->type() != DType::F16) return;  // read in place only from an F16 cache
     prefetch_rows(ch.cache->k_f16(layer, 0) + kvh * hd, ch.cache->k_width() * 2, ch.n_pos, hd * 2);
     prefetch_rows(ch.cache->v_f16(layer, 0) + kvh * hd, ch.cache->v_width() * 2, ch.n_pos, hd * 2);
   };
