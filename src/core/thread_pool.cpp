@@ -155,6 +155,11 @@ void ThreadPool::parallel_tasks(int64_t n, const std::function<void(int64_t)>& f
   });
 }
 
+ThreadPool& ThreadPool::this_thread() {
+  thread_local ThreadPool alone(1);  // starts no helper thread
+  return alone;
+}
+
 int ThreadPool::default_threads() {
   // Count distinct (physical id, core id) pairs: hyper-threads share a core's load units.
   std::ifstream in("/proc/cpuinfo");

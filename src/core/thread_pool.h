@@ -48,6 +48,10 @@ class ThreadPool {
   // Number of physical cores (falls back to hardware_concurrency).
   static int default_threads();
 
+  // A pool of one: the calling thread alone. For products run inside a task of another
+  // pool's loop (a thread taking whole attention heads, say), which must stay on that thread.
+  static ThreadPool& this_thread();
+
  private:
   void worker(int index);
 

@@ -120,6 +120,52 @@ void tokens_of(const float* head_major, int64_t T, int64_t H, int64_t n, float* 
       std::memcpy(tok_major + (t * H + h) * n, head_major + (h * T + t) * n,
                   sizeof(float) * size_t(n));
 }
+
+// One token's attention for n_q (<= kMaxHeadRows) heads over its cached latents 0..n_pos-1,
+// in latent space: s_j = (q_lat . c_j + q^R . k^R_j) * scale, p = softmax(s),
+// o_lat = sum_j p_j c_j. ql: [n_q, L] rows ql_stride apart, qr: [n_q, R] rows qr_stride apart,
+// o: [n_q, L] rows o_stride apart. An F16 cache is read in place, each cached row converted
+// once for all n_q heads (kernels/head_rows.h).
+void attend_latents(const KvCache& cache, int layer, int64_t n_pos, int64_t L, int64_t R,
+                    const float* ql, int64_t ql_stride, const float* qr, int64_t qr_stride, int n_q,
+                    float scale, float* o, int64_t o_stride) {
+  thread_local std::vector<float> scores, lat, kr;  // the calling thread's own
+  scores.assign(size_t(n_q * n_pos), 0.0f);         // [n_q, n_pos]
+  if (cache.type() == DType::F16) {
+    f16_head_dots(cache.k_f16(layer, 0), cache.k_width(), n_pos, ql, ql_stride, n_q, L,
+                  scores.data(), n_pos);
+    f16_head_dots(cache.v_f16(layer, 0), cache.v_width(), n_pos, qr, qr_stride, n_q, R,
+                  scores.data(), n_pos);
+    for (int i = 0; i < n_q; ++i) softmax(scores.data() + i * n_pos, int(n_pos), scale);
+    f16_head_sums(cache.k_f16(layer, 0), cache.k_width(), n_pos, scores.data(), n_pos, n_q, L, o,
+                  o_stride);
+    return;
+  }
+  const bool f32 = cache.type() == DType::F32;
+  lat.resize(size_t(L));
+  kr.resize(size_t(R));
+  auto latent = [&](int j) -> const float* {  // c_j, [L]
+    if (f32) return cache.k_f32(layer, j);
+    cache.load_k(layer, j, 0, int(L), lat.data());
+    return lat.data();
+  };
+  auto rope_key = [&](int j) -> const float* {  // k^R_j, [R]
+    if (f32) return cache.v_f32(layer, j);
+    cache.load_v(layer, j, 0, int(R), kr.data());
+    return kr.data();
+  };
+  for (int i = 0; i < n_q; ++i) {
+    float* si = scores.data() + i * n_pos;
+    float* oi = o + i * o_stride;
+    for (int j = 0; j < n_pos; ++j)
+      si[j] = (dot_f32(ql + i * ql_stride, latent(j), L) +
+               dot_f32(qr + i * qr_stride, rope_key(j), R)) *
+              scale;
+    softmax(si, int(n_pos));
+    std::memset(oi, 0, sizeof(float) * size_t(L));
+    for (int j = 0; j < n_pos; ++j) axpy_f32(si[j], latent(j), oi, L);
+  }
+}
 }  // namespace
 
 void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope, int layer,
@@ -146,8 +192,8 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
   // R). The products that read xn run as one batch: one activation quantization, one loop.
   // Working buffers are reused from call to call (layers.h scratch); the lambdas below see
   // them through these pointers, never through the thread_local names.
-  thread_local std::vector<float> q_buf, qa_buf, kv_buf, q_nope_buf, q_lat_h_buf, q_lat_buf,
-      o_lat_buf, o_lat_h_buf, o_h_buf, o_buf;
+  thread_local std::vector<float> q_buf, qa_buf, kv_buf, q_nope_buf, q_lat_buf, o_lat_buf, o_h_buf,
+      o_buf;
   float* q = scratch(q_buf, size_t(T * H * QH));                              // [T, H, nope + R]
   float* qa = w.wq_a ? scratch(qa_buf, size_t(T * c.q_lora_rank)) : nullptr;  // [T, q_lora]
   float* kv = scratch(kv_buf, size_t(T * (L + R)));                           // [T, L + R]
@@ -181,88 +227,42 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
     return;
   }
 
-  // Absorb W_UK into the queries: q_lat[t, h] = W_UK,h^T q^C_t,h, [T, H, L]. One product per
-  // head, all in one batch (one parallel loop). The per-head products take head-major
-  // [H, T, n] buffers; with one token (decode) that is the token-major layout itself, so the
-  // heads are read and written in place.
+  // Absorbed attention. For head h and token t (paper, eq. 10 and after):
+  //   q_lat[h, t] = W_UK,h^T q^C[t, h]                                  [L]
+  //   o_lat[h, t] = sum_j softmax_j((q_lat . c_j + q^R . k^R_j) scale) c_j   [L]
+  //   o[t, h]     = W_UV,h o_lat[h, t]                                  [V]
+  // None of the three needs another head, so each thread takes whole heads and does all three
+  // for them: one parallel loop a layer, and every cached latent read once per run of up to
+  // kMaxHeadRows of a thread's heads. The per-head products take head-major [H, T, n] rows;
+  // with one token (decode) that is the token-major layout itself, read and written in place.
   const bool one = T == 1;
-  float* q_lat = scratch(q_lat_buf, size_t(T * H * L));                       // [T, H, L]
+  float* o = scratch(o_buf, size_t(T * H * V));                               // [T, H * V]
   float* q_nope = one ? nullptr : scratch(q_nope_buf, size_t(H * T * nope));  // [H, T, nope]
-  float* q_lat_h = one ? q_lat : scratch(q_lat_h_buf, size_t(H * T * L));     // [H, T, L]
+  float* q_lat = scratch(q_lat_buf, size_t(H * T * L));                       // [H, T, L]
+  float* o_lat = scratch(o_lat_buf, size_t(H * T * L));                       // [H, T, L]
+  float* o_h = one ? o : scratch(o_h_buf, size_t(H * T * V));                 // [H, T, V]
   if (!one) heads_of(q, T, H, QH, nope, q_nope);
-  std::vector<MatmulJob> jobs;
-  for (int64_t h = 0; h < H; ++h)
-    jobs.push_back(
-        {&w.wk_b, h * L, L, one ? q + h * QH : q_nope + h * T * nope, T, q_lat_h + h * T * L});
-  matmul_batch(jobs, pool);
-  if (!one) tokens_of(q_lat_h, T, H, L, q_lat);
-
-  // Attention over the cached latents: o_lat[t, h] = sum_j p_j c_j, [T, H, L].
   std::vector<const KvCache*> tok_cache;
   for (const SeqBatch& s : batch)
     for (size_t i = 0; i < s.tokens.size(); ++i) tok_cache.push_back(s.cache);
-  float* o_lat = scratch(o_lat_buf, size_t(T * H * L));  // [T, H, L]
   const float scale = c.softmax_scale();
-  // A thread's tasks (token, head) go in runs of up to kMaxHeadRows heads of one token: on
-  // an F16 cache each cached row is converted once for the whole run (kernels/head_rows.h).
-  pool.parallel_for(T * H, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores, lat, kr;
-    lat.resize(size_t(L));
-    kr.resize(size_t(R));
-    for (int64_t task = begin; task < end;) {
-      const int64_t t = task / H, h0 = task % H;
-      const int n_q = int(std::min<int64_t>({end - task, H - h0, kMaxHeadRows}));
-      task += n_q;
-      const int pos = tok_pos[size_t(t)];
-      const int64_t n_pos = pos + 1;
-      const KvCache& cache = *tok_cache[size_t(t)];
-      const float* ql = q_lat + (t * H + h0) * L;      // [n_q, L]
-      const float* qr = q + (t * H + h0) * QH + nope;  // [n_q, R] at stride QH
-      float* o = o_lat + (t * H + h0) * L;             // [n_q, L]
-      scores.assign(size_t(n_q * n_pos), 0.0f);        // [n_q, n_pos]
-      if (cache.type() == DType::F16) {                // read in place, converted in registers
-        f16_head_dots(cache.k_f16(layer, 0), cache.k_width(), n_pos, ql, L, n_q, L, scores.data(),
-                      n_pos);
-        f16_head_dots(cache.v_f16(layer, 0), cache.v_width(), n_pos, qr, QH, n_q, R, scores.data(),
-                      n_pos);
-        for (int i = 0; i < n_q; ++i) softmax(scores.data() + i * n_pos, int(n_pos), scale);
-        f16_head_sums(cache.k_f16(layer, 0), cache.k_width(), n_pos, scores.data(), n_pos, n_q, L,
-                      o, L);
-        continue;
-      }
-      const bool f32 = cache.type() == DType::F32;
-      auto latent = [&](int j) -> const float* {
-        if (f32) return cache.k_f32(layer, j);
-        cache.load_k(layer, j, 0, int(L), lat.data());
-        return lat.data();
-      };
-      auto rope_key = [&](int j) -> const float* {
-        if (f32) return cache.v_f32(layer, j);
-        cache.load_v(layer, j, 0, int(R), kr.data());
-        return kr.data();
-      };
-      for (int i = 0; i < n_q; ++i) {
-        float* si = scores.data() + i * n_pos;
-        float* oi = o + i * L;
-        for (int j = 0; j <= pos; ++j)
-          si[j] =
-              (dot_f32(ql + i * L, latent(j), L) + dot_f32(qr + i * QH, rope_key(j), R)) * scale;
-        softmax(si, int(n_pos));
-        std::memset(oi, 0, sizeof(float) * size_t(L));
-        for (int j = 0; j <= pos; ++j) axpy_f32(si[j], latent(j), oi, L);
-      }
+  pool.parallel_for(H, [&](int64_t h_begin, int64_t h_end) {
+    ThreadPool& alone = ThreadPool::this_thread();
+    for (int64_t h0 = h_begin; h0 < h_end; h0 += kMaxHeadRows) {
+      const int n_q = int(std::min<int64_t>(kMaxHeadRows, h_end - h0));  // heads of this run
+      for (int64_t h = h0; h < h0 + n_q; ++h)
+        matmul_rows(w.wk_b, h * L, L, one ? q + h * QH : q_nope + h * T * nope, T,
+                    q_lat + h * T * L, alone);
+      for (int64_t t = 0; t < T; ++t)
+        attend_latents(*tok_cache[size_t(t)], layer, tok_pos[size_t(t)] + 1, L, R,
+                       q_lat + (h0 * T + t) * L, T * L, q + (t * H + h0) * QH + nope, QH, n_q,
+                       scale, o_lat + (h0 * T + t) * L, T * L);
+      for (int64_t h = h0; h < h0 + n_q; ++h)
+        matmul_rows(w.wv_b, h * V, V, o_lat + h * T * L, T, o_h + h * T * V, alone);
     }
   });
 
-  // Up-project through W_UV per head (one batch), then the output projection: [T, H * V] -> [T, E].
-  float* o = scratch(o_buf, size_t(T * H * V));                            // [T, H * V]
-  float* o_lat_h = one ? o_lat : scratch(o_lat_h_buf, size_t(H * T * L));  // [H, T, L]
-  float* o_h = one ? o : scratch(o_h_buf, size_t(H * T * V));              // [H, T, V]
-  if (!one) heads_of(o_lat, T, H, L, L, o_lat_h);
-  jobs.clear();
-  for (int64_t h = 0; h < H; ++h)
-    jobs.push_back({&w.wv_b, h * V, V, o_lat_h + h * T * L, T, o_h + h * T * V});
-  matmul_batch(jobs, pool);
+  // The output projection over all heads: [T, H * V] -> [T, E].
   if (!one) tokens_of(o_h, T, H, V, o);
   matmul(*w.wo, o, T, out, pool);
 }
