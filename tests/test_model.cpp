@@ -5,11 +5,13 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <tuple>
 
 #include "io/requantize.h"
 #include "kernels/qdot.h"
+#include "model/attention.h"
 #include "model/dense.h"
 #include "runtime/engine.h"
 #include "test_util.h"
@@ -101,6 +103,56 @@ INSTANTIATE_TEST_SUITE_P(Dense, FastVsReference,
                          ::testing::Values(Case{"tiny-llama", "llama-f32"},
                                            Case{"tiny-qwen2", "qwen2-f32"}),
                          [](const auto& p) { return std::string(p.param.tag).substr(0, 5); });
+
+// Block attention (prefill) with every float micro-kernel this CPU has, against attention
+// one query at a time in double precision: keys split in two slices with their own strides
+// (as MLA's [k^C ; k^R]), full, partial and single-query blocks, blocks starting at position
+// 0 and deep into the context, and more keys than one pass of the output product (256).
+TEST(AttentionBlock, EveryMicroKernelMatchesPerQueryReference) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t d0 = 24, d1 = 8, dv = 20, n_keys = 300, q_ld = 40, out_ld = 23;
+  std::vector<float> k0(size_t(n_keys * 30)), k1(size_t(n_keys * d1)), vt(size_t(dv * 310));
+  std::vector<float> q(size_t(32 * q_ld));
+  for (auto* v : {&k0, &k1, &vt, &q})
+    for (float& x : *v) x = nd(rng);
+  const float scale = 0.3f;
+  struct Block {
+    int first, n_q;  // positions first .. first + n_q - 1
+  };
+  for (const GemmMicro& micro : gemm_micro_variants())
+    for (const Block b :
+         {Block{0, 32}, Block{0, 5}, Block{268, 32}, Block{150, 7}, Block{299, 1}, Block{40, 1}}) {
+      std::vector<int> pos(size_t(b.n_q));
+      for (int i = 0; i < b.n_q; ++i) pos[size_t(i)] = b.first + i;
+      const KeySlice slices[2] = {{k0.data(), 30, q.data(), q_ld, d0},
+                                  {k1.data(), d1, q.data() + d0, q_ld, d1}};
+      std::vector<float> out(size_t(b.n_q * out_ld), NAN);
+      attend_query_block(slices, 2, vt.data(), 310, dv, pos.data(), b.n_q, scale, out.data(),
+                         out_ld, &micro);
+      for (int i = 0; i < b.n_q; ++i) {
+        const int n = pos[size_t(i)] + 1;
+        std::vector<double> p(static_cast<size_t>(n));
+        double mx = -1e300, sum = 0;
+        for (int j = 0; j < n; ++j) {
+          double s = 0;
+          for (int64_t c = 0; c < d0; ++c)
+            s += double(q[size_t(i * q_ld + c)]) * k0[size_t(j * 30 + c)];
+          for (int64_t c = 0; c < d1; ++c)
+            s += double(q[size_t(i * q_ld + d0 + c)]) * k1[size_t(j * d1 + c)];
+          p[size_t(j)] = s * scale;
+          mx = std::max(mx, p[size_t(j)]);
+        }
+        for (double& x : p) sum += (x = std::exp(x - mx));
+        for (int64_t c = 0; c < dv; ++c) {
+          double want = 0;
+          for (int j = 0; j < n; ++j) want += p[size_t(j)] / sum * vt[size_t(c * 310 + j)];
+          ASSERT_NEAR(out[size_t(i * out_ld + c)], want, 2e-5)
+              << micro.name << " block at " << b.first << " query " << i << " value " << c;
+        }
+      }
+    }
+}
 
 // Several sequences in one batched forward give the same logits as each sequence alone.
 TEST(DenseModel, BatchedSequencesMatchSingle) {

@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   long long seed = 1;
   bool tied = false;
   app.add_option("--preset", preset,
-                 "deepseek-coder-1.3b | r1-distill-qwen-1.5b | tiny-llama | tiny-qwen2")
+                 "deepseek-coder-1.3b | r1-distill-qwen-1.5b | deepseek-v2-lite | tiny-llama | "
+                 "tiny-qwen2 | tiny-v2-lite | tiny-v2 | tiny-v3")
       ->capture_default_str();
   app.add_option("--vocab", o.vocab_path, "GGUF whose tokenizer metadata the model gets")
       ->required();

@@ -158,10 +158,14 @@ std::vector<GemmMicro> gemm_micro_variants() {
   return v;
 }
 
+const GemmMicro& gemm_micro_best() {
+  static const GemmMicro best = choose_micro();
+  return best;
+}
+
 void gemm_f32(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, int64_t n_tok,
               float* y, ThreadPool& pool, const GemmMicro* micro) {
-  static const GemmMicro best = choose_micro();
-  const GemmMicro& m = micro ? *micro : best;
+  const GemmMicro& m = micro ? *micro : gemm_micro_best();
   const int64_t k = w.cols();
   const int64_t n_panels = (n_tok + kPanelTokens - 1) / kPanelTokens;
   thread_local std::vector<float> panel_buf;  // the caller's; workers get the pointer

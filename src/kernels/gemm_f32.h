@@ -33,6 +33,10 @@ struct GemmMicro {
 // one gemm_f32 uses. The tests compare each with the reference.
 std::vector<GemmMicro> gemm_micro_variants();
 
+// The micro-kernel gemm_f32 uses: the last variant, unless HONDO_ISA lowers the instruction
+// set (kernels/qdot.h).
+const GemmMicro& gemm_micro_best();
+
 // Rows [row0, row0 + n_rows) of w times x ([n_tok, k]) into y ([n_tok, n_rows]), split over
 // the pool by blocks of rows. micro: a kernel of gemm_micro_variants() (null: the best).
 void gemm_f32(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, int64_t n_tok,

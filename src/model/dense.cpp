@@ -10,6 +10,7 @@
 #include "kernels/head_rows.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
+#include "model/attention.h"
 #include "model/batch.h"
 #include "model/layers.h"
 #include "model/weights.h"
@@ -60,13 +61,14 @@ std::unique_ptr<KvCache> DenseModel::new_cache(int n_ctx, DType kv_type) const {
 }
 
 // Causal attention for every token of the batch, softmax(q k^T / sqrt(hd)) v per head. Work
-// is split into (query chunk, KV head) tasks: a chunk is up to kQueryChunk consecutive tokens
+// is split into (query chunk, KV head) tasks: a chunk is up to kPanelTokens consecutive tokens
 // of one sequence, and its task converts the KV head's keys and values once ([n_pos, hd]
-// each, from the F16 or F32 cache) for all of the chunk's tokens and the `group` query heads
-// that share them (GQA). Memory per thread stays linear in the context length.
+// each, from the F16 or F32 cache; the values transposed) for all of the chunk's tokens and
+// the `group` query heads that share them (GQA). A chunk of kMinBlockQueries tokens or more
+// attends as two matrix products per head (model/attention.h), a smaller one query by query.
+// Memory per thread stays linear in the context length.
 void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos,
                            const float* q, float* out, ThreadPool& pool) const {
-  constexpr int64_t kQueryChunk = 16;
   const int hd = cfg_.head_dim, n_kv = cfg_.n_head_kv, group = cfg_.n_head / cfg_.n_head_kv;
   const int64_t Q = int64_t(cfg_.n_head) * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
@@ -79,13 +81,14 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
   int64_t t_seq = 0;
   for (const SeqBatch& s : batch) {
     const int64_t n = int64_t(s.tokens.size());
-    for (int64_t i = 0; i < n; i += kQueryChunk) {
-      Chunk c{t_seq + i, t_seq + std::min(n, i + kQueryChunk), s.cache, 0};
+    for (int64_t i = 0; i < n; i += kPanelTokens) {
+      Chunk c{t_seq + i, t_seq + std::min(n, i + kPanelTokens), s.cache, 0};
       for (int64_t t = c.t0; t < c.t1; ++t) c.n_pos = std::max(c.n_pos, tok_pos[size_t(t)] + 1);
       chunks.push_back(c);
     }
     t_seq += n;
   }
+  std::reverse(chunks.begin(), chunks.end());  // the last chunks (most positions) handed out first
   const int64_t n_tasks = int64_t(chunks.size()) * n_kv;
   auto prefetch = [&](int64_t task) {  // the keys and values one decode task reads
     const Chunk& ch = chunks[size_t(task / n_kv)];
@@ -97,7 +100,7 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
   auto head = [&](int64_t task) {
     const Chunk& ch = chunks[size_t(task / n_kv)];
     const int kvh = int(task % n_kv);
-    thread_local std::vector<float> keys, values, scores;
+    thread_local std::vector<float> keys, values, scores, row;
     scores.resize(size_t(ch.n_pos));  // [n_pos]
     if (ch.t1 - ch.t0 == 1 && ch.cache->type() == DType::F16) {
       // One query (decode): read the F16 cache in place, converting in registers (a converted
@@ -119,10 +122,26 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
       return;
     }
     keys.resize(size_t(ch.n_pos) * size_t(hd));    // [n_pos, hd]
-    values.resize(size_t(ch.n_pos) * size_t(hd));  // [n_pos, hd]
+    values.resize(size_t(ch.n_pos) * size_t(hd));  // [n_pos, hd], or [hd, n_pos] transposed
+    const bool block = ch.t1 - ch.t0 >= kMinBlockQueries;
     for (int j = 0; j < ch.n_pos; ++j) {
       ch.cache->load_k(layer, j, kvh * hd, hd, keys.data() + size_t(j) * size_t(hd));
-      ch.cache->load_v(layer, j, kvh * hd, hd, values.data() + size_t(j) * size_t(hd));
+      if (!block) {
+        ch.cache->load_v(layer, j, kvh * hd, hd, values.data() + size_t(j) * size_t(hd));
+        continue;
+      }
+      row.resize(size_t(hd));  // value j: [hd], stored as column j
+      ch.cache->load_v(layer, j, kvh * hd, hd, row.data());
+      for (int c = 0; c < hd; ++c)
+        values[size_t(c) * size_t(ch.n_pos) + size_t(j)] = row[size_t(c)];
+    }
+    if (block) {
+      for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
+        const KeySlice k{keys.data(), hd, q + ch.t0 * Q + int64_t(h) * hd, Q, hd};
+        attend_query_block(&k, 1, values.data(), ch.n_pos, hd, &tok_pos[size_t(ch.t0)],
+                           int(ch.t1 - ch.t0), scale, out + ch.t0 * Q + int64_t(h) * hd, Q);
+      }
+      return;
     }
     for (int64_t t = ch.t0; t < ch.t1; ++t) {
       const int pos = tok_pos[size_t(t)];
@@ -141,8 +160,8 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
   // One sequence decoding one token: its KV heads cost alike, so a static split (a shared task
   // counter costs a cache line crossing cores per task), each thread asking for the next task's
   // keys and values before it works on one (the cache rows are long out of cache, and one
-  // head's rows of a layer lie a page apart). Otherwise tasks are taken one at a time (later
-  // query chunks see more positions).
+  // head's rows of a layer lie a page apart). Otherwise tasks are taken one at a time, the
+  // costliest first.
   if (chunks.size() == 1 && chunks[0].t1 - chunks[0].t0 == 1) {
     pool.parallel_for(n_tasks, [&](int64_t b, int64_t e) {
       prefetch(b);

@@ -9,6 +9,7 @@
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "kernels/vec_dot.h"
+#include "model/attention.h"
 
 namespace hondo {
 
@@ -64,7 +65,9 @@ namespace {
 constexpr double kNaiveScratchBytes = 512.0 * 1024 * 1024;
 
 // Naive attention: K^C and V decompressed from every cached latent of each sequence, then
-// ordinary attention over [k^C ; k^R]. Writes o: [T, H * V].
+// ordinary attention over [k^C ; k^R] (paper, eq. 1-8), blocks of up to 32 of a sequence's
+// tokens for one head at a time as two matrix products (model/attention.h). Writes
+// o: [T, H * V].
 void attend_naive(const DeepSeek2Config& c, const MlaWeights& w, int layer,
                   std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos, const float* q,
                   float* o, ThreadPool& pool) {
@@ -81,25 +84,27 @@ void attend_naive(const DeepSeek2Config& c, const MlaWeights& w, int layer,
       s.cache->load_v(layer, int(j), 0, int(R), kr.data() + j * R);
     }
     std::vector<float> kc(static_cast<size_t>(n * H * nope)), vv(static_cast<size_t>(n * H * V));
-    matmul(w.wk_full, lat.data(), n, kc.data(), pool);  // [n, H * nope]
-    matmul(w.wv_b, lat.data(), n, vv.data(), pool);     // [n, H * V]
-    pool.parallel_for(n_new * H, [&](int64_t begin, int64_t end) {
-      thread_local std::vector<float> scores;
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t t = row0 + task / H, h = task % H;
-        const int pos = tok_pos[size_t(t)];
-        const float* qh = q + (t * H + h) * QH;
-        scores.resize(size_t(pos + 1));
-        for (int j = 0; j <= pos; ++j)
-          scores[size_t(j)] = (dot_f32(qh, kc.data() + (j * H + h) * nope, nope) +
-                               dot_f32(qh + nope, kr.data() + j * R, R)) *
-                              scale;
-        softmax(scores.data(), pos + 1);
-        float* oh = o + (t * H + h) * V;
-        std::memset(oh, 0, sizeof(float) * size_t(V));
-        for (int j = 0; j <= pos; ++j)
-          axpy_f32(scores[size_t(j)], vv.data() + (j * H + h) * V, oh, V);
-      }
+    matmul_batch({{&w.wk_full, 0, w.wk_full.rows(), lat.data(), n, kc.data()},  // [n, H * nope]
+                  {&w.wv_b, 0, w.wv_b.rows(), lat.data(), n, vv.data()}},       // [n, H * V]
+                 pool);
+    std::vector<float> vt(static_cast<size_t>(n * H * V));  // [H, V, n]: values by head, transposed
+    pool.parallel_for(H, [&](int64_t h0, int64_t h1) {
+      for (int64_t h = h0; h < h1; ++h)
+        for (int64_t j = 0; j < n; ++j)
+          for (int64_t d = 0; d < V; ++d)
+            vt[size_t((h * V + d) * n + j)] = vv[size_t((j * H + h) * V + d)];
+    });
+    // Tasks (block of tokens, head), the last blocks (most positions) first.
+    const int64_t n_blocks = (n_new + kPanelTokens - 1) / kPanelTokens;
+    pool.parallel_tasks(n_blocks * H, [&](int64_t task) {
+      const int64_t b = n_blocks - 1 - task / H, h = task % H;
+      const int64_t t0 = row0 + b * kPanelTokens;
+      const int n_q = int(std::min<int64_t>(kPanelTokens, row0 + n_new - t0));
+      const float* qh = q + (t0 * H + h) * QH;  // [n_q, nope + R] rows H * QH apart
+      const KeySlice keys[2] = {{kc.data() + h * nope, H * nope, qh, H * QH, nope},
+                                {kr.data(), R, qh + nope, H * QH, R}};
+      attend_query_block(keys, 2, vt.data() + h * V * n, n, V, &tok_pos[size_t(t0)], n_q, scale,
+                         o + (t0 * H + h) * V, H * V);
     });
     row0 += n_new;
   }
@@ -174,11 +179,12 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
                  ThreadPool& pool, MlaMode mode) {
   if (mode == MlaMode::Auto) {
     // Naive is chosen when it costs fewer multiply-adds and its decompressed keys and values
-    // (every cached position of the batch) stay under kNaiveScratchBytes.
+    // (every cached position of the batch; the values twice, as computed and transposed) stay
+    // under kNaiveScratchBytes.
     double positions = 0;
     for (const SeqBatch& s : batch)
       positions = std::max(positions, double(s.cache->n_past() + s.tokens.size()));
-    const double scratch = positions * c.n_head * (c.qk_nope + c.v_head) * sizeof(float);
+    const double scratch = positions * c.n_head * (c.qk_nope + 2 * c.v_head) * sizeof(float);
     const bool naive = scratch <= kNaiveScratchBytes &&
                        mla_cost(c, batch, MlaMode::Naive) < mla_cost(c, batch, MlaMode::Absorbed);
     mode = naive ? MlaMode::Naive : MlaMode::Absorbed;

@@ -1,0 +1,85 @@
+#include "model/attention.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/vec_math.h"
+#include "model/layers.h"
+
+namespace hondo {
+
+namespace {
+// Keys per pass of the output product: [256, 32] probabilities (32 KiB) stay in cache while
+// every 12 value rows of the pass are broadcast onto them.
+constexpr int64_t kKeyBlock = 256;
+}  // namespace
+
+void attend_query_block(const KeySlice* slices, int n_slices, const float* vt, int64_t vt_ld,
+                        int64_t dv, const int* pos, int n_q, float scale, float* out,
+                        int64_t out_ld, const GemmMicro* micro) {
+  constexpr int64_t P = kPanelTokens;
+  const GemmMicro& m = micro ? *micro : gemm_micro_best();
+  int lane_pos[P];  // the position of each lane's query; empty lanes see what the last one does
+  for (int i = 0; i < P; ++i) lane_pos[i] = pos[std::min(i, n_q - 1)];
+  const int lo = *std::min_element(lane_pos, lane_pos + P);
+  const int64_t n_keys = *std::max_element(lane_pos, lane_pos + P) + 1;
+
+  // The queries as panels [dim][32] per slice, empty lanes zero.
+  int64_t dims = 0;
+  for (int s = 0; s < n_slices; ++s) dims += slices[s].dim;
+  thread_local std::vector<float> panel_buf, score_buf, acc_buf;  // the calling thread's own
+  float* panels = scratch(panel_buf, size_t(dims * P));           // [dims][32]
+  std::memset(panels, 0, sizeof(float) * size_t(dims * P));
+  for (int s = 0, d0 = 0; s < n_slices; d0 += int(slices[s].dim), ++s)
+    for (int i = 0; i < n_q; ++i)
+      for (int64_t c = 0; c < slices[s].dim; ++c)
+        panels[(d0 + c) * P + i] = slices[s].q[i * slices[s].q_ld + c];
+
+  // Scores S^T = K Q^T: [n_keys, 32], each slice's product added to the one before.
+  float* S = scratch(score_buf, size_t(n_keys * P));
+  for (int64_t j0 = 0; j0 < n_keys; j0 += m.max_rows) {
+    const int nr = int(std::min<int64_t>(m.max_rows, n_keys - j0));
+    for (int s = 0, d0 = 0; s < n_slices; d0 += int(slices[s].dim), ++s)
+      m.fn(slices[s].keys + j0 * slices[s].ld, slices[s].ld, nr, panels + d0 * P, slices[s].dim,
+           S + j0 * P, s > 0);
+  }
+
+  // Softmax down each lane's column over the keys its query sees. Keys past a query's
+  // position (only those after the block's first) are -inf before the maximum and exactly 0
+  // after the exponential (which clamps its input).
+  auto hidden = [&](auto&& set) {
+    for (int64_t j = lo + 1; j < n_keys; ++j)
+      for (int i = 0; i < P; ++i)
+        if (j > lane_pos[i]) set(S[j * P + i]);
+  };
+  hidden([](float& x) { x = -std::numeric_limits<float>::infinity(); });
+  float mx[P];
+  std::fill(mx, mx + P, -std::numeric_limits<float>::infinity());
+  for (int64_t j = 0; j < n_keys; ++j)
+    for (int i = 0; i < P; ++i) mx[i] = std::max(mx[i], S[j * P + i]);
+  for (int64_t j = 0; j < n_keys; ++j)
+    for (int i = 0; i < P; ++i) S[j * P + i] = (S[j * P + i] - mx[i]) * scale;
+  exp_f32(S, S, n_keys * P);
+  hidden([](float& x) { x = 0.0f; });
+  double sum[P] = {};
+  for (int64_t j = 0; j < n_keys; ++j)
+    for (int i = 0; i < P; ++i) sum[i] += S[j * P + i];
+
+  // Outputs O^T = V^T P: [dv, 32], keys in blocks (the probabilities of a block reused by
+  // every value row), then each query's row scaled by its 1 / sum.
+  float* acc = scratch(acc_buf, size_t(dv * P));
+  for (int64_t k0 = 0; k0 < n_keys; k0 += kKeyBlock) {
+    const int64_t kc = std::min(kKeyBlock, n_keys - k0);
+    for (int64_t c0 = 0; c0 < dv; c0 += m.max_rows)
+      m.fn(vt + c0 * vt_ld + k0, vt_ld, int(std::min<int64_t>(m.max_rows, dv - c0)), S + k0 * P, kc,
+           acc + c0 * P, k0 > 0);
+  }
+  for (int i = 0; i < n_q; ++i) {
+    const float inv = float(1.0 / sum[i]);
+    for (int64_t c = 0; c < dv; ++c) out[i * out_ld + c] = acc[c * P + i] * inv;
+  }
+}
+
+}  // namespace hondo

@@ -1,0 +1,40 @@
+// Causal attention of a block of queries as two matrix products, for prefill over long
+// prompts. A query at a time would take a dot product per cached key and an axpy per value
+// (a horizontal sum and a dependency chain for every key): at a few thousand positions that
+// was most of a prompt's time. Here up to 32 queries of one head are the lanes of the float
+// GEMM micro-kernel (kernels/gemm_f32.h), so
+//   S^T = K Q^T            [n_keys, 32]  (each key row broadcast onto 32 queries' values)
+//   O^T = V^T softmax(S)   [dv, 32]
+// run at the FMA rate, and the working memory is the [n_keys, 32] scores: linear in the
+// context length.
+#pragma once
+#include <cstdint>
+
+#include "kernels/gemm_f32.h"
+
+namespace hondo {
+
+// One slice of the key dimension (MLA's keys are [k^C ; k^R] from two buffers):
+// keys [n_keys, dim] rows `ld` apart, queries [n_q, dim] rows `q_ld` apart.
+struct KeySlice {
+  const float* keys;
+  int64_t ld;
+  const float* q;
+  int64_t q_ld;
+  int64_t dim;
+};
+
+// For each query i < n_q <= kPanelTokens, at position pos[i] (it sees keys 0..pos[i]):
+//   s_ij = scale * sum over the slices of q_i . k_j        j <= pos[i]
+//   out[i * out_ld + c] = sum_j softmax(s_i)_j vt[c * vt_ld + j]     c < dv
+// vt holds the values transposed: [dv, n_keys] rows vt_ld apart, n_keys = max(pos) + 1.
+// micro: a kernel of gemm_micro_variants() (null: the one gemm_f32 uses).
+void attend_query_block(const KeySlice* slices, int n_slices, const float* vt, int64_t vt_ld,
+                        int64_t dv, const int* pos, int n_q, float scale, float* out,
+                        int64_t out_ld, const GemmMicro* micro = nullptr);
+
+// Fewer queries than this in a block: the per-query loops cost less than 32 lanes of which
+// most are empty.
+constexpr int kMinBlockQueries = 4;
+
+}  // namespace hondo
