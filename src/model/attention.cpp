@@ -82,4 +82,39 @@ void attend_query_block(const KeySlice* slices, int n_slices, const float* vt, i
   }
 }
 
+void attend_prefill(const KvCache& cache, int layer, int n_head, int n_kv, int hd, const int* pos,
+                    int64_t n_new, const float* q, int64_t q_ld, float scale, float* out,
+                    int64_t out_ld, ThreadPool& pool) {
+  const int64_t n = *std::max_element(pos, pos + n_new) + 1, KV = int64_t(n_kv) * hd;
+  const int group = n_head / n_kv;
+  // The caller's buffers; the tasks see them through these pointers.
+  thread_local std::vector<float> keys_buf, vt_buf;
+  float* keys = scratch(keys_buf, size_t(n * KV));  // [n, n_kv * hd] as cached
+  float* vt = scratch(vt_buf, size_t(KV * n));      // [n_kv * hd, n]: values transposed
+  // Positions converted 16 at a time: the 16 values of one column land on one cache line.
+  constexpr int64_t kRows = 16;
+  pool.parallel_for((n + kRows - 1) / kRows, [&](int64_t b0, int64_t b1) {
+    thread_local std::vector<float> rows;  // [16, KV] values of 16 positions
+    rows.resize(size_t(kRows * KV));
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t j0 = b * kRows, nj = std::min(kRows, n - j0);
+      for (int64_t i = 0; i < nj; ++i) {
+        cache.load_k(layer, int(j0 + i), 0, int(KV), keys + (j0 + i) * KV);
+        cache.load_v(layer, int(j0 + i), 0, int(KV), rows.data() + i * KV);
+      }
+      for (int64_t c = 0; c < KV; ++c)
+        for (int64_t i = 0; i < nj; ++i) vt[c * n + j0 + i] = rows[size_t(i * KV + c)];
+    }
+  });
+  const int64_t n_blocks = (n_new + kPanelTokens - 1) / kPanelTokens;
+  pool.parallel_tasks(n_blocks * n_head, [&](int64_t task) {
+    const int64_t i0 = (n_blocks - 1 - task / n_head) * kPanelTokens;
+    const int h = int(task % n_head), kvh = h / group;
+    const KeySlice k{keys + kvh * hd, KV, q + i0 * q_ld + h * hd, q_ld, hd};
+    attend_query_block(&k, 1, vt + kvh * hd * n, n, hd, pos + i0,
+                       int(std::min<int64_t>(kPanelTokens, n_new - i0)), scale,
+                       out + i0 * out_ld + h * hd, out_ld);
+  });
+}
+
 }  // namespace hondo

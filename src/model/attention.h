@@ -10,7 +10,9 @@
 #pragma once
 #include <cstdint>
 
+#include "core/thread_pool.h"
 #include "kernels/gemm_f32.h"
+#include "model/kv_cache.h"
 
 namespace hondo {
 
@@ -33,8 +35,18 @@ void attend_query_block(const KeySlice* slices, int n_slices, const float* vt, i
                         int64_t dv, const int* pos, int n_q, float scale, float* out,
                         int64_t out_ld, const GemmMicro* micro = nullptr);
 
-// Fewer queries than this in a block: the per-query loops cost less than 32 lanes of which
-// most are empty.
+// Fewer new tokens than this in a sequence: the per-query loops cost less than 32 lanes of
+// which most are empty.
 constexpr int kMinBlockQueries = 4;
+
+// Causal attention (multi-head or grouped-query) of n_new tokens of one sequence, at
+// positions pos[0..n_new), over a layer of its cache (keys and values [n_kv * hd] a
+// position): every cached key and value the tokens see is converted from the cache once
+// (values transposed), then blocks of up to 32 tokens attend head by head as above, the
+// costliest blocks (most positions) handed out first. q, out: [n_new, n_head * hd], rows
+// q_ld / out_ld apart.
+void attend_prefill(const KvCache& cache, int layer, int n_head, int n_kv, int hd, const int* pos,
+                    int64_t n_new, const float* q, int64_t q_ld, float scale, float* out,
+                    int64_t out_ld, ThreadPool& pool);
 
 }  // namespace hondo

@@ -60,13 +60,11 @@ std::unique_ptr<KvCache> DenseModel::new_cache(int n_ctx, DType kv_type) const {
   return std::make_unique<KvCache>(cfg_.n_layer, n_ctx, w, w, kv_type);
 }
 
-// Causal attention for every token of the batch, softmax(q k^T / sqrt(hd)) v per head. Work
-// is split into (query chunk, KV head) tasks: a chunk is up to kPanelTokens consecutive tokens
-// of one sequence, and its task converts the KV head's keys and values once ([n_pos, hd]
-// each, from the F16 or F32 cache; the values transposed) for all of the chunk's tokens and
-// the `group` query heads that share them (GQA). A chunk of kMinBlockQueries tokens or more
-// attends as two matrix products per head (model/attention.h), a smaller one query by query.
-// Memory per thread stays linear in the context length.
+// Causal attention for every token of the batch, softmax(q k^T / sqrt(hd)) v per head. A
+// sequence with kMinBlockQueries new tokens or more (prefill) attends in blocks of tokens as
+// matrix products (attend_prefill, model/attention.h). The others (decode: one token, or a
+// few) are split into (sequence, KV head) tasks, each attending query by query for the
+// `group` query heads that share the KV head (GQA).
 void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos,
                            const float* q, float* out, ThreadPool& pool) const {
   const int hd = cfg_.head_dim, n_kv = cfg_.n_head_kv, group = cfg_.n_head / cfg_.n_head_kv;
@@ -81,14 +79,17 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
   int64_t t_seq = 0;
   for (const SeqBatch& s : batch) {
     const int64_t n = int64_t(s.tokens.size());
-    for (int64_t i = 0; i < n; i += kPanelTokens) {
-      Chunk c{t_seq + i, t_seq + std::min(n, i + kPanelTokens), s.cache, 0};
+    if (n >= kMinBlockQueries) {
+      attend_prefill(*s.cache, layer, cfg_.n_head, n_kv, hd, &tok_pos[size_t(t_seq)], n,
+                     q + t_seq * Q, Q, scale, out + t_seq * Q, Q, pool);
+    } else if (n > 0) {
+      Chunk c{t_seq, t_seq + n, s.cache, 0};
       for (int64_t t = c.t0; t < c.t1; ++t) c.n_pos = std::max(c.n_pos, tok_pos[size_t(t)] + 1);
       chunks.push_back(c);
     }
     t_seq += n;
   }
-  std::reverse(chunks.begin(), chunks.end());  // the last chunks (most positions) handed out first
+  if (chunks.empty()) return;
   const int64_t n_tasks = int64_t(chunks.size()) * n_kv;
   auto prefetch = [&](int64_t task) {  // the keys and values one decode task reads
     const Chunk& ch = chunks[size_t(task / n_kv)];
@@ -100,7 +101,7 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
   auto head = [&](int64_t task) {
     const Chunk& ch = chunks[size_t(task / n_kv)];
     const int kvh = int(task % n_kv);
-    thread_local std::vector<float> keys, values, scores, row;
+    thread_local std::vector<float> keys, values, scores;
     scores.resize(size_t(ch.n_pos));  // [n_pos]
     if (ch.t1 - ch.t0 == 1 && ch.cache->type() == DType::F16) {
       // One query (decode): read the F16 cache in place, converting in registers (a converted
@@ -122,26 +123,10 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
       return;
     }
     keys.resize(size_t(ch.n_pos) * size_t(hd));    // [n_pos, hd]
-    values.resize(size_t(ch.n_pos) * size_t(hd));  // [n_pos, hd], or [hd, n_pos] transposed
-    const bool block = ch.t1 - ch.t0 >= kMinBlockQueries;
+    values.resize(size_t(ch.n_pos) * size_t(hd));  // [n_pos, hd]
     for (int j = 0; j < ch.n_pos; ++j) {
       ch.cache->load_k(layer, j, kvh * hd, hd, keys.data() + size_t(j) * size_t(hd));
-      if (!block) {
-        ch.cache->load_v(layer, j, kvh * hd, hd, values.data() + size_t(j) * size_t(hd));
-        continue;
-      }
-      row.resize(size_t(hd));  // value j: [hd], stored as column j
-      ch.cache->load_v(layer, j, kvh * hd, hd, row.data());
-      for (int c = 0; c < hd; ++c)
-        values[size_t(c) * size_t(ch.n_pos) + size_t(j)] = row[size_t(c)];
-    }
-    if (block) {
-      for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
-        const KeySlice k{keys.data(), hd, q + ch.t0 * Q + int64_t(h) * hd, Q, hd};
-        attend_query_block(&k, 1, values.data(), ch.n_pos, hd, &tok_pos[size_t(ch.t0)],
-                           int(ch.t1 - ch.t0), scale, out + ch.t0 * Q + int64_t(h) * hd, Q);
-      }
-      return;
+      ch.cache->load_v(layer, j, kvh * hd, hd, values.data() + size_t(j) * size_t(hd));
     }
     for (int64_t t = ch.t0; t < ch.t1; ++t) {
       const int pos = tok_pos[size_t(t)];
@@ -160,8 +145,7 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
   // One sequence decoding one token: its KV heads cost alike, so a static split (a shared task
   // counter costs a cache line crossing cores per task), each thread asking for the next task's
   // keys and values before it works on one (the cache rows are long out of cache, and one
-  // head's rows of a layer lie a page apart). Otherwise tasks are taken one at a time, the
-  // costliest first.
+  // head's rows of a layer lie a page apart). Otherwise tasks are taken one at a time.
   if (chunks.size() == 1 && chunks[0].t1 - chunks[0].t0 == 1) {
     pool.parallel_for(n_tasks, [&](int64_t b, int64_t e) {
       prefetch(b);

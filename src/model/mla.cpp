@@ -74,25 +74,31 @@ void attend_naive(const DeepSeek2Config& c, const MlaWeights& w, int layer,
   const int64_t H = c.n_head, L = c.kv_lora_rank, nope = c.qk_nope, R = c.qk_rope;
   const int64_t QH = c.qk_head(), V = c.v_head;
   const float scale = c.softmax_scale();
+  // Working buffers reused from call to call (a prompt's every layer would otherwise fault in
+  // fresh zeroed pages for them); the loops see them through the pointers.
+  thread_local std::vector<float> lat_buf, kr_buf, kc_buf, vv_buf, vt_buf;
   int64_t row0 = 0;
   for (SeqBatch& s : batch) {
     const int64_t n_new = int64_t(s.tokens.size());
     const int64_t n = tok_pos[size_t(row0 + n_new - 1)] + 1;  // positions 0..n-1 are cached
-    std::vector<float> lat(static_cast<size_t>(n * L)), kr(static_cast<size_t>(n * R));
+    float* lat = scratch(lat_buf, size_t(n * L));             // [n, L]  c_j
+    float* kr = scratch(kr_buf, size_t(n * R));               // [n, R]  k^R_j
     for (int64_t j = 0; j < n; ++j) {
-      s.cache->load_k(layer, int(j), 0, int(L), lat.data() + j * L);
-      s.cache->load_v(layer, int(j), 0, int(R), kr.data() + j * R);
+      s.cache->load_k(layer, int(j), 0, int(L), lat + j * L);
+      s.cache->load_v(layer, int(j), 0, int(R), kr + j * R);
     }
-    std::vector<float> kc(static_cast<size_t>(n * H * nope)), vv(static_cast<size_t>(n * H * V));
-    matmul_batch({{&w.wk_full, 0, w.wk_full.rows(), lat.data(), n, kc.data()},  // [n, H * nope]
-                  {&w.wv_b, 0, w.wv_b.rows(), lat.data(), n, vv.data()}},       // [n, H * V]
-                 pool);
-    std::vector<float> vt(static_cast<size_t>(n * H * V));  // [H, V, n]: values by head, transposed
-    pool.parallel_for(H, [&](int64_t h0, int64_t h1) {
-      for (int64_t h = h0; h < h1; ++h)
-        for (int64_t j = 0; j < n; ++j)
-          for (int64_t d = 0; d < V; ++d)
-            vt[size_t((h * V + d) * n + j)] = vv[size_t((j * H + h) * V + d)];
+    float* kc = scratch(kc_buf, size_t(n * H * nope));  // [n, H * nope]
+    float* vv = scratch(vv_buf, size_t(n * H * V));     // [n, H * V]
+    matmul_batch(
+        {{&w.wk_full, 0, w.wk_full.rows(), lat, n, kc}, {&w.wv_b, 0, w.wv_b.rows(), lat, n, vv}},
+        pool);
+    // Values by head, transposed: [H * V, n]. Positions 16 at a time, so that each write is
+    // a whole cache line (the rows of vt lie pages apart).
+    float* vt = scratch(vt_buf, size_t(n * H * V));
+    pool.parallel_for((n + 15) / 16, [&](int64_t b0, int64_t b1) {
+      for (int64_t j0 = b0 * 16; j0 < std::min(n, b1 * 16); j0 += 16)
+        for (int64_t col = 0; col < H * V; ++col)
+          for (int64_t j = j0; j < std::min(n, j0 + 16); ++j) vt[col * n + j] = vv[j * H * V + col];
     });
     // Tasks (block of tokens, head), the last blocks (most positions) first.
     const int64_t n_blocks = (n_new + kPanelTokens - 1) / kPanelTokens;
@@ -101,9 +107,9 @@ void attend_naive(const DeepSeek2Config& c, const MlaWeights& w, int layer,
       const int64_t t0 = row0 + b * kPanelTokens;
       const int n_q = int(std::min<int64_t>(kPanelTokens, row0 + n_new - t0));
       const float* qh = q + (t0 * H + h) * QH;  // [n_q, nope + R] rows H * QH apart
-      const KeySlice keys[2] = {{kc.data() + h * nope, H * nope, qh, H * QH, nope},
-                                {kr.data(), R, qh + nope, H * QH, R}};
-      attend_query_block(keys, 2, vt.data() + h * V * n, n, V, &tok_pos[size_t(t0)], n_q, scale,
+      const KeySlice keys[2] = {{kc + h * nope, H * nope, qh, H * QH, nope},
+                                {kr, R, qh + nope, H * QH, R}};
+      attend_query_block(keys, 2, vt + h * V * n, n, V, &tok_pos[size_t(t0)], n_q, scale,
                          o + (t0 * H + h) * V, H * V);
     });
     row0 += n_new;
