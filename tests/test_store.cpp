@@ -347,6 +347,14 @@ TEST(MemoryEstimate, KvMatchesTheLoadedModel) {
       for (const Tensor& t : model->file().tensors()) weights += t.nbytes();
       EXPECT_EQ(m.weights, weights);
       EXPECT_GT(m.scratch, 0u);
+      // Prefill attention holds a layer's cache as F32 for every position: at least a
+      // layer's share of an F32 cache per position of context.
+      const MemoryEstimate m2 = estimate_memory(model->file(), 200, kv);
+      EXPECT_GE(m2.scratch - m.scratch,
+                100 * model->kv_bytes_per_token(DType::F32) /
+                    size_t(model->file().get_int(model->file().get_str("general.architecture") +
+                                                 ".block_count")))
+          << preset;
     }
     // Without a context the engine's default is used: min(training context, 4096).
     EXPECT_EQ(estimate_memory(model->file(), 0, DType::F16).n_ctx,

@@ -42,19 +42,31 @@ MemoryEstimate estimate_memory(const GgufFile& f, int n_ctx, DType kv_type, int 
   const int64_t elt = kv_type == DType::F32 ? 4 : 2;
   // Per token and layer: MLA keeps the compressed latent and the shared RoPE key; standard
   // attention keeps K and V of every KV head.
-  int64_t width = 0;
+  // Prefill attention also holds one layer's keys and values as F32 for every position
+  // (model/attention.cpp; MLA's naive path decompressed per head, values twice, at most
+  // 512 MiB, beyond which it attends in latent space).
+  int64_t width = 0, prefill_per_pos = 0;
   if (f.has(key("attention.kv_lora_rank"))) {
     width = f.get_int(key("attention.kv_lora_rank")) + f.get_int(key("rope.dimension_count"), 64);
+    const int64_t k_head = f.get_int(key("attention.key_length_mla"), 0) > 0
+                               ? f.get_int(key("attention.key_length_mla"))
+                               : f.get_int(key("attention.key_length"), 192);
+    const int64_t v_head = f.get_int(key("attention.value_length_mla"), 0) > 0
+                               ? f.get_int(key("attention.value_length_mla"))
+                               : f.get_int(key("attention.value_length"), 128);
+    prefill_per_pos = (width + n_head * (k_head + 2 * v_head)) * 4;
   } else {
     const int64_t n_head_kv = f.get_int(key("attention.head_count_kv"), n_head);
     const int64_t k_len = f.get_int(key("attention.key_length"), n_embd / n_head);
     const int64_t v_len = f.get_int(key("attention.value_length"), n_embd / n_head);
     width = n_head_kv * (k_len + v_len);
+    prefill_per_pos = width * 4;
   }
   m.kv =
       uint64_t(std::max<int64_t>(n_layer, 0)) * uint64_t(width) * uint64_t(elt) * uint64_t(m.n_ctx);
   // One batch of activations: the residual stream and a handful of [n_batch, n_embd] buffers,
-  // the FFN's gate/up/product, attention scores of one query row per head, logits.
+  // the FFN's gate/up/product, attention scores of one query row per head, logits, and the
+  // prefill attention's F32 copy of a layer's cache.
   int64_t n_ff = f.get_int(key("feed_forward_length"), 4 * n_embd);
   if (f.has(key("expert_feed_forward_length")))
     n_ff = std::max<int64_t>(n_ff, f.get_int(key("expert_feed_forward_length")) *
@@ -64,8 +76,10 @@ MemoryEstimate estimate_memory(const GgufFile& f, int n_ctx, DType kv_type, int 
   if (const GgufValue* tokens = f.find("tokenizer.ggml.tokens"); tokens && n_vocab == 0)
     n_vocab = int64_t(tokens->array_size());
   const int64_t batch = std::min<int64_t>(n_batch, m.n_ctx);
+  const uint64_t prefill_attention =
+      std::min<uint64_t>(uint64_t(prefill_per_pos) * uint64_t(m.n_ctx), 512ull << 20);
   m.scratch = uint64_t(batch) * uint64_t(8 * n_embd + 3 * n_ff) * 4 +
-              uint64_t(n_head) * uint64_t(m.n_ctx) * 4 + uint64_t(n_vocab) * 8;
+              uint64_t(n_head) * uint64_t(m.n_ctx) * 4 + uint64_t(n_vocab) * 8 + prefill_attention;
   // Code, libraries, thread stacks (~12 MiB measured for a tiny model) and the tokenizer's
   // tables (~400 bytes per vocabulary entry: 41.7 MiB peak RSS measured for the bundled
   // 32k-vocabulary model whose other parts add up to 18.4 MiB).
