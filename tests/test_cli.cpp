@@ -133,6 +133,28 @@ TEST(Cli, BenchJsonHasTheFigures) {
   EXPECT_LT(j["weight_bytes_per_token"].get<double>(), j["file_bytes"].get<double>());
 }
 
+// -d: every test after a context of that many tokens, named as llama-bench names it; each
+// decoded token then reads the cache of the context too.
+TEST(Cli, BenchDepthPrecedesEveryTest) {
+  const CliResult text = run("bench -p 8 -n 8 -d 40 -r 1");
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("pp8 @ d40"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("tg8 @ d40"), std::string::npos) << text.out;
+  const CliResult flat = run("bench -p 0 -n 8 -r 1 --json");
+  const CliResult deep = run("bench -p 0 -n 8 -d 40 -r 1 --json");
+  ASSERT_EQ(flat.status, 0) << flat.err;
+  ASSERT_EQ(deep.status, 0) << deep.err;
+  const auto f = nlohmann::json::parse(flat.out), d = nlohmann::json::parse(deep.out);
+  EXPECT_EQ(d["n_depth"].get<int>(), 40);
+  EXPECT_EQ(f["n_depth"].get<int>(), 0);
+  // Mean positions read per decoded token: 3.5 without a context, 43.5 after 40 tokens.
+  const double per_position = f["kv_bytes_per_token_read"].get<double>() / 3.5;
+  EXPECT_NEAR(d["kv_bytes_per_token_read"].get<double>(), 43.5 * per_position, per_position);
+  EXPECT_GT(d["decode_tps"].get<double>(), 0);
+  // The context counts against -c.
+  expect_one_line_error(run("bench -p 8 -n 8 -d 40 -c 32"), "is smaller than the 49 tokens");
+}
+
 TEST(Cli, QuantizeWritesAMixAndRejectsUnknownTypes) {
   const std::string out = test::bin("test-models/cli-q4km-" + std::to_string(getpid()) + ".gguf");
   const CliResult r = run("quantize " + kStories + " " + out + " q4_k_m -t 2");

@@ -1,6 +1,6 @@
 // hondo bench: prompt processing (one batch of -p tokens) and generation (-n tokens one at a
-// time) speed of a model file, peak memory, and generation as a fraction of the memory-
-// bandwidth roofline. Flags follow llama-bench (-m, -p, -n, -t, -r).
+// time) speed of a model file, after -d tokens of context, peak memory, and generation as a
+// fraction of the memory-bandwidth roofline. Flags follow llama-bench (-m, -p, -n, -d, -t, -r).
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -16,11 +16,14 @@ void print_text(const BenchResult& r) {
   std::printf("model      %s (%s, %.2f GiB)\n", r.model_path.c_str(), r.arch.c_str(),
               double(r.file_bytes) / double(1ull << 30));
   std::printf("threads    %d   kernels %s   repetitions %d\n", r.threads, r.isa.c_str(), r.reps);
+  // Tests after a context of `depth` tokens are named as llama-bench names them: pp512 @ d4096.
+  const std::string at = r.depth > 0 ? " @ d" + std::to_string(r.depth) : "";
   if (r.n_prompt > 0)
-    std::printf("prefill    pp%-5d %8.2f ± %.2f tok/s\n", r.n_prompt, r.prefill.mean,
-                r.prefill.stddev);
+    std::printf("prefill    %-14s %8.2f ± %.2f tok/s\n",
+                ("pp" + std::to_string(r.n_prompt) + at).c_str(), r.prefill.mean, r.prefill.stddev);
   if (r.n_gen > 0)
-    std::printf("decode     tg%-5d %8.2f ± %.2f tok/s\n", r.n_gen, r.decode.mean, r.decode.stddev);
+    std::printf("decode     %-14s %8.2f ± %.2f tok/s\n",
+                ("tg" + std::to_string(r.n_gen) + at).c_str(), r.decode.mean, r.decode.stddev);
   std::printf("peak RSS   %.1f MiB\n", double(r.peak_rss_bytes) / double(1 << 20));
   if (r.n_gen > 0)
     std::printf("bandwidth  %.1f GB/s measured around decoding (probes %.1f-%.1f GB/s)\n",
@@ -44,6 +47,7 @@ nlohmann::json to_json(const BenchResult& r) {
           {"repetitions", r.reps},
           {"n_prompt", r.n_prompt},
           {"n_gen", r.n_gen},
+          {"n_depth", r.depth},
           {"prefill_tps", r.prefill.mean},
           {"prefill_tps_stddev", r.prefill.stddev},
           {"prefill_tps_samples", r.prefill.samples},
@@ -77,13 +81,16 @@ void add_bench(CLI::App& app) {
   cmd->add_option("-n,--n-gen", o->p.n_gen, "tokens generated one at a time")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-d,--n-depth", o->p.depth, "tokens already in the context before each test")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("-r,--repetitions", o->p.reps, "repetitions of each test")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   cmd->add_flag("--json", o->json, "print one JSON object");
   cmd->callback([o] {
     EngineOptions eo = o->model.engine();
-    const int needed = std::max(o->p.n_prompt, o->p.n_gen) + 1;
+    const int needed = o->p.depth + std::max(o->p.n_prompt, o->p.n_gen) + 1;
     if (eo.n_ctx == 0) eo.n_ctx = needed;
     if (eo.n_ctx < needed)
       fail("-c ", eo.n_ctx, " is smaller than the ", needed, " tokens the tests need");

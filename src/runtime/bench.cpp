@@ -184,34 +184,42 @@ BenchResult run_bench(Engine& engine, const BenchParams& p) {
   r.isa = qdot_best().isa;
   r.file_bytes = model.file().file_size();
   r.threads = engine.pool().size();
-  r.n_prompt = p.n_prompt, r.n_gen = p.n_gen, r.reps = p.reps;
-  const auto tokens = bench_tokens(engine, std::max({1, p.n_prompt, p.n_gen}));
+  r.n_prompt = p.n_prompt, r.n_gen = p.n_gen, r.depth = p.depth, r.reps = p.reps;
+  const int depth = p.depth;
+  const auto tokens = bench_tokens(engine, depth + std::max({1, p.n_prompt, p.n_gen}));
 
   // One sequence for every run, emptied before each (as llama-bench clears its context's KV
   // cache): the first write to a page of fresh memory costs several microseconds (measured
   // ~7 us per 4 KiB page in a virtual machine, ~300 us a token for a 24-layer model's K and V
   // rows), a cost paid once per context, not per token. The warm-up fills as many positions as
   // the longest run, so every cache page the timed runs write is resident, and maps in every
-  // page of the weights and grows the working buffers.
+  // page of the weights and grows the working buffers. With a depth its first `depth` tokens
+  // stay as the context of every test: a restart cuts the sequence back to them, and the
+  // engine's prefix reuse evaluates only what follows.
   auto seq = engine.new_sequence();
   auto restart = [&] {
-    seq->tokens.clear();
-    seq->cache->clear();
+    seq->tokens.resize(size_t(depth));
+    seq->cache->set_n_past(depth);
   };
   engine.eval(*seq, tokens);
+  const std::vector<TokenId> context(tokens.begin(), tokens.begin() + depth);
   std::vector<double> pp, tg;
   if (p.n_prompt > 0) {
+    std::vector<TokenId> prompt = context;
+    prompt.insert(prompt.end(), tokens.begin() + depth, tokens.begin() + depth + p.n_prompt);
     for (int rep = 0; rep < p.reps; ++rep) {
       restart();
       const auto t0 = std::chrono::steady_clock::now();
-      engine.eval(*seq, {tokens.begin(), tokens.begin() + p.n_prompt});
+      engine.eval(*seq, prompt);
       pp.push_back(p.n_prompt / seconds_since(t0));
     }
   }
   r.weight_bytes_per_token = decode_weight_bytes(model.file());
   const size_t kv_per_position = model.kv_bytes_per_token(engine.kv_type());
-  // Decoding token i reads the cache of the i tokens before it: (n_gen - 1) / 2 on average.
-  r.kv_bytes_per_token_read = kv_per_position * size_t(std::max(0, p.n_gen - 1)) / 2;
+  // Decoding token i reads the cache of the depth + i tokens before it: depth + (n_gen - 1) / 2
+  // on average.
+  r.kv_bytes_per_token_read =
+      kv_per_position * (2 * size_t(depth) + size_t(std::max(0, p.n_gen - 1))) / 2;
 
   // Decoding in stretches of 16 tokens with a bandwidth probe (3 passes over up to 1 GiB of
   // the weights, tens of milliseconds) between them, outside the timed stretches.
@@ -228,20 +236,21 @@ BenchResult run_bench(Engine& engine, const BenchParams& p) {
     double before = probe();
     for (int rep = 0; rep < p.reps; ++rep) {
       restart();
-      std::vector<TokenId> ctx;
+      std::vector<TokenId> ctx = context;
       double taken = 0;
       for (int i = 0; i < p.n_gen;) {
         const int begin = i, end = std::min(p.n_gen, i + kStretch);
         const auto t0 = std::chrono::steady_clock::now();
         for (; i < end; ++i) {
-          ctx.push_back(tokens[size_t(i)]);
+          ctx.push_back(tokens[size_t(depth + i)]);
           engine.eval(*seq, ctx);
         }
         const double seconds = seconds_since(t0);
         taken += seconds;
         const double after = probe();
-        // Positions begin .. end-1 read begin .. end-1 cached tokens before them.
-        const double kv = double(kv_per_position) * double(end - 1 + begin) * (end - begin) / 2;
+        // Tokens begin .. end-1 read depth + begin .. depth + end-1 cached tokens before them.
+        const double kv =
+            double(kv_per_position) * double(2 * depth + end - 1 + begin) * (end - begin) / 2;
         stretches.push_back({seconds, double(r.weight_bytes_per_token) * (end - begin) + kv,
                              std::max(before, after)});
         before = after;

@@ -14,7 +14,8 @@ namespace hondo {
 
 struct BenchParams {
   int n_prompt = 512;  // prompt tokens evaluated in one batch (0: skip)
-  int n_gen = 128;     // tokens decoded one at a time from an empty context (0: skip)
+  int n_gen = 128;     // tokens decoded one at a time (0: skip)
+  int depth = 0;       // tokens already in the context before each test (llama-bench's -d)
   int reps = 3;        // repetitions of each test
 };
 
@@ -27,7 +28,7 @@ struct BenchResult {
   std::string model_path, arch, isa;
   size_t file_bytes = 0;
   int threads = 0;
-  int n_prompt = 0, n_gen = 0, reps = 0;
+  int n_prompt = 0, n_gen = 0, depth = 0, reps = 0;
   BenchStat prefill, decode;
   size_t peak_rss_bytes = 0;  // of the whole process, after the tests
   // Read bandwidth of the weights' memory with the same threads, measured between stretches
