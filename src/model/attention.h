@@ -35,8 +35,9 @@ void attend_query_block(const KeySlice* slices, int n_slices, const float* vt, i
                         int64_t dv, const int* pos, int n_q, float scale, float* out,
                         int64_t out_ld, const GemmMicro* micro = nullptr);
 
-// Fewer new tokens than this in a sequence: the per-query loops cost less than 32 lanes of
-// which most are empty.
+// A dense model's sequence with fewer new tokens than this attends query by query: that costs
+// less than 32 lanes of which most are empty. (MLA's naive path, which Auto chooses for
+// prompts, always attends in blocks.)
 constexpr int kMinBlockQueries = 4;
 
 // Causal attention (multi-head or grouped-query) of n_new tokens of one sequence, at
