@@ -1,5 +1,6 @@
 #include "kernels/head_rows.h"
 
+#include <algorithm>
 #include <type_traits>
 #include <utility>
 
@@ -41,6 +42,13 @@ inline __attribute__((target("avx512f"))) __m512 load_f16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
+// The first n values of the `count` rows kRowsAhead after row j (head_rows.h).
+inline void prefetch_ahead(const uint16_t* rows, int64_t stride, int64_t j, int64_t count,
+                           int64_t n_rows, int64_t n) {
+  for (int64_t k = j + kRowsAhead; k < std::min(n_rows, j + kRowsAhead + count); ++k)
+    for (int64_t c = 0; c < n; c += 32) __builtin_prefetch(rows + k * stride + c, 0, 2);
+}
+
 struct Avx512 {
   // R rows at a time: each block of 16 values converted once, then one FMA per head into that
   // (row, head)'s accumulator; the sums are reduced at the end of the rows. With few heads
@@ -74,8 +82,10 @@ struct Avx512 {
                                                       int64_t o_stride) {
     constexpr int kRows = NQ >= 4 ? 1 : 4 / NQ;
     int64_t j = 0;
-    for (; j + kRows <= n_rows; j += kRows)
+    for (; j + kRows <= n_rows; j += kRows) {
+      prefetch_ahead(rows, stride, j, kRows, n_rows, n);
       dot_rows<NQ, kRows>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
+    }
     for (; j < n_rows; ++j)
       dot_rows<NQ, 1>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
   }
@@ -95,6 +105,7 @@ struct Avx512 {
       for (int i = 0; i < NQ; ++i)
         for (int c = 0; c < kRegs; ++c) acc[i][c] = _mm512_setzero_ps();
       for (int64_t j = 0; j < n_rows; ++j) {
+        if (c0 == 0) prefetch_ahead(rows, stride, j, 1, n_rows, n);
         const uint16_t* r = rows + j * stride + c0;
         __m512 w[kRegs];
         for (int c = 0; c < kRegs; ++c) w[c] = load_f16(r + 16 * c);

@@ -11,6 +11,12 @@ namespace hondo {
 // Up to this many heads per call (each holds accumulators in registers).
 constexpr int kMaxHeadRows = 8;
 
+// The SIMD kernels below ask for the rows this far ahead of the one they read (the rows of a
+// cache laid out by position lie a whole position apart, out of the hardware prefetchers'
+// reach), so a steady number of rows is in flight; a caller that knows its next call can ask
+// for that call's first kRowsAhead rows (prefetch_rows) before it.
+constexpr int64_t kRowsAhead = 16;
+
 // Scores of n_q heads against n_rows F16 rows, added to what out holds:
 //   out[i * o_stride + j] += sum_c rows[j * stride + c] * q[i * q_stride + c]
 // for i < n_q <= kMaxHeadRows, j < n_rows, c < n.

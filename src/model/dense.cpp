@@ -91,12 +91,16 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
   }
   if (chunks.empty()) return;
   const int64_t n_tasks = int64_t(chunks.size()) * n_kv;
-  auto prefetch = [&](int64_t task) {  // the keys and values one decode task reads
+  // The first keys and values one decode task reads (the head_rows kernels ask for the rest
+  // as they go). Asking for all of a head's rows at once, thousands of lines at a long
+  // context, stalled on the prefetches themselves.
+  auto prefetch = [&](int64_t task) {
     const Chunk& ch = chunks[size_t(task / n_kv)];
     const int kvh = int(task % n_kv);
     if (ch.cache->type() != DType::F16) return;  // read in place only from an F16 cache
-    prefetch_rows(ch.cache->k_f16(layer, 0) + kvh * hd, ch.cache->k_width() * 2, ch.n_pos, hd * 2);
-    prefetch_rows(ch.cache->v_f16(layer, 0) + kvh * hd, ch.cache->v_width() * 2, ch.n_pos, hd * 2);
+    const int64_t first = std::min<int64_t>(ch.n_pos, kRowsAhead);
+    prefetch_rows(ch.cache->k_f16(layer, 0) + kvh * hd, ch.cache->k_width() * 2, first, hd * 2);
+    prefetch_rows(ch.cache->v_f16(layer, 0) + kvh * hd, ch.cache->v_width() * 2, first, hd * 2);
   };
   auto head = [&](int64_t task) {
     const Chunk& ch = chunks[size_t(task / n_kv)];
