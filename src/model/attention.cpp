@@ -82,6 +82,11 @@ void attend_query_block(const KeySlice* slices, int n_slices, const float* vt, i
   }
 }
 
+void transpose_rows(const float* rows, int64_t n_rows, int64_t width, float* out, int64_t out_ld) {
+  for (int64_t c = 0; c < width; ++c)
+    for (int64_t i = 0; i < n_rows; ++i) out[c * out_ld + i] = rows[i * width + c];
+}
+
 void attend_prefill(const KvCache& cache, int layer, int n_head, int n_kv, int hd, const int* pos,
                     int64_t n_new, const float* q, int64_t q_ld, float scale, float* out,
                     int64_t out_ld, ThreadPool& pool) {
@@ -91,8 +96,8 @@ void attend_prefill(const KvCache& cache, int layer, int n_head, int n_kv, int h
   thread_local std::vector<float> keys_buf, vt_buf;
   float* keys = scratch(keys_buf, size_t(n * KV));  // [n, n_kv * hd] as cached
   float* vt = scratch(vt_buf, size_t(KV * n));      // [n_kv * hd, n]: values transposed
-  // Positions converted 16 at a time: the 16 values of one column land on one cache line.
-  constexpr int64_t kRows = 16;
+  // Positions converted kTransposeRows at a time, the values then written as columns.
+  constexpr int64_t kRows = kTransposeRows;
   pool.parallel_for((n + kRows - 1) / kRows, [&](int64_t b0, int64_t b1) {
     thread_local std::vector<float> rows;  // [16, KV] values of 16 positions
     rows.resize(size_t(kRows * KV));
@@ -102,8 +107,7 @@ void attend_prefill(const KvCache& cache, int layer, int n_head, int n_kv, int h
         cache.load_k(layer, int(j0 + i), 0, int(KV), keys + (j0 + i) * KV);
         cache.load_v(layer, int(j0 + i), 0, int(KV), rows.data() + i * KV);
       }
-      for (int64_t c = 0; c < KV; ++c)
-        for (int64_t i = 0; i < nj; ++i) vt[c * n + j0 + i] = rows[size_t(i * KV + c)];
+      transpose_rows(rows.data(), nj, KV, vt + j0, n);
     }
   });
   const int64_t n_blocks = (n_new + kPanelTokens - 1) / kPanelTokens;

@@ -35,6 +35,12 @@ void attend_query_block(const KeySlice* slices, int n_slices, const float* vt, i
                         int64_t dv, const int* pos, int n_q, float scale, float* out,
                         int64_t out_ld, const GemmMicro* micro = nullptr);
 
+// out[c * out_ld + i] = rows[i * width + c] for i < n_rows <= kTransposeRows, c < width: a block
+// of consecutive positions' rows written as columns. kTransposeRows floats are one cache line,
+// so each write fills a line of the transposed rows, which lie far apart.
+constexpr int64_t kTransposeRows = 16;
+void transpose_rows(const float* rows, int64_t n_rows, int64_t width, float* out, int64_t out_ld);
+
 // A dense model's sequence with fewer new tokens than this attends query by query: that costs
 // less than 32 lanes of which most are empty. (MLA's naive path, which Auto chooses for
 // prompts, always attends in blocks.)

@@ -62,8 +62,6 @@ double mla_cost(const DeepSeek2Config& c, const std::vector<SeqBatch>& batch, Ml
 
 namespace {
 
-constexpr double kNaiveScratchBytes = 512.0 * 1024 * 1024;
-
 // Naive attention: K^C and V decompressed from every cached latent of each sequence, then
 // ordinary attention over [k^C ; k^R] (paper, eq. 1-8), blocks of up to 32 of a sequence's
 // tokens for one head at a time as two matrix products (model/attention.h). Writes
@@ -92,13 +90,12 @@ void attend_naive(const DeepSeek2Config& c, const MlaWeights& w, int layer,
     matmul_batch(
         {{&w.wk_full, 0, w.wk_full.rows(), lat, n, kc}, {&w.wv_b, 0, w.wv_b.rows(), lat, n, vv}},
         pool);
-    // Values by head, transposed: [H * V, n]. Positions 16 at a time, so that each write is
-    // a whole cache line (the rows of vt lie pages apart).
+    // Values by head, transposed: [H * V, n], kTransposeRows positions at a time.
     float* vt = scratch(vt_buf, size_t(n * H * V));
-    pool.parallel_for((n + 15) / 16, [&](int64_t b0, int64_t b1) {
-      for (int64_t j0 = b0 * 16; j0 < std::min(n, b1 * 16); j0 += 16)
-        for (int64_t col = 0; col < H * V; ++col)
-          for (int64_t j = j0; j < std::min(n, j0 + 16); ++j) vt[col * n + j] = vv[j * H * V + col];
+    pool.parallel_for((n + kTransposeRows - 1) / kTransposeRows, [&](int64_t b0, int64_t b1) {
+      for (int64_t j0 = b0 * kTransposeRows; j0 < std::min(n, b1 * kTransposeRows);
+           j0 += kTransposeRows)
+        transpose_rows(vv + j0 * H * V, std::min(kTransposeRows, n - j0), H * V, vt + j0, n);
     });
     // Tasks (block of tokens, head), the last blocks (most positions) first.
     const int64_t n_blocks = (n_new + kPanelTokens - 1) / kPanelTokens;
@@ -186,12 +183,12 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
   if (mode == MlaMode::Auto) {
     // Naive is chosen when it costs fewer multiply-adds and its decompressed keys and values
     // (every cached position of the batch; the values twice, as computed and transposed) stay
-    // under kNaiveScratchBytes.
+    // under kMlaNaiveScratchBytes.
     double positions = 0;
     for (const SeqBatch& s : batch)
       positions = std::max(positions, double(s.cache->n_past() + s.tokens.size()));
     const double scratch = positions * c.n_head * (c.qk_nope + 2 * c.v_head) * sizeof(float);
-    const bool naive = scratch <= kNaiveScratchBytes &&
+    const bool naive = scratch <= kMlaNaiveScratchBytes &&
                        mla_cost(c, batch, MlaMode::Naive) < mla_cost(c, batch, MlaMode::Absorbed);
     mode = naive ? MlaMode::Naive : MlaMode::Absorbed;
   }

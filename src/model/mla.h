@@ -41,6 +41,10 @@ struct MlaWeights {
 // ordinary attention (cheapest per query-key pair: long prefill). Auto picks by cost.
 enum class MlaMode { Auto, Absorbed, Naive };
 
+// Auto takes the naive path only while its decompressed keys and values (every cached
+// position of the batch; the values twice, as computed and transposed) fit in this much.
+constexpr double kMlaNaiveScratchBytes = 512.0 * 1024 * 1024;
+
 // Attention of a batch of sequences' new tokens. xn: [n_tok, n_embd] (normalised input),
 // out: [n_tok, n_embd]. Stores each token's latent and rotary key in its sequence's cache.
 // rope_cos, rope_sin: [n_tok, qk_rope / 2], Rope::angles of each token's position (the same

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "model/mla.h"
 
 namespace hondo {
 
@@ -44,23 +45,26 @@ MemoryEstimate estimate_memory(const GgufFile& f, int n_ctx, DType kv_type, int 
   // attention keeps K and V of every KV head.
   // Prefill attention also holds one layer's keys and values as F32 for every position
   // (model/attention.cpp; MLA's naive path decompressed per head, values twice, at most
-  // 512 MiB, beyond which it attends in latent space).
-  int64_t width = 0, prefill_per_pos = 0;
+  // kMlaNaiveScratchBytes, beyond which it attends in latent space).
+  int64_t width = 0;
+  uint64_t prefill_attention = 0;
   if (f.has(key("attention.kv_lora_rank"))) {
     width = f.get_int(key("attention.kv_lora_rank")) + f.get_int(key("rope.dimension_count"), 64);
-    const int64_t k_head = f.get_int(key("attention.key_length_mla"), 0) > 0
-                               ? f.get_int(key("attention.key_length_mla"))
-                               : f.get_int(key("attention.key_length"), 192);
-    const int64_t v_head = f.get_int(key("attention.value_length_mla"), 0) > 0
-                               ? f.get_int(key("attention.value_length_mla"))
-                               : f.get_int(key("attention.value_length"), 128);
-    prefill_per_pos = (width + n_head * (k_head + 2 * v_head)) * 4;
+    // Per-head sizes: the *_mla keys of newer files, key/value_length of older ones (as
+    // DeepSeek2Config reads them).
+    const int64_t k_head =
+        f.get_int(key("attention.key_length_mla"), f.get_int(key("attention.key_length"), 192));
+    const int64_t v_head =
+        f.get_int(key("attention.value_length_mla"), f.get_int(key("attention.value_length"), 128));
+    prefill_attention =
+        std::min(uint64_t(width + n_head * (k_head + 2 * v_head)) * 4 * uint64_t(m.n_ctx),
+                 uint64_t(kMlaNaiveScratchBytes));
   } else {
     const int64_t n_head_kv = f.get_int(key("attention.head_count_kv"), n_head);
     const int64_t k_len = f.get_int(key("attention.key_length"), n_embd / n_head);
     const int64_t v_len = f.get_int(key("attention.value_length"), n_embd / n_head);
     width = n_head_kv * (k_len + v_len);
-    prefill_per_pos = width * 4;
+    prefill_attention = uint64_t(width) * 4 * uint64_t(m.n_ctx);
   }
   m.kv =
       uint64_t(std::max<int64_t>(n_layer, 0)) * uint64_t(width) * uint64_t(elt) * uint64_t(m.n_ctx);
@@ -76,8 +80,6 @@ MemoryEstimate estimate_memory(const GgufFile& f, int n_ctx, DType kv_type, int 
   if (const GgufValue* tokens = f.find("tokenizer.ggml.tokens"); tokens && n_vocab == 0)
     n_vocab = int64_t(tokens->array_size());
   const int64_t batch = std::min<int64_t>(n_batch, m.n_ctx);
-  const uint64_t prefill_attention =
-      std::min<uint64_t>(uint64_t(prefill_per_pos) * uint64_t(m.n_ctx), 512ull << 20);
   m.scratch = uint64_t(batch) * uint64_t(8 * n_embd + 3 * n_ff) * 4 +
               uint64_t(n_head) * uint64_t(m.n_ctx) * 4 + uint64_t(n_vocab) * 8 + prefill_attention;
   // Code, libraries, thread stacks (~12 MiB measured for a tiny model) and the tokenizer's
