@@ -217,6 +217,48 @@ TEST(F16WeightedSum, EveryVariantMatchesReference) {
   }
 }
 
+// A run of F16 or BF16 weight rows times up to 9 tokens (decode's products on a
+// half-precision file): every variant against a double-precision reference, for widths with
+// and without a tail after the vector steps, each token count (the kernels go 4 tokens at a
+// time), and an output stride wider than the run; outputs outside the run stay untouched.
+TEST(HalfRowsDot, EveryVariantTypeAndTokenCountMatchesReference) {
+  std::mt19937 rng(19);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t n_rows = 11, y_stride = 13;
+  for (DType type : {DType::F16, DType::BF16})
+    for (int64_t k : {256, 200, 72, 5}) {
+      std::vector<uint16_t> w(static_cast<size_t>(n_rows * k));
+      std::vector<float> wf(w.size());  // the values w holds
+      for (size_t i = 0; i < w.size(); ++i) {
+        const float v = nd(rng);
+        w[i] = type == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+        wf[i] = type == DType::BF16 ? bf16_to_f32(w[i]) : f16_to_f32(w[i]);
+      }
+      for (int64_t n_tok = 1; n_tok <= 9; ++n_tok) {
+        std::vector<float> x(static_cast<size_t>(n_tok * k));
+        for (float& v : x) v = nd(rng);
+        for (const HalfRowsDot& v : half_rows_dot_variants()) {
+          std::vector<float> y(static_cast<size_t>(n_tok * y_stride), -7.0f);
+          v.fn(type, w.data(), k, n_rows, x.data(), n_tok, y.data(), y_stride);
+          for (int64_t t = 0; t < n_tok; ++t)
+            for (int64_t r = 0; r < y_stride; ++r) {
+              const float got = y[size_t(t * y_stride + r)];
+              if (r >= n_rows) {
+                ASSERT_EQ(got, -7.0f) << v.name << " wrote past the run, r=" << r;
+                continue;
+              }
+              double want = 0;
+              for (int64_t i = 0; i < k; ++i)
+                want += double(wf[size_t(r * k + i)]) * x[size_t(t * k + i)];
+              ASSERT_NEAR(got, want, 1e-4 * std::sqrt(double(k)))
+                  << v.name << " " << dtype_name(type) << " k=" << k << " n_tok=" << n_tok
+                  << " t=" << t << " r=" << r;
+            }
+        }
+      }
+    }
+}
+
 // Several heads over the same F16 rows (MLA decode attention): every variant and head count
 // against a double-precision reference, for widths with and without a tail after the vector
 // blocks; the dots add to what the output holds, the sums overwrite it.

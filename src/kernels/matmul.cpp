@@ -132,16 +132,18 @@ void matmul_rows(const Tensor& w, int64_t row0, int64_t n_rows, const float* x, 
   }
   // Few tokens (decode) of float weights: one pass over each row per token, straight from the
   // file (F16/BF16 converted in registers); more tokens go through the blocked float GEMM.
+  if (n_tok <= kFusedMaxTokens && has_vec_dot(w.type)) {                // F16, BF16
+    const auto* rows = reinterpret_cast<const uint16_t*>(w.row(row0));  // [n_rows, k]
+    pool.parallel_for_balanced(n_rows, grain_tiles(w.row_size()), [&](int64_t r0, int64_t r1) {
+      half_rows_dot(w.type, rows + r0 * k, k, r1 - r0, x, n_tok, y + r0, n_rows);
+    });
+    return;
+  }
   if (n_tok <= kFusedMaxTokens) {
     pool.parallel_for_balanced(n_rows, kGrainRows, [&](int64_t r0, int64_t r1) {
       thread_local std::vector<float> buf;  // [k] a row of another type as F32
       for (int64_t r = r0; r < r1; ++r) {
         const uint8_t* row = w.row(row0 + r);
-        if (has_vec_dot(w.type)) {
-          for (int64_t t = 0; t < n_tok; ++t)
-            vec_dot_row(w.type, row, x + t * k, k, y + t * n_rows + r);
-          continue;
-        }
         const float* wr = reinterpret_cast<const float*>(row);
         if (w.type != DType::F32) {
           buf.resize(size_t(k));

@@ -1,9 +1,11 @@
 #include "kernels/vec_dot.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "core/fp16.h"
 #include "kernels/cpu.h"
+#include "kernels/qdot.h"
 
 #if HONDO_X86
 #include <immintrin.h>
@@ -38,6 +40,21 @@ void axpy_f16_plain(float a, const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * f16_to_f32(x[i]);
 }
 
+inline float half_to_f32(bool bf16, uint16_t h) {
+  return bf16 ? bf16_to_f32(h) : f16_to_f32(h);
+}
+
+void rows_dot_plain(DType type, const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
+                    int64_t n_tok, float* y, int64_t y_stride) {
+  const bool bf16 = type == DType::BF16;
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t t = 0; t < n_tok; ++t) {
+      float s = 0;
+      for (int64_t i = 0; i < k; ++i) s += half_to_f32(bf16, w[r * k + i]) * x[t * k + i];
+      y[t * y_stride + r] = s;
+    }
+}
+
 void weighted_sum_plain(const uint16_t* rows, int64_t stride, const float* p, int64_t n_rows,
                         int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = 0;
@@ -47,6 +64,15 @@ void weighted_sum_plain(const uint16_t* rows, int64_t stride, const float* p, in
 // ---- F16: the CPU's half-precision conversion with FMA, chosen at run time ------------------
 
 #if HONDO_X86
+// The run of rows being read now at p (n bytes of it), announced ahead: each line
+// kPrefetchAhead bytes ahead, and each new 4 KiB page once more kPageAhead bytes ahead.
+inline void prefetch_run(const uint16_t* p, int n) {
+  const auto* b = reinterpret_cast<const char*>(p);
+  for (int i = 0; i < n; i += 64) _mm_prefetch(b + kPrefetchAhead + i, _MM_HINT_T0);
+  const char* q = b + kPageAhead;
+  if ((reinterpret_cast<uintptr_t>(q) & 4095) < uintptr_t(n)) _mm_prefetch(q, _MM_HINT_T2);
+}
+
 __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -80,6 +106,63 @@ __attribute__((target("avx2,fma,f16c"))) void axpy_f16_avx2(float a, const uint1
   for (; i < n; ++i) y[i] += a * f16_to_f32(x[i]);
 }
 
+// A kernel for a fixed number of tokens (1 to 4), kernels[n - 1] for n: the run of rows times
+// that many tokens' activations. rows_by_tokens goes through any count 4 tokens at a time.
+using RowsTimesTokens = void (*)(const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
+                                 float* y, int64_t y_stride);
+using TokenKernels = RowsTimesTokens[4];
+void rows_by_tokens(const TokenKernels& kernels, const uint16_t* w, int64_t k, int64_t n_rows,
+                    const float* x, int64_t n_tok, float* y, int64_t y_stride) {
+  for (int64_t t = 0; t < n_tok; t += 4)
+    kernels[std::min<int64_t>(4, n_tok - t) - 1](w, k, n_rows, x + t * k, y + t * y_stride,
+                                                 y_stride);
+}
+
+// 8 half-precision values (F16, or BF16 whose bits are a float's upper half) as floats.
+template <bool BF16>
+__attribute__((target("avx2,fma,f16c"))) inline __m256 half8_to_ps(const uint16_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if constexpr (BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  return _mm256_cvtph_ps(h);
+}
+
+// T tokens at a time: 32 values (one line) of the row converted per step into four registers,
+// each token's products in two accumulators.
+template <bool BF16, int T>
+__attribute__((target("avx2,fma,f16c"))) void rows_dot_avx2_t(const uint16_t* w, int64_t k,
+                                                              int64_t n_rows, const float* x,
+                                                              float* y, int64_t y_stride) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint16_t* row = w + r * k;
+    __m256 acc[T][2];
+    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= k; i += 32) {
+      prefetch_run(row + i, 64);
+      __m256 wv[4];
+      for (int j = 0; j < 4; ++j) wv[j] = half8_to_ps<BF16>(row + i + 8 * j);
+      for (int t = 0; t < T; ++t)
+        for (int j = 0; j < 4; ++j)
+          acc[t][j & 1] =
+              _mm256_fmadd_ps(wv[j], _mm256_loadu_ps(x + t * k + i + 8 * j), acc[t][j & 1]);
+    }
+    for (int t = 0; t < T; ++t) {
+      float s = hsum256(_mm256_add_ps(acc[t][0], acc[t][1]));
+      for (int64_t c = i; c < k; ++c) s += half_to_f32(BF16, row[c]) * x[t * k + c];
+      y[t * y_stride + r] = s;
+    }
+  }
+}
+
+void rows_dot_avx2(DType type, const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
+                   int64_t n_tok, float* y, int64_t y_stride) {
+  static constexpr TokenKernels f16 = {rows_dot_avx2_t<false, 1>, rows_dot_avx2_t<false, 2>,
+                                       rows_dot_avx2_t<false, 3>, rows_dot_avx2_t<false, 4>};
+  static constexpr TokenKernels bf16 = {rows_dot_avx2_t<true, 1>, rows_dot_avx2_t<true, 2>,
+                                        rows_dot_avx2_t<true, 3>, rows_dot_avx2_t<true, 4>};
+  rows_by_tokens(type == DType::BF16 ? bf16 : f16, w, k, n_rows, x, n_tok, y, y_stride);
+}
+
 // GCC 12 warns inside its own _mm512_cvtph_ps / _mm512_reduce_add_ps (their "undefined"
 // pass-through operands); the warning is about the header, not this code.
 #pragma GCC diagnostic push
@@ -102,6 +185,51 @@ __attribute__((target("avx512f"))) float dot_f16_avx512(const uint16_t* w, const
       _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
   for (; i < n; ++i) s += f16_to_f32(w[i]) * x[i];
   return s;
+}
+
+template <bool BF16>
+__attribute__((target("avx512f"))) inline __m512 half16_to_ps(const uint16_t* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  if constexpr (BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  return _mm512_cvtph_ps(h);
+}
+
+// T tokens at a time: 64 values (two lines) of the row converted per step into four
+// registers, each token's products in four accumulators (independent FMA chains).
+template <bool BF16, int T>
+__attribute__((target("avx512f"))) void rows_dot_avx512_t(const uint16_t* w, int64_t k,
+                                                          int64_t n_rows, const float* x, float* y,
+                                                          int64_t y_stride) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint16_t* row = w + r * k;
+    __m512 acc[T][4];
+    for (int t = 0; t < T; ++t)
+      for (int j = 0; j < 4; ++j) acc[t][j] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= k; i += 64) {
+      prefetch_run(row + i, 128);
+      __m512 wv[4];
+      for (int j = 0; j < 4; ++j) wv[j] = half16_to_ps<BF16>(row + i + 16 * j);
+      for (int t = 0; t < T; ++t)
+        for (int j = 0; j < 4; ++j)
+          acc[t][j] = _mm512_fmadd_ps(wv[j], _mm512_loadu_ps(x + t * k + i + 16 * j), acc[t][j]);
+    }
+    for (int t = 0; t < T; ++t) {
+      float s = _mm512_reduce_add_ps(
+          _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3])));
+      for (int64_t c = i; c < k; ++c) s += half_to_f32(BF16, row[c]) * x[t * k + c];
+      y[t * y_stride + r] = s;
+    }
+  }
+}
+
+void rows_dot_avx512(DType type, const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
+                     int64_t n_tok, float* y, int64_t y_stride) {
+  static constexpr TokenKernels f16 = {rows_dot_avx512_t<false, 1>, rows_dot_avx512_t<false, 2>,
+                                       rows_dot_avx512_t<false, 3>, rows_dot_avx512_t<false, 4>};
+  static constexpr TokenKernels bf16 = {rows_dot_avx512_t<true, 1>, rows_dot_avx512_t<true, 2>,
+                                        rows_dot_avx512_t<true, 3>, rows_dot_avx512_t<true, 4>};
+  rows_by_tokens(type == DType::BF16 ? bf16 : f16, w, k, n_rows, x, n_tok, y, y_stride);
 }
 
 __attribute__((target("avx512f"))) void axpy_f16_avx512(float a, const uint16_t* x, float* y,
@@ -149,6 +277,14 @@ std::vector<F16WeightedSum> weighted_sum_variants() {
   if (__builtin_cpu_supports("avx512f")) v.push_back({"avx512", weighted_sum_avx512});
   return v;
 }
+std::vector<HalfRowsDot> rows_dot_variants() {
+  std::vector<HalfRowsDot> v{{"portable", rows_dot_plain}};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("f16c"))
+    v.push_back({"avx2", rows_dot_avx2});
+  if (__builtin_cpu_supports("avx512f")) v.push_back({"avx512", rows_dot_avx512});
+  return v;
+}
 std::vector<F16Axpy> axpy_variants() {
   std::vector<F16Axpy> v{{"portable", axpy_f16_plain}};
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -187,6 +323,16 @@ std::vector<F16Axpy> axpy_variants() {
 std::vector<F16WeightedSum> weighted_sum_variants() {
   return {{"portable", weighted_sum_plain}};
 }
+void rows_dot_neon(DType type, const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
+                   int64_t n_tok, float* y, int64_t y_stride) {
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t t = 0; t < n_tok; ++t)
+      y[t * y_stride + r] = type == DType::BF16 ? dot_bf16(w + r * k, x + t * k, k)
+                                                : dot_f16_neon(w + r * k, x + t * k, k);
+}
+std::vector<HalfRowsDot> rows_dot_variants() {
+  return {{"portable", rows_dot_plain}, {"neon", rows_dot_neon}};
+}
 #else
 std::vector<F16Dot> variants() {
   return {{"portable", dot_f16_plain}};
@@ -196,6 +342,9 @@ std::vector<F16Axpy> axpy_variants() {
 }
 std::vector<F16WeightedSum> weighted_sum_variants() {
   return {{"portable", weighted_sum_plain}};
+}
+std::vector<HalfRowsDot> rows_dot_variants() {
+  return {{"portable", rows_dot_plain}};
 }
 #endif
 
@@ -221,6 +370,16 @@ void f16_weighted_sum(const uint16_t* rows, int64_t stride, const float* p, int6
                       int64_t n, float* out) {
   static const auto fn = weighted_sum_variants().back().fn;
   fn(rows, stride, p, n_rows, n, out);
+}
+
+std::vector<HalfRowsDot> half_rows_dot_variants() {
+  return rows_dot_variants();
+}
+
+void half_rows_dot(DType type, const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
+                   int64_t n_tok, float* y, int64_t y_stride) {
+  static const auto fn = rows_dot_variants().back().fn;
+  fn(type, w, k, n_rows, x, n_tok, y, y_stride);
 }
 
 void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {

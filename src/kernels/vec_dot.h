@@ -26,6 +26,15 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n);
 void f16_weighted_sum(const uint16_t* rows, int64_t stride, const float* p, int64_t n_rows,
                       int64_t n, float* out);
 
+// y[t * y_stride + r] = sum_i w[r * k + i] * x[t * k + i] for r < n_rows, t < n_tok: a run of
+// consecutive half-precision weight rows [n_rows, k] (type F16 or BF16) times a few tokens'
+// activations [n_tok, k] (decode's matrix-vector products on an F16/BF16 file). Each row is
+// read once for all the tokens, and the run is prefetched ahead as the tile kernels prefetch
+// theirs (kPrefetchAhead, kPageAhead of kernels/qdot.h): a row of 2048 values is one 4 KiB
+// page, where the hardware prefetchers stop.
+void half_rows_dot(DType type, const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
+                   int64_t n_tok, float* y, int64_t y_stride);
+
 // Every F16 row-dot variant this CPU can run, the portable loop first; vec_dot_row uses the
 // last. The tests compare each with the reference.
 struct F16Dot {
@@ -44,5 +53,11 @@ struct F16WeightedSum {
              float* out);
 };
 std::vector<F16WeightedSum> f16_weighted_sum_variants();  // and for f16_weighted_sum
+struct HalfRowsDot {
+  const char* name;
+  void (*fn)(DType type, const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
+             int64_t n_tok, float* y, int64_t y_stride);
+};
+std::vector<HalfRowsDot> half_rows_dot_variants();  // and for half_rows_dot
 
 }  // namespace hondo
