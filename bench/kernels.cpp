@@ -1,12 +1,14 @@
 // Kernel benchmarks (Google Benchmark): matrix times activations for every weight format
 // hondo computes, on the kernels matmul picks for this CPU (HONDO_ISA selects another set).
 //
-//   decode:  1 token through 256 MB of weights (several matrices in turn, so every pass reads
+//   decode:  1 token through 1 GiB of weights (several matrices in turn, so every pass reads
 //            DRAM, not cache); the bytes/s counter is the weight bytes read per second, to be
-//            compared with the bandwidth `hondo bench` measures.
+//            compared with the bandwidth `hondo bench` measures. As much as a 1.3B model
+//            reads a token: with 256 MB, Q8_0 tiles read as fast as the probe while in a model
+//            they read 20 % slower (this machine's page walks, presumably).
 //   cached:  1 token through one 512 x 4096 matrix that stays in cache: the kernel's own speed,
 //            with memory out of the way.
-//   read:    the bandwidth probe of `hondo bench` reading the same 256 MB.
+//   read:    the bandwidth probe of `hondo bench` reading the same 1 GiB.
 //   prefill: 64 tokens through one 4096 x 4096 matrix; items/s counts multiply-adds.
 //
 // Tiles: formats with a tile layout (kernels/packed.h) are benchmarked on repacked rows, as
@@ -33,41 +35,54 @@ namespace {
 using hondo::DType;
 
 constexpr int64_t kCols = 4096;
-constexpr size_t kDecodeBytes = size_t(256) << 20;
+constexpr size_t kDecodeBytes = size_t(1) << 30;
 
 // A set of weight matrices of one format, all holding the same quantized random rows.
 struct Weights {
+  std::vector<uint8_t> base;                   // the GGUF rows of one matrix
   std::vector<hondo::HugeBuffer> rows, tiles;  // per matrix, in huge pages as the loader
-                                               // gives weights: GGUF rows and repacked tiles
+                                               // gives weights: GGUF rows or repacked tiles
   std::vector<hondo::Tensor> tensors;
   size_t matrix_bytes = 0;
 };
 
+// The sets made last; older ones are freed (a decode set is 1 GiB; the read probe's and the
+// one being measured stay).
 const Weights& weights(DType t, bool packed, int64_t kRows, size_t total_bytes) {
-  static std::map<std::tuple<DType, bool, int64_t, size_t>, std::unique_ptr<Weights>> cache;
-  auto& w = cache[{t, packed, kRows, total_bytes}];
-  if (w) return *w;
+  using Key = std::tuple<DType, bool, int64_t, size_t>;
+  static std::map<Key, std::unique_ptr<Weights>> cache;
+  static std::vector<Key> order;  // oldest first
+  const Key key{t, packed, kRows, total_bytes};
+  if (auto it = cache.find(key); it != cache.end()) return *it->second;
+  if (order.size() >= 2) {
+    cache.erase(order.front());
+    order.erase(order.begin());
+  }
+  order.push_back(key);
+  auto& w = cache[key];
   w = std::make_unique<Weights>();
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   std::vector<float> x(size_t(kRows * kCols));
   for (float& v : x) v = normal(rng);
   const size_t rs = hondo::row_bytes(t, kCols);
-  std::vector<uint8_t> base(rs * size_t(kRows));
+  w->base.resize(rs * size_t(kRows));
   for (int64_t r = 0; r < kRows; ++r)
-    hondo::quantize_row(t, x.data() + r * kCols, base.data() + size_t(r) * rs, kCols);
-  w->matrix_bytes = base.size();
-  const size_t n = std::max<size_t>(1, total_bytes / base.size());
+    hondo::quantize_row(t, x.data() + r * kCols, w->base.data() + size_t(r) * rs, kCols);
+  w->matrix_bytes = w->base.size();
+  const size_t n = std::max<size_t>(1, total_bytes / w->base.size());
   for (size_t i = 0; i < n; ++i) {
-    w->rows.push_back(hondo::alloc_huge(base.size(), "weights"));
-    std::memcpy(w->rows.back().get(), base.data(), base.size());
     hondo::Tensor tensor;
     tensor.type = t, tensor.n_dims = 2, tensor.ne = {kCols, kRows, 1, 1};
-    tensor.data = w->rows.back().get();
-    if (packed) {
+    if (packed) {  // the kernels read only the tiles; the rows are there for the tensor's sake
       w->tiles.push_back(hondo::alloc_huge(hondo::packed_bytes(t, kRows, kCols), "tiles"));
-      hondo::pack_tiles(t, base.data(), kRows, kCols, w->tiles.back().get());
+      hondo::pack_tiles(t, w->base.data(), kRows, kCols, w->tiles.back().get());
+      tensor.data = w->base.data();
       tensor.packed = w->tiles.back().get();
+    } else {
+      w->rows.push_back(hondo::alloc_huge(w->base.size(), "weights"));
+      std::memcpy(w->rows.back().get(), w->base.data(), w->base.size());
+      tensor.data = w->rows.back().get();
     }
     w->tensors.push_back(tensor);
   }
@@ -97,7 +112,7 @@ void run(benchmark::State& state, DType t, bool packed, int64_t n_tok, int64_t k
   state.SetItemsProcessed(int64_t(state.iterations()) * n_tok * kRows * kCols);
 }
 
-// The bandwidth probe of `hondo bench` over the same 256 MB (as F16 rows): the rate the decode
+// The bandwidth probe of `hondo bench` over the same 1 GiB (as F16 rows): the rate the decode
 // figures above are to be held against, best run interleaved with them
 // (--benchmark_enable_random_interleaving).
 void read_probe(benchmark::State& state) {

@@ -170,7 +170,7 @@ struct TileQ8 {
     for (int h = 0; h < 2; ++h)
       for (int j = 0; j < N; ++j) acc[h][j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < k / 32; t += kGroup) {
-      prefetch_ahead(t, kGroup);
+      prefetch_page(t, kGroup);  // the page hint alone (see prefetch_page)
       for (int i = 0; i < 2; ++i, ++b) {
         const uint8_t* vals = t + 64 + 512 * i;
         for (int h = 0; h < 2; ++h) {

@@ -61,11 +61,14 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {  // bit c of 64 lanes
 }
 // The values of one block of a 32-value tile group (layouts in packed.h): kBytes of them from
 // their start, unpacked.
+// kLinePrefetch: whether the per-line prefetches pay for these tiles (see prefetch_page).
 struct Q4Values {  // Q4_0, Q4_1: 0..15
+  static constexpr bool kLinePrefetch = true;
   static constexpr int kBytes = 256;
   static void unpack(const uint8_t* v, __m512i* w) { unpack_nibbles(v, w); }
 };
 struct Q5Values {  // Q5_0, Q5_1: 0..31
+  static constexpr bool kLinePrefetch = true;
   static constexpr int kBytes = 320;
   static void unpack(const uint8_t* v, __m512i* w) {
     unpack_nibbles(v, w);
@@ -73,6 +76,7 @@ struct Q5Values {  // Q5_0, Q5_1: 0..31
   }
 };
 struct Q8Values {  // Q8_0: values + 128, stored as such
+  static constexpr bool kLinePrefetch = false;
   static constexpr int kBytes = 512;
   static void unpack(const uint8_t* v, __m512i* w) {
     for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(v + 64 * c);
@@ -101,7 +105,10 @@ void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int6
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
   for (int64_t b = 0; b < k / 32; t += kGroup) {
-    prefetch_ahead(t, kGroup);
+    if constexpr (Values::kLinePrefetch)
+      prefetch_ahead(t, kGroup);
+    else
+      prefetch_page(t, kGroup);
     for (int i = 0; i < kBlocks; ++i, ++b) {
       const __m512 dw = halves16(t + 32 * i);
       const __m512 offset = kMin ? _mm512_sub_ps(_mm512_setzero_ps(), halves16(t + 32)) : dw;
