@@ -24,18 +24,37 @@ inline __m512i bcast4(const int8_t* p) {  // one 4-byte group of activations to 
 //   acc += scale * d_a * (sum(w * q_a) - offset * sum(q_a))
 // is one multiply-add per block; with a minimum per row (kMin: offset = -m as floats)
 //   acc += scale * d_a * sum(w * q_a) - offset * (d_a * sum(q_a)).
-template <int N, int kOffset, bool kMin>
+// High nibbles are multiplied where they lie (byte & 0xF0, i.e. 16 * nibble) rather than
+// shifted down first, one vpsrad of the int32 sum instead of a shift per register; the
+// sums stay exact (each product is 16 times the nibble's, |sum| < 2^20).
+//   kHigh = Nibbles::kLow:   all 8 registers hold plain values;
+//   kHigh = Nibbles::kUpper: registers 4..7 hold 16 * value (Q4_0, Q4_1: the block's upper
+//                            16 values are its bytes' high nibbles), one chain each half;
+//   kHigh = Nibbles::kAll:   all 8 registers hold 16 * value (odd Q4_K sub-blocks).
+enum class Nibbles { kLow, kUpper, kAll };
+template <int N, int kOffset, bool kMin, Nibbles kHigh = Nibbles::kLow>
 inline void tile_block(const __m512i* w, const QActRow* a, int64_t ab, __m512 scale, __m512 offset,
                        __m512* acc) {
   for (int j = 0; j < N; ++j) {
     const int8_t* q = a[j].q + 32 * ab;
     __m512i s0 = kMin ? _mm512_setzero_si512() : _mm512_set1_epi32(-kOffset * sum32(a[j], ab));
     __m512i s1 = _mm512_setzero_si512();
-    for (int c = 0; c < 8; c += 2) {
-      s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
-      s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
+    __m512i isum;
+    if constexpr (kHigh == Nibbles::kUpper) {
+      for (int c = 0; c < 4; ++c) {
+        s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
+        s1 = _mm512_dpbusd_epi32(s1, w[c + 4], bcast4(q + 4 * c + 16));
+      }
+      isum = _mm512_add_epi32(s0, _mm512_srai_epi32(s1, 4));
+    } else {
+      for (int c = 0; c < 8; c += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
+        s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
+      }
+      isum = _mm512_add_epi32(s0, s1);
+      if constexpr (kHigh == Nibbles::kAll) isum = _mm512_srai_epi32(isum, 4);
     }
-    const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+    const __m512 sum = _mm512_cvtepi32_ps(isum);
     acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(scale, _mm512_set1_ps(a[j].d[ab])), acc[j]);
     if (kMin) acc[j] = _mm512_fnmadd_ps(offset, _mm512_set1_ps(a[j].ds[ab]), acc[j]);
   }
@@ -51,6 +70,15 @@ inline void unpack_nibbles(const uint8_t* qs, __m512i* w) {  // 0..15
     w[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
   }
 }
+// The same with the high nibbles left where they lie, as 16 * value (Nibbles::kUpper).
+inline void unpack_nibbles_in_place(const uint8_t* qs, __m512i* w) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F), high4 = _mm512_set1_epi8(char(0xF0));
+  for (int g = 0; g < 4; ++g) {
+    const __m512i v = _mm512_loadu_si512(qs + 64 * g);
+    w[g] = _mm512_and_si512(v, low4);
+    w[g + 4] = _mm512_and_si512(v, high4);
+  }
+}
 inline void add_high_bits(const uint8_t* qh, __m512i* w) {  // bit c of 64 lanes: + 16
   const __m512i sixteen = _mm512_set1_epi8(16);
   for (int c = 0; c < 8; ++c) {
@@ -62,14 +90,17 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {  // bit c of 64 lanes
 // The values of one block of a 32-value tile group (layouts in packed.h): kBytes of them from
 // their start, unpacked.
 // kLinePrefetch: whether the per-line prefetches pay for these tiles (see prefetch_page).
+// kHigh: how tile_block finds the values in the registers.
 struct Q4Values {  // Q4_0, Q4_1: 0..15
   static constexpr bool kLinePrefetch = true;
   static constexpr int kBytes = 256;
-  static void unpack(const uint8_t* v, __m512i* w) { unpack_nibbles(v, w); }
+  static constexpr Nibbles kHigh = Nibbles::kUpper;
+  static void unpack(const uint8_t* v, __m512i* w) { unpack_nibbles_in_place(v, w); }
 };
 struct Q5Values {  // Q5_0, Q5_1: 0..31
   static constexpr bool kLinePrefetch = true;
   static constexpr int kBytes = 320;
+  static constexpr Nibbles kHigh = Nibbles::kLow;
   static void unpack(const uint8_t* v, __m512i* w) {
     unpack_nibbles(v, w);
     add_high_bits(v + 256, w);
@@ -78,6 +109,7 @@ struct Q5Values {  // Q5_0, Q5_1: 0..31
 struct Q8Values {  // Q8_0: values + 128, stored as such
   static constexpr bool kLinePrefetch = false;
   static constexpr int kBytes = 512;
+  static constexpr Nibbles kHigh = Nibbles::kLow;
   static void unpack(const uint8_t* v, __m512i* w) {
     for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(v + 64 * c);
   }
@@ -114,7 +146,7 @@ void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int6
       const __m512 offset = kMin ? _mm512_sub_ps(_mm512_setzero_ps(), halves16(t + 32)) : dw;
       __m512i w[8];
       Values::unpack(t + 64 + Values::kBytes * i, w);
-      tile_block<N, kOffset, kMin>(w, a, b, dw, offset, acc);
+      tile_block<N, kOffset, kMin, Values::kHigh>(w, a, b, dw, offset, acc);
     }
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
@@ -137,7 +169,7 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
   const int64_t nb = k / 256;
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), high4 = _mm512_set1_epi8(char(0xF0));
   auto bytes16 = [](const uint8_t* p) {  // 16 bytes -> 16 floats
     return _mm512_cvtepi32_ps(
         _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
@@ -151,14 +183,19 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
       const __m512 scale = _mm512_mul_ps(d, bytes16(t + 64 + 16 * sub));
       const __m512 min = _mm512_mul_ps(dmin, bytes16(t + 192 + 16 * sub));
       const uint8_t* qs = t + 320 + 512 * (sub / 2);
-      __m512i w[8];
-      for (int g = 0; g < 8; ++g) {
-        const __m512i v = _mm512_loadu_si512(qs + 64 * g);
-        w[g] = _mm512_and_si512(sub % 2 ? _mm512_srli_epi16(v, 4) : v, low4);
-      }
-      if (kQ5) add_high_bits(t + 2368 + 64 * sub, w);
       const int64_t ab = 8 * b + sub;  // activation block
-      tile_block<N, 0, true>(w, a, ab, scale, min, acc);
+      __m512i w[8];
+      if (kQ5 || sub % 2 == 0) {
+        for (int g = 0; g < 8; ++g) {
+          const __m512i v = _mm512_loadu_si512(qs + 64 * g);
+          w[g] = _mm512_and_si512(sub % 2 ? _mm512_srli_epi16(v, 4) : v, low4);
+        }
+        if (kQ5) add_high_bits(t + 2368 + 64 * sub, w);
+        tile_block<N, 0, true>(w, a, ab, scale, min, acc);
+      } else {  // Q4_K's odd sub-blocks: the high nibbles where they lie (16 * value)
+        for (int g = 0; g < 8; ++g) w[g] = _mm512_and_si512(_mm512_loadu_si512(qs + 64 * g), high4);
+        tile_block<N, 0, true, Nibbles::kAll>(w, a, ab, scale, min, acc);
+      }
     }
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
