@@ -6,7 +6,10 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <future>
 #include <memory>
 #include <random>
 #include <thread>
@@ -460,4 +463,37 @@ TEST(ThreadPoolBalanced, SlowThreadsShareIsTakenOver) {
   });
   EXPECT_EQ(by_caller + by_helper, 64);
   EXPECT_GT(by_helper.load(), 48) << "a static split would give the helper 32";
+}
+
+// The pool's sleeping paths: loops more than its spin time (200 us) apart, so that the helpers
+// have gone to sleep and must be woken, and loops whose helper part outlasts the spin, so that
+// the caller sleeps and must be woken; mixed with back-to-back loops. A double or skipped run
+// miscounts; a lost wake-up hangs, which the watchdog turns into a failure within a minute
+// (the hung threads cannot be joined, so the test program ends there).
+TEST(ThreadPool, WakesSleepingHelpersAndCaller) {
+  auto rounds = std::async(std::launch::async, [] {
+    for (int threads : {2, 3}) {
+      ThreadPool pool(threads);
+      const auto caller = std::this_thread::get_id();
+      int64_t expected = 0;
+      std::atomic<int64_t> total{0};
+      for (int round = 0; round < 60; ++round) {
+        const int kind = round % 3;  // 0: back to back, 1: after a pause, 2: slow helpers
+        if (kind == 1) std::this_thread::sleep_for(std::chrono::microseconds(600));
+        pool.parallel_for(threads, [&](int64_t b, int64_t e) {
+          if (kind == 2 && std::this_thread::get_id() != caller)
+            std::this_thread::sleep_for(std::chrono::microseconds(600));
+          total += e - b;
+        });
+        expected += threads;
+        if (total.load() != expected) return false;
+      }
+    }
+    return true;
+  });
+  if (rounds.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    std::fprintf(stderr, "ThreadPool.WakesSleepingHelpersAndCaller: a loop never finished\n");
+    std::_Exit(1);
+  }
+  EXPECT_TRUE(rounds.get()) << "a loop ran a share twice or skipped one";
 }

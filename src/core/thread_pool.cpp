@@ -77,13 +77,18 @@ void ThreadPool::worker(int index) {
     auto started = [&] { return stop_.load() || generation_.load() != seen; };
     if (!spin_until(started)) {
       std::unique_lock<std::mutex> lock(mu_);
+      sleeping_helpers_.fetch_add(1);  // before the predicate's check: see run()
       start_cv_.wait(lock, started);
+      sleeping_helpers_.fetch_sub(1);
     }
     if (stop_) return;
     seen = generation_.load();
     (*job_)(index, n_threads_);
-    if (pending_.fetch_sub(1) == 1) {
-      std::lock_guard<std::mutex> lock(mu_);  // the caller may be about to sleep
+    // The caller sets caller_sleeping_ before it checks pending_ under the mutex; all these
+    // atomics are sequentially consistent, so either it sees this decrement or this sees it
+    // sleeping and wakes it (the mutex ensures it is waiting by then).
+    if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
+      std::lock_guard<std::mutex> lock(mu_);
       done_cv_.notify_one();
     }
   }
@@ -96,16 +101,22 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   }
   job_ = &fn;
   pending_ = n_threads_ - 1;
-  {
-    std::lock_guard<std::mutex> lock(mu_);  // a helper between its check and its sleep
-    generation_.fetch_add(1);
+  // A helper about to sleep counts itself in sleeping_helpers_ before it checks generation_
+  // (both sequentially consistent): either it sees this loop's generation and does not
+  // sleep, or this sees it counted and wakes it, taking the mutex first so that the helper
+  // is waiting by then.
+  generation_.fetch_add(1);
+  if (sleeping_helpers_.load() > 0) {
+    { std::lock_guard<std::mutex> lock(mu_); }
+    start_cv_.notify_all();
   }
-  start_cv_.notify_all();
   fn(0, n_threads_);
   auto finished = [&] { return pending_.load() == 0; };
   if (!spin_until(finished)) {
     std::unique_lock<std::mutex> lock(mu_);
+    caller_sleeping_ = true;
     done_cv_.wait(lock, finished);
+    caller_sleeping_ = false;
   }
 }
 

@@ -63,6 +63,10 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};                 // one more for every loop
   std::atomic<int> pending_{0};                         // helpers still in the current loop
   std::atomic<bool> stop_{false};
+  // Who sleeps on the condition variables: a loop takes the mutex only to wake a sleeper, so
+  // back-to-back loops (decoding runs a few hundred a token) pass no lock between the cores.
+  std::atomic<int> sleeping_helpers_{0};
+  std::atomic<bool> caller_sleeping_{false};
   struct Share;                      // a thread's remaining range in parallel_for_balanced
   std::unique_ptr<Share[]> shares_;  // [n_threads_], reused by every balanced loop
 };
