@@ -26,13 +26,14 @@ inline __m512i bcast4(const int8_t* p) {  // one 4-byte group of activations to 
 //   acc += scale * d_a * sum(w * q_a) - offset * (d_a * sum(q_a)).
 // High nibbles are multiplied where they lie (byte & 0xF0, i.e. 16 * nibble) rather than
 // shifted down first, one vpsrad of the int32 sum instead of a shift per register; the
-// sums stay exact (each product is 16 times the nibble's, |sum| < 2^20).
-//   kHigh = Nibbles::kLow:   all 8 registers hold plain values;
+// sums stay exact (each product is 16 times the nibble's, |sum| < 2^20). The AVX2 kernels
+// keep the shifts: their vpmaddubsw adds product pairs in int16, where 2 * 240 * 127 saturates.
+//   kHigh = Nibbles::kPlain:   all 8 registers hold plain values;
 //   kHigh = Nibbles::kUpper: registers 4..7 hold 16 * value (Q4_0, Q4_1: the block's upper
 //                            16 values are its bytes' high nibbles), one chain each half;
 //   kHigh = Nibbles::kAll:   all 8 registers hold 16 * value (odd Q4_K sub-blocks).
-enum class Nibbles { kLow, kUpper, kAll };
-template <int N, int kOffset, bool kMin, Nibbles kHigh = Nibbles::kLow>
+enum class Nibbles { kPlain, kUpper, kAll };
+template <int N, int kOffset, bool kMin, Nibbles kHigh = Nibbles::kPlain>
 inline void tile_block(const __m512i* w, const QActRow* a, int64_t ab, __m512 scale, __m512 offset,
                        __m512* acc) {
   for (int j = 0; j < N; ++j) {
@@ -103,7 +104,7 @@ struct Q4Values {  // Q4_0, Q4_1: 0..15
 struct Q5Values {  // Q5_0, Q5_1: 0..31
   static constexpr bool kLinePrefetch = true;
   static constexpr int kBytes = 320;
-  static constexpr Nibbles kHigh = Nibbles::kLow;
+  static constexpr Nibbles kHigh = Nibbles::kPlain;
   static void unpack(const uint8_t* v, __m512i* w) {
     unpack_nibbles(v, w);
     add_high_bits(v + 256, w);
@@ -112,7 +113,7 @@ struct Q5Values {  // Q5_0, Q5_1: 0..31
 struct Q8Values {  // Q8_0: values + 128, stored as such
   static constexpr bool kLinePrefetch = false;
   static constexpr int kBytes = 512;
-  static constexpr Nibbles kHigh = Nibbles::kLow;
+  static constexpr Nibbles kHigh = Nibbles::kPlain;
   static void unpack(const uint8_t* v, __m512i* w) {
     for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(v + 64 * c);
   }
@@ -188,17 +189,17 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
       const uint8_t* qs = t + 320 + 512 * (sub / 2);
       const int64_t ab = 8 * b + sub;  // activation block
       __m512i w[8];
-      if (kQ5 || sub % 2 == 0) {
-        for (int g = 0; g < 8; ++g) {
-          const __m512i v = _mm512_loadu_si512(qs + 64 * g);
-          w[g] = _mm512_and_si512(sub % 2 ? _mm512_srli_epi16(v, 4) : v, low4);
-        }
-        if (kQ5) add_high_bits(t + 2368 + 64 * sub, w);
-        tile_block<N, 0, true>(w, a, ab, scale, min, acc);
-      } else {  // Q4_K's odd sub-blocks: the high nibbles where they lie (16 * value)
+      if (!kQ5 && sub % 2) {  // Q4_K's odd sub-blocks: the high nibbles where they lie
         for (int g = 0; g < 8; ++g) w[g] = _mm512_and_si512(_mm512_loadu_si512(qs + 64 * g), high4);
         tile_block<N, 0, true, Nibbles::kAll>(w, a, ab, scale, min, acc);
+        continue;
       }
+      for (int g = 0; g < 8; ++g) {
+        const __m512i v = _mm512_loadu_si512(qs + 64 * g);
+        w[g] = _mm512_and_si512(sub % 2 ? _mm512_srli_epi16(v, 4) : v, low4);
+      }
+      if (kQ5) add_high_bits(t + 2368 + 64 * sub, w);
+      tile_block<N, 0, true>(w, a, ab, scale, min, acc);
     }
   }
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
