@@ -156,6 +156,20 @@ void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int6
   for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
 }
 
+// The Q2_K, Q3_K, Q5_K and Q6_K tiles, the formats with the most unpacking per byte, ask for
+// their lines 6 KiB ahead rather than 4 (the page hint stays 12 KiB ahead). Two threads over
+// 1 GiB of tiles, both ways alternated with the probe in one process, % of its rate: Q6_K
+// 1536 x 8960 89 -> 100 and 79 -> 91, 8960 x 1536 94 -> 98 and 94 -> 104, 4096 x 2048 89 -> 97
+// and 82 -> 95, 32768 x 1536 99 -> 106 and 88 -> 94; Q5_K 5504 x 2048 94 -> 99 and 93 -> 98,
+// 2048 x 5632 93 -> 99 and 94 -> 102; Q3_K 69 -> 77, 92 -> 95, 83 -> 95, 81 -> 86; Q2_K
+// 80 -> 86, 88 -> 91, 61 -> 83, 85 -> 91 (same shapes). In models (`hondo bench -p 0 -n 64`,
+// interleaved pairs): R1-Distill-1.5B Q4_K_M (Q6_K ~39 % of its decode) 77.0 -> 79.1 % of the
+// roofline over 10 pairs, Coder-1.3B Q3_K_M 64.9 -> 69.9 % (4 of 4 pairs higher), Q5_K_M
+// 70.6 -> 71.3 % (2 of 4), V2-Lite Q4_K_M unchanged. Q4_K's tiles also read closer to the
+// probe with it, yet Coder Q4_K_M decoded slower in 4 of 4 pairs, so Q4_K keeps 4 KiB, as do
+// the 32-value formats (Q5_0: no change).
+constexpr int kKQuantLinesAhead = 6144;
+
 // Q4_K tile: per super-block the 16 rows' d and dmin, then per sub-block j of 32 values the
 // rows' scales d * sc[j] and minimums dmin * m[j] as float vectors, its nibbles in 8
 // registers, and for each activation row
@@ -170,6 +184,7 @@ template <bool kQ5>
 template <int N>
 void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   constexpr int kTileBlock = kTileRows * (kQ5 ? 180 : 148);
+  constexpr int kAhead = kQ5 ? kKQuantLinesAhead : kPrefetchAhead;
   const int64_t nb = k / 256;
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
@@ -183,7 +198,7 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
     const __m512 dmin =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)));
     for (int sub = 0; sub < 8; ++sub) {
-      prefetch_ahead(t + kTileBlock / 8 * sub, kTileBlock / 8);
+      prefetch_ahead<kAhead>(t + kTileBlock / 8 * sub, kTileBlock / 8);
       const __m512 scale = _mm512_mul_ps(d, bytes16(t + 64 + 16 * sub));
       const __m512 min = _mm512_mul_ps(dmin, bytes16(t + 192 + 16 * sub));
       const uint8_t* qs = t + 320 + 512 * (sub / 2);
@@ -245,15 +260,7 @@ inline __m512 block_two_scales(const __m512i* w, const QActRow& a, int64_t ab, _
 // nibbles and high bit pairs; per half of 16 values, with the rows' int8 scales sc and the
 // activation half sums s:  isum = sum_h sc_h * (sum(v * q_a) - 32 * s_h), exact in int32
 // (|isum| <= 2 * 128 * 16 * 32 * 127), then acc += d * d_a * isum.
-//
-// Its lines are asked for 6 KiB ahead rather than 4 (the page hint stays 12 KiB ahead). Two
-// threads over 1 GiB of tiles, both ways alternated with the probe in one process (two runs):
-// 1536 x 8960 89 -> 100 % and 79 -> 91 % of the probe's rate, 8960 x 1536 94 -> 98 and
-// 94 -> 104, 4096 x 2048 89 -> 97 and 82 -> 95, 32768 x 1536 99 -> 106 and 88 -> 94. In a
-// model: R1-Distill-1.5B Q4_K_M, whose Q6_K tensors take ~39 % of its decode, 77.0 -> 79.1 % of
-// the roofline (means of 10 interleaved pairs, 8 of them higher); V2-Lite Q4_K_M unchanged
-// (3 pairs). Q5_0 tiles (the next heaviest unpacking) gained nothing from the same.
-constexpr int kQ6KLinesAhead = 6144;
+
 struct TileQ6K {
   template <int N>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
@@ -275,7 +282,7 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     // Groups in pairs: groups 2g and 2g + 1 share their low nibbles' bytes (low and high
     // nibble) and their high bits' bytes, each loaded once for both.
     for (int grp = 0; grp < 8; grp += 2) {
-      prefetch_ahead<kQ6KLinesAhead>(t + 420 * grp, 840);  // 3360 bytes in 4 steps
+      prefetch_ahead<kKQuantLinesAhead>(t + 420 * grp, 840);  // 3360 bytes in 4 steps
       const uint8_t* ql = t + kLow + 512 * (grp / 2);
       const uint8_t* qh = t + kHigh + 512 * (grp / 4);
       const int pair = grp % 4;
@@ -316,7 +323,7 @@ void TileQ3K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   for (int64_t b = 0; b < nb; ++b, t += kBlock) {
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
     for (int grp = 0; grp < 8; ++grp) {
-      prefetch_ahead(t + kBlock / 8 * grp, kBlock / 8);
+      prefetch_ahead<kKQuantLinesAhead>(t + kBlock / 8 * grp, kBlock / 8);
       __m512i w[8];
       unpack_pairs(t + kLow, grp, w);
       for (int c = 0; c < 8; ++c) {
@@ -353,7 +360,7 @@ void TileQ2K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     const __m512 dmin =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)));
     for (int grp = 0; grp < 8; ++grp) {
-      prefetch_ahead(t + kBlock / 8 * grp, kBlock / 8);
+      prefetch_ahead<kKQuantLinesAhead>(t + kBlock / 8 * grp, kBlock / 8);
       __m512i w[8];
       unpack_pairs(t + kLow, grp, w);
       const __m512i sm0 = _mm512_cvtepu8_epi32(
