@@ -260,7 +260,6 @@ inline __m512 block_two_scales(const __m512i* w, const QActRow& a, int64_t ab, _
 // nibbles and high bit pairs; per half of 16 values, with the rows' int8 scales sc and the
 // activation half sums s:  isum = sum_h sc_h * (sum(v * q_a) - 32 * s_h), exact in int32
 // (|isum| <= 2 * 128 * 16 * 32 * 127), then acc += d * d_a * isum.
-
 struct TileQ6K {
   template <int N>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
