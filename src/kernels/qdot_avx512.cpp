@@ -93,16 +93,27 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 }
 // The values of one block of a 32-value tile group (layouts in packed.h): kBytes of them from
 // their start, unpacked.
-// kLinePrefetch: whether the per-line prefetches pay for these tiles (see prefetch_page).
+// kLinePrefetch: whether the per-line prefetches pay for these tiles (see prefetch_page), and
+// kAhead: how far ahead they ask.
 // kHigh: how tile_block finds the values in the registers.
+//
+// Q5 values, with the most unpacking per byte of these formats, ask 8 KiB ahead: Coder-1.3B
+// Q4_K_M's 12 ffn_down products in Q5_0 (93 MB, 5504 x 2048), two threads, alternated in one
+// process with the probe over the same bytes, 20-30 rounds, six runs, % of the probe: 86.0,
+// 83.2, 90.3, 81.2, 81.2, 79.6 at 4 KiB; 87.0, 95.8, 97.2, 87.2, 85.8, 85.9 at 6 KiB; 92.8, 97.3,
+// 100.3, 89.3, 87.8, 82.1 at 8 KiB (10 KiB: 84.1, 76.1). Q4 values at 6 or 8 KiB: no change
+// (Coder Q4_0's gate and down products, 93-107 % either way); Q8 values with lines 8 or 12 KiB
+// ahead: 85 and 81-82 % against 96 % with the page hint alone.
 struct Q4Values {  // Q4_0, Q4_1: 0..15
   static constexpr bool kLinePrefetch = true;
+  static constexpr int kAhead = kPrefetchAhead;
   static constexpr int kBytes = 256;
   static constexpr Nibbles kHigh = Nibbles::kUpper;
   static void unpack(const uint8_t* v, __m512i* w) { unpack_nibbles_in_place(v, w); }
 };
 struct Q5Values {  // Q5_0, Q5_1: 0..31
   static constexpr bool kLinePrefetch = true;
+  static constexpr int kAhead = 8192;
   static constexpr int kBytes = 320;
   static constexpr Nibbles kHigh = Nibbles::kPlain;
   static void unpack(const uint8_t* v, __m512i* w) {
@@ -112,6 +123,7 @@ struct Q5Values {  // Q5_0, Q5_1: 0..31
 };
 struct Q8Values {  // Q8_0: values + 128, stored as such
   static constexpr bool kLinePrefetch = false;
+  static constexpr int kAhead = 0;  // unused
   static constexpr int kBytes = 512;
   static constexpr Nibbles kHigh = Nibbles::kPlain;
   static void unpack(const uint8_t* v, __m512i* w) {
@@ -142,7 +154,7 @@ void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int6
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
   for (int64_t b = 0; b < k / 32; t += kGroup) {
     if constexpr (Values::kLinePrefetch)
-      prefetch_ahead(t, kGroup);
+      prefetch_ahead<Values::kAhead>(t, kGroup);
     else
       prefetch_page(t, kGroup);
     for (int i = 0; i < kBlocks; ++i, ++b) {
@@ -166,8 +178,9 @@ void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int6
 // interleaved pairs): R1-Distill-1.5B Q4_K_M (Q6_K ~39 % of its decode) 77.0 -> 79.1 % of the
 // roofline over 10 pairs, Coder-1.3B Q3_K_M 64.9 -> 69.9 % (4 of 4 pairs higher), Q5_K_M
 // 70.6 -> 71.3 % (2 of 4), V2-Lite Q4_K_M unchanged. Q4_K's tiles also read closer to the
-// probe with it, yet Coder Q4_K_M decoded slower in 4 of 4 pairs, so Q4_K keeps 4 KiB, as do
-// the 32-value formats (Q5_0: no change).
+// probe with it, yet Coder Q4_K_M decoded slower in 4 of 4 pairs, so Q4_K keeps 4 KiB (and 8 KiB
+// read its gate products at 91-92 % of the probe against 100-102 % at 4 KiB). The 32-value
+// formats: see Q5Values.
 constexpr int kKQuantLinesAhead = 6144;
 
 // Q4_K tile: per super-block the 16 rows' d and dmin, then per sub-block j of 32 values the
