@@ -94,14 +94,16 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 // The values of one block of a 32-value tile group (layouts in packed.h): kBytes of them from
 // their start, unpacked.
 // kLinePrefetch: whether the per-line prefetches pay for these tiles (see prefetch_page), and
-// kAhead: how far ahead they ask.
+// kAhead: how far ahead they ask (only where they do).
 // kHigh: how tile_block finds the values in the registers.
 //
 // Q5 values, with the most unpacking per byte of these formats, ask 8 KiB ahead: Coder-1.3B
 // Q4_K_M's 12 ffn_down products in Q5_0 (93 MB, 5504 x 2048), two threads, alternated in one
 // process with the probe over the same bytes, 20-30 rounds, six runs, % of the probe: 86.0,
 // 83.2, 90.3, 81.2, 81.2, 79.6 at 4 KiB; 87.0, 95.8, 97.2, 87.2, 85.8, 85.9 at 6 KiB; 92.8, 97.3,
-// 100.3, 89.3, 87.8, 82.1 at 8 KiB (10 KiB: 84.1, 76.1). Q4 values at 6 or 8 KiB: no change
+// 100.3, 89.3, 87.8, 82.1 at 8 KiB (10 KiB: 84.1, 76.1). Whole decode steps with the two ways
+// swapped every 16 tokens in one process: Coder Q4_K_M +0.9, +1.0, +0.4, +2.1, 0.0, -1.2 %,
+// V2-Lite Q4_K_M +1.1, +0.3 % (Q5_0 is ~11 % of their bytes). Q4 values at 6 or 8 KiB: no change
 // (Coder Q4_0's gate and down products, 93-107 % either way); Q8 values with lines 8 or 12 KiB
 // ahead: 85 and 81-82 % against 96 % with the page hint alone.
 struct Q4Values {  // Q4_0, Q4_1: 0..15
@@ -123,7 +125,6 @@ struct Q5Values {  // Q5_0, Q5_1: 0..31
 };
 struct Q8Values {  // Q8_0: values + 128, stored as such
   static constexpr bool kLinePrefetch = false;
-  static constexpr int kAhead = 0;  // unused
   static constexpr int kBytes = 512;
   static constexpr Nibbles kHigh = Nibbles::kPlain;
   static void unpack(const uint8_t* v, __m512i* w) {
