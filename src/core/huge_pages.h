@@ -1,9 +1,9 @@
 // Memory pages.
 //
-// alloc_huge: memory for data read as long streams (weights, the bandwidth probe): 2 MiB
-// aligned and advised for transparent huge pages. With 4 KiB pages every 4 KiB read costs a
-// TLB miss and restarts the hardware prefetcher; on kernels without huge pages it is ordinary
-// memory.
+// alloc_huge: memory for data read as long streams (weights, the bandwidth probe) or in rows
+// far apart (the KV cache): 2 MiB aligned and advised for transparent huge pages. With 4 KiB
+// pages every 4 KiB read costs a TLB miss and restarts the hardware prefetcher; on kernels
+// without huge pages it is ordinary memory.
 //
 // commit_pages: memory that grows a little at a time (the KV cache) gets its pages ahead of
 // use in one call, not one fault per page on first write: a fault costs ~15 us on a virtual
