@@ -1,5 +1,9 @@
 // Sampler, generation loop (stop strings, limits, streaming), chat formats and truncation.
+#include <sys/resource.h>
+
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -308,6 +312,41 @@ TEST(KvCachePages, ValuesSurviveCommitSteps) {
   for (size_t i = 0; i < 5 * 4096 + 100; ++i) mem.get()[i] = uint8_t(i * 13);
   commit_pages(mem.get() + 4000, 3 * 4096);  // not page-aligned either end
   for (size_t i = 0; i < 5 * 4096 + 100; ++i) ASSERT_EQ(mem.get()[i], uint8_t(i * 13)) << i;
+}
+
+// Decoding one token at a time allocates and frees the same buffers every token (the logits,
+// 151936 floats for a Qwen2 vocabulary, and their copy). The heap keeps them, so steady
+// decoding faults in no new pages whatever ran before. Checked in a fresh process (this test
+// run again): glibc adjusts its limits to the blocks it has seen freed, and this process has
+// freed large ones writing the model; a fresh one that decoded after a one-token prompt
+// faulted its logits in again every token (~300 faults a token) before the heap kept them.
+TEST(DecodeMemory, OneTokenStepsFaultInNoNewPages) {
+  if (const char* path = std::getenv("HONDO_DECODE_MEMORY_MODEL")) {  // the fresh process
+    EngineOptions eo;
+    eo.n_threads = 2;
+    eo.n_ctx = 64;
+    Engine e(path, eo);
+    ASSERT_GT(size_t(e.model().n_vocab()) * sizeof(float), size_t(512) << 10);
+    auto seq = e.new_sequence();
+    std::vector<TokenId> ctx{100};
+    e.eval(*seq, ctx);
+    auto faults = [] {
+      rusage ru{};
+      getrusage(RUSAGE_SELF, &ru);
+      return long(ru.ru_minflt);
+    };
+    for (int i = 0; i < 4; ++i) ctx.push_back(TokenId(200 + i)), e.eval(*seq, ctx);
+    const long before = faults();
+    const int steps = 16;
+    for (int i = 0; i < steps; ++i) ctx.push_back(TokenId(300 + 7 * i)), e.eval(*seq, ctx);
+    EXPECT_LT(faults() - before, 4L * steps) << "page faults over " << steps << " decoded tokens";
+    return;
+  }
+  const std::string model = test::synthetic("qwen2-f32-decode-memory", test::tiny("tiny-qwen2"));
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const std::string cmd = "HONDO_DECODE_MEMORY_MODEL='" + model + "' '" + self +
+                          "' --gtest_filter=DecodeMemory.OneTokenStepsFaultInNoNewPages";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
 // The probe reads only memory that decoding reads: on file pages (nothing repacked) the routed

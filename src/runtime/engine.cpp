@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
 
 namespace hondo {
 
@@ -26,6 +27,7 @@ const char* finish_reason_name(FinishReason r) {
 }
 
 Engine::Engine(const std::string& model_path, const EngineOptions& opt) : opt_(opt) {
+  keep_freed_memory();  // decoding allocates and frees the same buffers every token
   model_ = Model::load(model_path);
   tokenizer_ = std::make_unique<Tokenizer>(Vocab::from_gguf(model_->file()));
   if (tokenizer_->vocab().size() > model_->n_vocab())
