@@ -88,10 +88,6 @@ struct Blocks32 {
 // Q4_K: GGUF block = f16 d, f16 dmin, 12 bytes of packed scales/minimums, 128 bytes of nibbles.
 // Q5_K: the same with 32 bytes of fifth bits (bit j of qh[l]: value l of sub-block j) before
 // the nibbles; in the tile they follow the Q4_K part as one 64-bit lane mask per register.
-// The 6-bit scale and minimum of sub-block j go to byte 16 (j % 4) + r of three 64-byte rows:
-// low 4 bits to the scales' and the minimums' nibble j / 4, high 2 bits to bits 2 (j / 4) (scale)
-// and 4 + 2 (j / 4) (minimum) of the third (packed.h).
-constexpr size_t kK4Scales = 64, kK4Mins = 128, kK4High = 192, kK4Qs = 256, kK5High = 2304;
 template <bool kQ5>
 void put_k(const uint8_t* blk, int r, uint8_t* tb) {
   std::memcpy(tb + 2 * r, blk, 2);           // d
@@ -99,21 +95,18 @@ void put_k(const uint8_t* blk, int r, uint8_t* tb) {
   for (int j = 0; j < 8; ++j) {
     int sc, m;
     kquant::k4_scale_min(blk + 4, j, sc, m);
-    const size_t at = size_t(16 * (j % 4) + r);
-    const int up = j / 4;
-    tb[kK4Scales + at] |= uint8_t((sc & 15) << (4 * up));
-    tb[kK4Mins + at] |= uint8_t((m & 15) << (4 * up));
-    tb[kK4High + at] |= uint8_t((sc >> 4) << (2 * up) | (m >> 4) << (4 + 2 * up));
+    tb[64 + 16 * j + r] = uint8_t(sc);
+    tb[192 + 16 * j + r] = uint8_t(m);
   }
   const uint8_t* qs = blk + (kQ5 ? 48 : 16);
   for (int p = 0; p < 4; ++p)
     for (int g = 0; g < 8; ++g)
-      std::memcpy(tb + kK4Qs + 512 * p + 64 * g + 4 * r, qs + 32 * p + 4 * g, 4);
+      std::memcpy(tb + 320 + 512 * p + 64 * g + 4 * r, qs + 32 * p + 4 * g, 4);
   if (kQ5)  // qh[sub][c]: bit 4r + j = bit sub of the row's qh[4c + j]
     for (int sub = 0; sub < 8; ++sub)
       for (int c = 0; c < 8; ++c)
         for (int j = 0; j < 4; ++j)
-          tb[kK5High + 64 * sub + 8 * c + (4 * r + j) / 8] |=
+          tb[2368 + 64 * sub + 8 * c + (4 * r + j) / 8] |=
               uint8_t(((blk[16 + 4 * c + j] >> sub) & 1) << ((4 * r + j) % 8));
 }
 template <bool kQ5>
@@ -121,25 +114,19 @@ void get_k(const uint8_t* tb, int r, uint8_t* blk) {
   std::memcpy(blk, tb + 2 * r, 2);
   std::memcpy(blk + 2, tb + 32 + 2 * r, 2);
   uint8_t sc[8], m[8];
-  for (int j = 0; j < 8; ++j) {
-    const size_t at = size_t(16 * (j % 4) + r);
-    const int up = j / 4;
-    const int high = tb[kK4High + at];
-    sc[j] = uint8_t((tb[kK4Scales + at] >> (4 * up) & 15) | (high >> (2 * up) & 3) << 4);
-    m[j] = uint8_t((tb[kK4Mins + at] >> (4 * up) & 15) | (high >> (4 + 2 * up) & 3) << 4);
-  }
+  for (int j = 0; j < 8; ++j) sc[j] = tb[64 + 16 * j + r], m[j] = tb[192 + 16 * j + r];
   kquant::k4_pack(sc, m, blk + 4);
   uint8_t* qs = blk + (kQ5 ? 48 : 16);
   for (int p = 0; p < 4; ++p)
     for (int g = 0; g < 8; ++g)
-      std::memcpy(qs + 32 * p + 4 * g, tb + kK4Qs + 512 * p + 64 * g + 4 * r, 4);
+      std::memcpy(qs + 32 * p + 4 * g, tb + 320 + 512 * p + 64 * g + 4 * r, 4);
   if (kQ5) {
     std::memset(blk + 16, 0, 32);
     for (int sub = 0; sub < 8; ++sub)
       for (int c = 0; c < 8; ++c)
         for (int j = 0; j < 4; ++j)
           blk[16 + 4 * c + j] |= uint8_t(
-              ((tb[kK5High + 64 * sub + 8 * c + (4 * r + j) / 8] >> ((4 * r + j) % 8)) & 1) << sub);
+              ((tb[2368 + 64 * sub + 8 * c + (4 * r + j) / 8] >> ((4 * r + j) % 8)) & 1) << sub);
   }
 }
 
@@ -233,8 +220,8 @@ const TileFormat* tile_format(DType t) {
   static const TileFormat q8_0 = Blocks32<2, false, 32, 0x80>::format();
   static const TileFormat q2_k{256, 84, 16 * 84, put_q2_k, get_q2_k};
   static const TileFormat q3_k{256, 110, 16 * 114, put_q3_k, get_q3_k};
-  static const TileFormat q4_k{256, 144, 16 * 144, put_k<false>, get_k<false>};
-  static const TileFormat q5_k{256, 176, 16 * 176, put_k<true>, get_k<true>};
+  static const TileFormat q4_k{256, 144, 16 * 148, put_k<false>, get_k<false>};
+  static const TileFormat q5_k{256, 176, 16 * 180, put_k<true>, get_k<true>};
   static const TileFormat q6_k{256, 210, 16 * 210, put_q6_k, get_q6_k};
   switch (t) {
     case DType::Q4_0:

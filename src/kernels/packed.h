@@ -31,21 +31,14 @@
 //   u8  q2[2][8][16][4]      bits 2i, 2i+1 of q2[h][c][r][j] = low 2 bits of v[128h + 32i + 4c + j]
 //   u64 qh[8][8]             bit 4r + j of qh[b][c] = bit 2 of v[32b + 4c + j] of row r
 //   weight = d * sc * (v - 4)
-// Q4_K tile super-block (256 values per row), 2304 bytes (16 x 144, as in the file): sc[j][r],
-// m[j][r] are the 6-bit scale and minimum of sub-block j (32 values) of row r:
+// Q4_K tile super-block (256 values per row), 2368 bytes (16 x 148: the 12 bytes of packed
+// 6-bit sub-block scales per row become 16 plain bytes):
 //   f16 d[16], dmin[16]
-//   u8  sc_low[4][16]        sc_low[p][r] = sc[p][r] & 15 | (sc[p + 4][r] & 15) << 4
-//   u8  m_low[4][16]         the same for m
-//   u8  high[4][16]          bits 0-1: sc[p][r] >> 4, 2-3: sc[p + 4][r] >> 4,
-//                            4-5: m[p][r] >> 4, 6-7: m[p + 4][r] >> 4
+//   u8  sc[8][16], m[8][16]  sub-block j's scale and minimum for row r
 //   u8  qs[4][8][16][4]      qs[p][g][r][j] = byte 32p + 4g + j of row r's nibbles (low
 //                            nibble: sub-block 2p, high: 2p + 1, value 4g + j of each)
 //   weight = d * sc * nibble - dmin * m
-// The kernels rebuild sc[8][16] and m[8][16] per super-block, a few byte operations on the
-// three 64-byte rows. With them as plain bytes a tile read 16 x 148 bytes, 2.8 % more than the
-// file: Coder-1.3B Q4_K_M decoded 3.3 % faster with the packed rows (16 runs of two builds
-// taking turns every 16 tokens, the faster in 13).
-// Q5_K tile super-block, 2816 bytes (16 x 176): the Q4_K layout (the low 4 bits) followed by
+// Q5_K tile super-block, 2880 bytes (16 x 180): the Q4_K layout (the low 4 bits) followed by
 //   u64 qh[8][8]             bit 4r + j of qh[sub][c] = bit 4 of value 4c + j of sub-block sub
 //                            of row r; weight = d * sc * value - dmin * m
 // Q6_K tile super-block, 3360 bytes (16 x 210), v the 6-bit values 0..63 in row order:

@@ -211,31 +211,29 @@ template <bool kQ5>
 struct TileK {
   template <int N>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-    constexpr int kTileBlock = kTileRows * (kQ5 ? 176 : 144);
+    constexpr int kTileBlock = kTileRows * (kQ5 ? 180 : 148);
     const int64_t nb = k / 256;
     __m256 acc[2][N];
     for (int h = 0; h < 2; ++h)
       for (int j = 0; j < N; ++j) acc[h][j] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; ++b, t += kTileBlock) {
-      alignas(32) uint8_t scales[256];  // [sc[8][16], m[8][16]]
-      k4_tile_scales(t + 64, scales);
       for (int sub = 0; sub < 8; ++sub) {
         prefetch_ahead(t + kTileBlock / 8 * sub, kTileBlock / 8);
-        const uint8_t* qs = t + 256 + 512 * (sub / 2);
+        const uint8_t* qs = t + 320 + 512 * (sub / 2);
         const int64_t ab = 8 * b + sub;  // activation block
         for (int h = 0; h < 2; ++h) {
           const __m256 scale =
-              _mm256_mul_ps(halves8(t + 16 * h), bytes8(scales + 16 * sub + 8 * h));
+              _mm256_mul_ps(halves8(t + 16 * h), bytes8(t + 64 + 16 * sub + 8 * h));
           const __m256 min =
-              _mm256_mul_ps(halves8(t + 32 + 16 * h), bytes8(scales + 128 + 16 * sub + 8 * h));
+              _mm256_mul_ps(halves8(t + 32 + 16 * h), bytes8(t + 192 + 16 * sub + 8 * h));
           __m256i w[8];
           for (int g = 0; g < 8; ++g) {
             const __m256i v =
                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 64 * g + 32 * h));
             w[g] = _mm256_and_si256(sub % 2 ? _mm256_srli_epi16(v, 4) : v, low4);
           }
-          if (kQ5) add_high_bits(t + 2304 + 64 * sub, h, w);
+          if (kQ5) add_high_bits(t + 2368 + 64 * sub, h, w);
           tile_block<N, 0, true>(w, a, ab, scale, min, acc[h]);
         }
       }

@@ -184,23 +184,7 @@ void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int6
 // formats: see Q5Values.
 constexpr int kKQuantLinesAhead = 6144;
 
-// k4_tile_scales (qdot_x86.inc) on 512-bit registers: one of each quantity per super-block.
-inline void k4_tile_scales_512(const uint8_t* p, uint8_t* out) {
-  const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
-  auto put = [&](uint8_t* o, __m512i low, __m512i high) {  // one vpternlogd after the and
-    _mm512_storeu_si512(
-        o, _mm512_or_si512(_mm512_and_si512(low, low4), _mm512_and_si512(high, bits45)));
-  };
-  const __m512i sc = _mm512_loadu_si512(p), m = _mm512_loadu_si512(p + 64),
-                hi = _mm512_loadu_si512(p + 128);
-  put(out, sc, _mm512_slli_epi16(hi, 4));
-  put(out + 64, _mm512_srli_epi16(sc, 4), _mm512_slli_epi16(hi, 2));
-  put(out + 128, m, hi);
-  put(out + 192, _mm512_srli_epi16(m, 4), _mm512_srli_epi16(hi, 2));
-}
-
-// Q4_K tile: per super-block the 16 rows' d and dmin and their 6-bit scales and minimums
-// unpacked to bytes (k4_tile_scales_512), then per sub-block j of 32 values the
+// Q4_K tile: per super-block the 16 rows' d and dmin, then per sub-block j of 32 values the
 // rows' scales d * sc[j] and minimums dmin * m[j] as float vectors, its nibbles in 8
 // registers, and for each activation row
 //   acc += d * sc[j] * d_a * sum(nibble * q_a) - dmin * m[j] * (d_a * sum(q_a)).
@@ -213,7 +197,7 @@ struct TileK {
 template <bool kQ5>
 template <int N>
 void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-  constexpr int kTileBlock = kTileRows * (kQ5 ? 176 : 144);
+  constexpr int kTileBlock = kTileRows * (kQ5 ? 180 : 148);
   constexpr int kAhead = kQ5 ? kKQuantLinesAhead : kPrefetchAhead;
   const int64_t nb = k / 256;
   __m512 acc[N];
@@ -227,13 +211,11 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
     const __m512 dmin =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)));
-    alignas(64) uint8_t scales[256];  // [sc[8][16], m[8][16]]
-    k4_tile_scales_512(t + 64, scales);
     for (int sub = 0; sub < 8; ++sub) {
       prefetch_ahead<kAhead>(t + kTileBlock / 8 * sub, kTileBlock / 8);
-      const __m512 scale = _mm512_mul_ps(d, bytes16(scales + 16 * sub));
-      const __m512 min = _mm512_mul_ps(dmin, bytes16(scales + 128 + 16 * sub));
-      const uint8_t* qs = t + 256 + 512 * (sub / 2);
+      const __m512 scale = _mm512_mul_ps(d, bytes16(t + 64 + 16 * sub));
+      const __m512 min = _mm512_mul_ps(dmin, bytes16(t + 192 + 16 * sub));
+      const uint8_t* qs = t + 320 + 512 * (sub / 2);
       const int64_t ab = 8 * b + sub;  // activation block
       __m512i w[8];
       if (!kQ5 && sub % 2) {  // Q4_K's odd sub-blocks: the high nibbles where they lie
@@ -245,7 +227,7 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
         const __m512i v = _mm512_loadu_si512(qs + 64 * g);
         w[g] = _mm512_and_si512(sub % 2 ? _mm512_srli_epi16(v, 4) : v, low4);
       }
-      if (kQ5) add_high_bits(t + 2304 + 64 * sub, w);
+      if (kQ5) add_high_bits(t + 2368 + 64 * sub, w);
       tile_block<N, 0, true>(w, a, ab, scale, min, acc);
     }
   }
