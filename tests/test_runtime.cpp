@@ -308,7 +308,7 @@ TEST(KvCachePages, ValuesSurviveCommitSteps) {
       }
     EXPECT_THROW(cache.store(0, n_ctx, k.data(), v.data()), Error);
   }
-  HugeBuffer mem = alloc_pages(5 * 4096 + 100, "test");
+  HugeBuffer mem = alloc_huge(5 * 4096 + 100, "test");
   for (size_t i = 0; i < 5 * 4096 + 100; ++i) mem.get()[i] = uint8_t(i * 13);
   commit_pages(mem.get() + 4000, 3 * 4096);  // not page-aligned either end
   for (size_t i = 0; i < 5 * 4096 + 100; ++i) ASSERT_EQ(mem.get()[i], uint8_t(i * 13)) << i;

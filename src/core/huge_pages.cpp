@@ -23,26 +23,16 @@ constexpr size_t kPage = 4096, kHugePage = size_t(2) << 20;
 size_t round_up(size_t n, size_t page) {
   return (n + page - 1) / page * page;
 }
-
-// n bytes rounded up to whole pages of `page` bytes, aligned to them.
-HugeBuffer alloc_aligned(size_t n, size_t page, const char* what) {
-  const size_t rounded = round_up(n, page);
-  void* p = rounded ? std::aligned_alloc(page, rounded) : nullptr;
-  if (rounded && !p) fail("out of memory for ", what, " (", rounded, " bytes)");
-  return HugeBuffer(static_cast<uint8_t*>(p));
-}
 }  // namespace
 
 HugeBuffer alloc_huge(size_t n, const char* what) {
-  HugeBuffer b = alloc_aligned(n, kHugePage, what);
+  const size_t rounded = round_up(n, kHugePage);
+  void* p = rounded ? std::aligned_alloc(kHugePage, rounded) : nullptr;
+  if (rounded && !p) fail("out of memory for ", what, " (", rounded, " bytes)");
 #ifdef MADV_HUGEPAGE
-  if (b) madvise(b.get(), round_up(n, kHugePage), MADV_HUGEPAGE);
+  if (p) madvise(p, rounded, MADV_HUGEPAGE);
 #endif
-  return b;
-}
-
-HugeBuffer alloc_pages(size_t n, const char* what) {
-  return alloc_aligned(n, kPage, what);
+  return HugeBuffer(static_cast<uint8_t*>(p));
 }
 
 void commit_pages(uint8_t* p, size_t n) {

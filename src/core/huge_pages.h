@@ -28,12 +28,8 @@ using HugeBuffer = std::unique_ptr<uint8_t, HugeFree>;
 // pages are not touched: the first thread to write a page places it.
 HugeBuffer alloc_huge(size_t n, const char* what);
 
-// n bytes of uninitialized memory, 4 KiB aligned and rounded up to whole 4 KiB pages; throws a
-// clear error when memory runs out.
-HugeBuffer alloc_pages(size_t n, const char* what);
-
 // Makes the pages holding [p, p + n) resident, keeping their contents. p must lie in memory
-// from alloc_pages or alloc_huge (the range is widened to whole pages within it).
+// from alloc_huge (the range is widened to whole pages within it).
 void commit_pages(uint8_t* p, size_t n);
 
 // Process-wide; once is enough, more calls do nothing (glibc's allocator; elsewhere a no-op).
