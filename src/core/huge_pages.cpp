@@ -1,13 +1,9 @@
 #include "core/huge_pages.h"
 
 #include <sys/mman.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 #include <algorithm>
 #include <cstdlib>
-#include <mutex>
 
 #include "core/error.h"
 
@@ -45,24 +41,6 @@ void commit_pages(uint8_t* p, size_t n) {
   // Kernels before Linux 5.14: touch every page with a write that keeps what is there.
   for (uintptr_t a = first; a < last; a += kPage)
     __atomic_fetch_or(reinterpret_cast<uint8_t*>(std::max(a, begin)), uint8_t(0), __ATOMIC_RELAXED);
-}
-
-void keep_freed_memory() {
-#if defined(__GLIBC__)
-  // glibc serves blocks over 128 KiB with mmap, unmaps them when freed, and gives the top of
-  // the heap back above 128 KiB free; it raises both limits only after freeing a larger mapped
-  // block. So whether a decoding step faulted its buffers in anew depended on what ran before:
-  // after a long prompt nothing, after a one-token prompt every Engine::eval of one token
-  // faulted in its logits (R1-Distill-1.5B's 151936 floats) and their copy, 270 page faults a
-  // token (V2-Lite 176, Coder-1.3B 35), and such a loop decoded R1 Q4_K_M at 55.6-58.3 tok/s
-  // instead of 64.7-68.7 (three alternated pairs). Blocks up to 32 MiB (glibc's largest
-  // threshold) now always come from the heap, which keeps up to 256 MiB free.
-  static std::once_flag once;
-  std::call_once(once, [] {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  });
-#endif
 }
 
 }  // namespace hondo

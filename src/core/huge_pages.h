@@ -5,10 +5,6 @@
 // pages every 4 KiB read costs a TLB miss and restarts the hardware prefetcher; on kernels
 // without huge pages it is ordinary memory.
 //
-// keep_freed_memory: the heap keeps what is freed for the next allocation of its size instead
-// of giving it back to the system, so that the buffers a decoding step allocates and frees (the
-// logits, the layers' activations) are not faulted in anew each token.
-//
 // commit_pages: memory that grows a little at a time (the KV cache) gets its pages ahead of
 // use in one call, not one fault per page on first write: a fault costs ~15 us on a virtual
 // machine (1.2 ms per decoded token for a 1.3B model's cache), committing ~0.8 us a page.
@@ -31,8 +27,5 @@ HugeBuffer alloc_huge(size_t n, const char* what);
 // Makes the pages holding [p, p + n) resident, keeping their contents. p must lie in memory
 // from alloc_huge (the range is widened to whole pages within it).
 void commit_pages(uint8_t* p, size_t n);
-
-// Process-wide; once is enough, more calls do nothing (glibc's allocator; elsewhere a no-op).
-void keep_freed_memory();
 
 }  // namespace hondo

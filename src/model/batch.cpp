@@ -36,12 +36,14 @@ void finish_batch(std::vector<SeqBatch>& batch, const float* x, int64_t n_embd,
     row += n;
     s.cache->set_n_past(s.cache->n_past() + int(n));
   }
-  std::vector<float> xn(rows.size() * size_t(n_embd));  // [rows, n_embd]
+  thread_local std::vector<float> xn_buf;  // kept from call to call (layers.h, scratch)
+  float* xn = scratch(xn_buf, rows.size() * size_t(n_embd));  // [rows, n_embd]
   for (size_t r = 0; r < rows.size(); ++r)
-    rms_norm(x + rows[r] * n_embd, output_norm.data(), xn.data() + int64_t(r) * n_embd, int(n_embd),
-             eps);
+    rms_norm(x + rows[r] * n_embd, output_norm.data(), xn + int64_t(r) * n_embd, int(n_embd), eps);
+  // [rows, n_vocab]; a caller that keeps its buffer from call to call (Engine: the sequence's
+  // logits) has it resized to the same size each token, which allocates nothing.
   logits.resize(rows.size() * size_t(n_vocab));
-  matmul(output, xn.data(), int64_t(rows.size()), logits.data(), pool);
+  matmul(output, xn, int64_t(rows.size()), logits.data(), pool);
 }
 
 }  // namespace hondo

@@ -115,31 +115,35 @@ void DeepSeek2Model::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
   gather_batch(batch, cfg_.n_vocab, ids, tok_pos);
   const int64_t T = int64_t(ids.size());
   const int64_t half = cfg_.qk_rope / 2;
-  std::vector<float> x(static_cast<size_t>(T * E)), xn(x.size()), tmp(x.size());  // [T, E]
-  std::vector<float> cs(static_cast<size_t>(T * half)), sn(cs.size());  // [T, qk_rope / 2]
+  // Working buffers kept from call to call (layers.h, scratch): a decode step allocates nothing.
+  thread_local std::vector<float> x_buf, xn_buf, tmp_buf, cs_buf, sn_buf;
+  const size_t n_x = size_t(T * E);
+  float* x = scratch(x_buf, n_x);                 // [T, E] the residual stream
+  float* xn = scratch(xn_buf, n_x);               // [T, E] normed
+  float* tmp = scratch(tmp_buf, n_x);             // [T, E] a sublayer's output
+  float* cs = scratch(cs_buf, size_t(T * half));  // [T, qk_rope / 2]
+  float* sn = scratch(sn_buf, size_t(T * half));  // [T, qk_rope / 2]
   for (int64_t t = 0; t < T; ++t) {
-    dequantize_row(tok_embd_->type, tok_embd_->row(ids[size_t(t)]), x.data() + t * E, E);
-    rope_.angles(tok_pos[size_t(t)], cs.data() + t * half, sn.data() + t * half);
+    dequantize_row(tok_embd_->type, tok_embd_->row(ids[size_t(t)]), x + t * E, E);
+    rope_.angles(tok_pos[size_t(t)], cs + t * half, sn + t * half);
   }
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const Block& b = blocks_[size_t(l)];
     for (int64_t t = 0; t < T; ++t)
-      rms_norm(x.data() + t * E, b.attn_norm.data(), xn.data() + t * E, int(E), cfg_.rms_eps);
-    mla_forward(cfg_, b.mla, rope_, l, batch, tok_pos, cs.data(), sn.data(), xn.data(), tmp.data(),
-                pool, mla_mode_);
-    for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+      rms_norm(x + t * E, b.attn_norm.data(), xn + t * E, int(E), cfg_.rms_eps);
+    mla_forward(cfg_, b.mla, rope_, l, batch, tok_pos, cs, sn, xn, tmp, pool, mla_mode_);
+    for (size_t i = 0; i < n_x; ++i) x[i] += tmp[i];
     for (int64_t t = 0; t < T; ++t)
-      rms_norm(x.data() + t * E, b.ffn_norm.data(), xn.data() + t * E, int(E), cfg_.rms_eps);
+      rms_norm(x + t * E, b.ffn_norm.data(), xn + t * E, int(E), cfg_.rms_eps);
     if (b.moe)
-      moe_forward(cfg_, b.experts, xn.data(), T, tmp.data(), pool);
+      moe_forward(cfg_, b.experts, xn, T, tmp, pool);
     else
-      swiglu_ffn(b.dense, xn.data(), T, E, tmp.data(), pool);
-    for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+      swiglu_ffn(b.dense, xn, T, E, tmp, pool);
+    for (size_t i = 0; i < n_x; ++i) x[i] += tmp[i];
   }
 
-  finish_batch(batch, x.data(), E, output_norm_, cfg_.rms_eps, *output_, cfg_.n_vocab, pool,
-               logits);
+  finish_batch(batch, x, E, output_norm_, cfg_.rms_eps, *output_, cfg_.n_vocab, pool, logits);
 }
 
 }  // namespace hondo

@@ -172,25 +172,34 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
   gather_batch(batch, cfg_.n_vocab, ids, tok_pos);
   const int64_t T = int64_t(ids.size());
 
-  std::vector<float> x(static_cast<size_t>(T * E)), xn(size_t(T * E)),
-      tmp(size_t(T * E));                                                      // [T, E]
-  std::vector<float> q(static_cast<size_t>(T * Q)), att(size_t(T * Q));        // [T, Q]
-  std::vector<float> k(static_cast<size_t>(T * KV)), v(size_t(T * KV));        // [T, KV]
-  std::vector<float> g(static_cast<size_t>(T * F)), u(size_t(T * F));          // [T, F]
-  std::vector<float> cs(static_cast<size_t>(T * half)), sn(size_t(T * half));  // [T, rope_dim/2]
+  // Working buffers kept from call to call (layers.h, scratch): a decode step allocates nothing.
+  thread_local std::vector<float> x_buf, xn_buf, tmp_buf, q_buf, att_buf, k_buf, v_buf, g_buf,
+      u_buf, cs_buf, sn_buf;
+  const size_t n_x = size_t(T * E);
+  float* x = scratch(x_buf, n_x);                 // [T, E] the residual stream
+  float* xn = scratch(xn_buf, n_x);               // [T, E] normed
+  float* tmp = scratch(tmp_buf, n_x);             // [T, E] a sublayer's output
+  float* q = scratch(q_buf, size_t(T * Q));       // [T, Q]
+  float* att = scratch(att_buf, size_t(T * Q));   // [T, Q]
+  float* k = scratch(k_buf, size_t(T * KV));      // [T, KV]
+  float* v = scratch(v_buf, size_t(T * KV));      // [T, KV]
+  float* g = scratch(g_buf, size_t(T * F));       // [T, F]
+  float* u = scratch(u_buf, size_t(T * F));       // [T, F]
+  float* cs = scratch(cs_buf, size_t(T * half));  // [T, rope_dim/2]
+  float* sn = scratch(sn_buf, size_t(T * half));  // [T, rope_dim/2]
   for (int64_t t = 0; t < T; ++t) {
-    dequantize_row(tok_embd_->type, tok_embd_->row(ids[size_t(t)]), x.data() + t * E, E);
-    rope_.angles(tok_pos[size_t(t)], cs.data() + t * half, sn.data() + t * half);
+    dequantize_row(tok_embd_->type, tok_embd_->row(ids[size_t(t)]), x + t * E, E);
+    rope_.angles(tok_pos[size_t(t)], cs + t * half, sn + t * half);
   }
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const Block& b = blocks_[size_t(l)];
     for (int64_t t = 0; t < T; ++t)
-      rms_norm(x.data() + t * E, b.attn_norm.data(), xn.data() + t * E, E, cfg_.rms_eps);
+      rms_norm(x + t * E, b.attn_norm.data(), xn + t * E, E, cfg_.rms_eps);
     // q, k and v read the same input: one batch, one activation quantization, one loop.
-    matmul_batch({{b.wq, 0, b.wq->rows(), xn.data(), T, q.data()},
-                  {b.wk, 0, b.wk->rows(), xn.data(), T, k.data()},
-                  {b.wv, 0, b.wv->rows(), xn.data(), T, v.data()}},
+    matmul_batch({{b.wq, 0, b.wq->rows(), xn, T, q},
+                  {b.wk, 0, b.wk->rows(), xn, T, k},
+                  {b.wv, 0, b.wv->rows(), xn, T, v}},
                  pool);
     for (int64_t t = 0; t < T; ++t) {
       if (cfg_.qkv_bias) {
@@ -198,29 +207,26 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
         for (int i = 0; i < KV; ++i) k[size_t(t * KV + i)] += b.bk[size_t(i)];
         for (int i = 0; i < KV; ++i) v[size_t(t * KV + i)] += b.bv[size_t(i)];
       }
-      rope_.apply(q.data() + t * Q, cfg_.n_head, hd, cs.data() + t * half, sn.data() + t * half);
-      rope_.apply(k.data() + t * KV, cfg_.n_head_kv, hd, cs.data() + t * half,
-                  sn.data() + t * half);
+      rope_.apply(q + t * Q, cfg_.n_head, hd, cs + t * half, sn + t * half);
+      rope_.apply(k + t * KV, cfg_.n_head_kv, hd, cs + t * half, sn + t * half);
     }
     int64_t row = 0;
     for (SeqBatch& s : batch)
       for (size_t i = 0; i < s.tokens.size(); ++i, ++row)
-        s.cache->store(l, tok_pos[size_t(row)], k.data() + row * KV, v.data() + row * KV);
-    attention(l, batch, tok_pos, q.data(), att.data(), pool);
-    matmul(*b.wo, att.data(), T, tmp.data(), pool);
-    for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+        s.cache->store(l, tok_pos[size_t(row)], k + row * KV, v + row * KV);
+    attention(l, batch, tok_pos, q, att, pool);
+    matmul(*b.wo, att, T, tmp, pool);
+    for (size_t i = 0; i < n_x; ++i) x[i] += tmp[i];
 
     for (int64_t t = 0; t < T; ++t)
-      rms_norm(x.data() + t * E, b.ffn_norm.data(), xn.data() + t * E, E, cfg_.rms_eps);
-    matmul_batch({{b.w_gate, 0, F, xn.data(), T, g.data()}, {b.w_up, 0, F, xn.data(), T, u.data()}},
-                 pool);
-    swiglu(g.data(), u.data(), g.data(), int(T * F));
-    matmul(*b.w_down, g.data(), T, tmp.data(), pool);
-    for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+      rms_norm(x + t * E, b.ffn_norm.data(), xn + t * E, E, cfg_.rms_eps);
+    matmul_batch({{b.w_gate, 0, F, xn, T, g}, {b.w_up, 0, F, xn, T, u}}, pool);
+    swiglu(g, u, g, int(T * F));
+    matmul(*b.w_down, g, T, tmp, pool);
+    for (size_t i = 0; i < n_x; ++i) x[i] += tmp[i];
   }
 
-  finish_batch(batch, x.data(), E, output_norm_, cfg_.rms_eps, *output_, cfg_.n_vocab, pool,
-               logits);
+  finish_batch(batch, x, E, output_norm_, cfg_.rms_eps, *output_, cfg_.n_vocab, pool, logits);
 }
 
 }  // namespace hondo

@@ -6,7 +6,6 @@
 #include <limits>
 
 #include "core/error.h"
-#include "core/huge_pages.h"
 
 namespace hondo {
 
@@ -27,7 +26,6 @@ const char* finish_reason_name(FinishReason r) {
 }
 
 Engine::Engine(const std::string& model_path, const EngineOptions& opt) : opt_(opt) {
-  keep_freed_memory();  // decoding allocates and frees the same buffers every token
   model_ = Model::load(model_path);
   tokenizer_ = std::make_unique<Tokenizer>(Vocab::from_gguf(model_->file()));
   if (tokenizer_->vocab().size() > model_->n_vocab())
@@ -45,8 +43,8 @@ std::unique_ptr<Sequence> Engine::new_sequence() const {
   return s;
 }
 
-std::vector<float> Engine::eval(Sequence& seq, const std::vector<TokenId>& tokens,
-                                bool all_logits) {
+const std::vector<float>& Engine::eval(Sequence& seq, const std::vector<TokenId>& tokens,
+                                       bool all_logits) {
   if (tokens.empty()) fail("nothing to evaluate: empty prompt");
   if (int(tokens.size()) > n_ctx_)
     fail("prompt of ", tokens.size(), " tokens does not fit in the context of ", n_ctx_,
@@ -58,23 +56,27 @@ std::vector<float> Engine::eval(Sequence& seq, const std::vector<TokenId>& token
   if (keep == tokens.size()) --keep;
   seq.cache->set_n_past(int(keep));
   seq.tokens.resize(keep);
-  std::vector<float> out, logits;
-  const int V = model_->n_vocab();
+  // Without all_logits each pass leaves [1, n_vocab] in seq.logits and the last one is the
+  // result; with it the passes' rows are gathered there.
+  std::vector<float> rows;
+  if (all_logits) seq.logits.clear();
   for (size_t i = keep; i < tokens.size(); i += size_t(opt_.n_batch)) {
     const size_t end = std::min(tokens.size(), i + size_t(opt_.n_batch));
     std::vector<SeqBatch> batch{
         {seq.cache.get(), {tokens.begin() + long(i), tokens.begin() + long(end)}, all_logits}};
-    model_->forward(batch, *pool_, logits);
+    model_->forward(batch, *pool_, all_logits ? rows : seq.logits);
     seq.tokens.insert(seq.tokens.end(), tokens.begin() + long(i), tokens.begin() + long(end));
-    if (all_logits) out.insert(out.end(), logits.begin(), logits.end());
+    if (all_logits) seq.logits.insert(seq.logits.end(), rows.begin(), rows.end());
   }
-  if (!all_logits) out.assign(logits.end() - V, logits.end());
-  // Rows beyond the tokenizer's vocabulary (padding) can never be produced.
-  const int n_tok = tokenizer_->vocab().size();
-  for (size_t r = 0; r < out.size() / size_t(V); ++r)
-    for (int i = n_tok; i < V; ++i)
-      out[r * size_t(V) + size_t(i)] = -std::numeric_limits<float>::infinity();
-  return out;
+  mask_padding(seq.logits);
+  return seq.logits;
+}
+
+void Engine::mask_padding(std::vector<float>& logits) const {
+  const size_t V = size_t(model_->n_vocab()), n_tok = size_t(tokenizer_->vocab().size());
+  for (size_t r = 0; r < logits.size() / V; ++r)
+    std::fill(logits.begin() + long(r * V + n_tok), logits.begin() + long((r + 1) * V),
+              -std::numeric_limits<float>::infinity());
 }
 
 namespace {
@@ -105,7 +107,7 @@ GenerateResult Engine::generate(Sequence& seq, const std::vector<TokenId>& promp
   r.reused_tokens = int(std::min(common, prompt.size() - (prompt.empty() ? 0 : 1)));
 
   const auto t0 = clock::now();
-  std::vector<float> logits = eval(seq, prompt);
+  const std::vector<float>& logits = eval(seq, prompt);  // seq.logits, updated each step
   const auto t1 = clock::now();
   r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
 
@@ -161,12 +163,9 @@ GenerateResult Engine::generate(Sequence& seq, const std::vector<TokenId>& promp
       break;
     }
     std::vector<SeqBatch> batch{{seq.cache.get(), {t}, false}};
-    std::vector<float> next;
-    model_->forward(batch, *pool_, next);
+    model_->forward(batch, *pool_, seq.logits);
     seq.tokens.push_back(t);
-    logits.swap(next);
-    for (int i = vocab.size(); i < V; ++i)
-      logits[size_t(i)] = -std::numeric_limits<float>::infinity();
+    mask_padding(seq.logits);
   }
   if (r.reason != FinishReason::StopString && r.reason != FinishReason::Cancelled) {
     pending += decoder.flush();

@@ -24,6 +24,9 @@ struct EngineOptions {
 struct Sequence {
   std::unique_ptr<KvCache> cache;
   std::vector<TokenId> tokens;
+  // The logits of the last Engine::eval or generation step, kept with the sequence so that
+  // decoding a token allocates nothing ([n_vocab] floats: 608 KB for a Qwen2 vocabulary).
+  std::vector<float> logits;
 };
 
 enum class FinishReason { EndOfGeneration, StopString, MaxTokens, ContextFull, Cancelled };
@@ -59,9 +62,10 @@ class Engine {
 
   // Brings seq's cache to hold exactly `tokens` (keeping the common prefix already there) and
   // returns the logits after the last one: [n_vocab]. With all_logits, logits for every newly
-  // evaluated token: [n_new, n_vocab].
-  std::vector<float> eval(Sequence& seq, const std::vector<TokenId>& tokens,
-                          bool all_logits = false);
+  // evaluated token: [n_new, n_vocab]. The result is seq.logits, valid until seq is evaluated
+  // again (copy it to keep it).
+  const std::vector<float>& eval(Sequence& seq, const std::vector<TokenId>& tokens,
+                                 bool all_logits = false);
 
   // Evaluates the prompt and samples until end of generation, a stop string, max_tokens or a
   // full context. on_text receives text as it becomes final; returning false cancels.
@@ -70,6 +74,10 @@ class Engine {
                           const std::function<bool(std::string_view)>& on_text);
 
  private:
+  // Sets the logits of tokens the tokenizer cannot produce (padding rows of the output matrix)
+  // to -inf in each [n_vocab] row of `logits`.
+  void mask_padding(std::vector<float>& logits) const;
+
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ThreadPool> pool_;

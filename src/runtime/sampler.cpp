@@ -18,11 +18,9 @@ double Sampler::uniform() {
 }
 
 TokenId Sampler::sample(const float* logits, int n_vocab, const std::vector<TokenId>& history) {
-  struct Cand {
-    TokenId id;
-    float logit;
-  };
-  std::vector<Cand> c(static_cast<size_t>(n_vocab));
+  using Cand = Candidate;
+  std::vector<Cand>& c = cand_;
+  c.resize(static_cast<size_t>(n_vocab));
   for (int i = 0; i < n_vocab; ++i) c[size_t(i)] = {i, logits[i]};
 
   // Penalties over the recent window.
@@ -54,7 +52,8 @@ TokenId Sampler::sample(const float* logits, int n_vocab, const std::vector<Toke
   }
   c.resize(keep);
   // Probabilities at temperature 1 for the top-p / min-p cut.
-  std::vector<double> prob(keep);
+  std::vector<double>& prob = prob_;
+  prob.resize(keep);
   double sum = 0;
   for (size_t i = 0; i < keep; ++i) sum += prob[i] = std::exp(double(c[i].logit - c[0].logit));
   if (p_.top_p < 1.0f) {

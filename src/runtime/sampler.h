@@ -30,9 +30,17 @@ class Sampler {
   const SamplerParams& params() const { return p_; }
 
  private:
+  struct Candidate {
+    TokenId id;
+    float logit;
+  };
   double uniform();  // [0, 1)
   SamplerParams p_;
   uint64_t state_;
+  // Kept from token to token: [n_vocab] candidates (151936 for a Qwen2 vocabulary, 1.2 MB)
+  // and their probabilities, so that sampling a token allocates nothing.
+  std::vector<Candidate> cand_;
+  std::vector<double> prob_;
 };
 
 }  // namespace hondo
