@@ -57,16 +57,23 @@ const std::vector<float>& Engine::eval(Sequence& seq, const std::vector<TokenId>
   seq.cache->set_n_past(int(keep));
   seq.tokens.resize(keep);
   // Without all_logits each pass leaves [1, n_vocab] in seq.logits and the last one is the
-  // result; with it the passes' rows are gathered there.
+  // result; with it the passes' rows are gathered there (the first pass's moved, not copied).
+  const size_t V = size_t(model_->n_vocab());
+  if (all_logits)
+    seq.logits.clear();
+  else if (seq.logits.capacity() > 4 * V)
+    std::vector<float>().swap(seq.logits);  // let go of an earlier all-logits result
   std::vector<float> rows;
-  if (all_logits) seq.logits.clear();
   for (size_t i = keep; i < tokens.size(); i += size_t(opt_.n_batch)) {
     const size_t end = std::min(tokens.size(), i + size_t(opt_.n_batch));
     std::vector<SeqBatch> batch{
         {seq.cache.get(), {tokens.begin() + long(i), tokens.begin() + long(end)}, all_logits}};
     model_->forward(batch, *pool_, all_logits ? rows : seq.logits);
     seq.tokens.insert(seq.tokens.end(), tokens.begin() + long(i), tokens.begin() + long(end));
-    if (all_logits) seq.logits.insert(seq.logits.end(), rows.begin(), rows.end());
+    if (all_logits && seq.logits.empty())
+      seq.logits.swap(rows);
+    else if (all_logits)
+      seq.logits.insert(seq.logits.end(), rows.begin(), rows.end());
   }
   mask_padding(seq.logits);
   return seq.logits;

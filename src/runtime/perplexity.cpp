@@ -29,7 +29,7 @@ PerplexityResult perplexity(Engine& engine, const std::string& text, int n_ctx, 
                                tokens.begin() + long(c + 1) * n_ctx);
     if (add_bos) chunk[0] = tok.vocab().bos;
     seq->tokens.clear();  // each chunk starts from an empty cache
-    const std::vector<float> logits = engine.eval(*seq, chunk, /*all_logits=*/true);
+    const std::vector<float>& logits = engine.eval(*seq, chunk, /*all_logits=*/true);  // [n_ctx, V]
     for (int j = first; j < n_ctx - 1; ++j) {
       const float* l = logits.data() + size_t(j) * size_t(V);
       double mx = l[0];

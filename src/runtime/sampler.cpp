@@ -18,8 +18,8 @@ double Sampler::uniform() {
 }
 
 TokenId Sampler::sample(const float* logits, int n_vocab, const std::vector<TokenId>& history) {
-  using Cand = Candidate;
-  std::vector<Cand>& c = cand_;
+  // The candidates [n_vocab]; after the top-k cut only the first `keep` count.
+  std::vector<Candidate>& c = cand_;
   c.resize(static_cast<size_t>(n_vocab));
   for (int i = 0; i < n_vocab; ++i) c[size_t(i)] = {i, logits[i]};
 
@@ -37,7 +37,7 @@ TokenId Sampler::sample(const float* logits, int n_vocab, const std::vector<Toke
     }
   }
 
-  auto by_logit = [](const Cand& a, const Cand& b) {
+  auto by_logit = [](const Candidate& a, const Candidate& b) {
     return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
   };
   if (p_.temperature <= 0.0f)
@@ -50,7 +50,6 @@ TokenId Sampler::sample(const float* logits, int n_vocab, const std::vector<Toke
   } else {
     std::sort(c.begin(), c.end(), by_logit);
   }
-  c.resize(keep);
   // Probabilities at temperature 1 for the top-p / min-p cut.
   std::vector<double>& prob = prob_;
   prob.resize(keep);
