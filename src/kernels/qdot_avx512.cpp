@@ -106,6 +106,14 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 // V2-Lite Q4_K_M +1.1, +0.3 % (Q5_0 is ~11 % of their bytes). Q4 values at 6 or 8 KiB: no change
 // (Coder Q4_0's gate and down products, 93-107 % either way); Q8 values with lines 8 or 12 KiB
 // ahead: 85 and 81-82 % against 96 % with the page hint alone.
+//
+// Tile32 asks for the lines of a two-block group (Q4_0: 576 bytes, Q5_0: 704) one block's half
+// at a time, 5-6 lines before each block, rather than all 9-11 before the first. In a burst the
+// later prefetches wait for free miss buffers and hold up the arithmetic behind them (samples
+// of the Q5_0 tile gathered on the instruction after the prefetches). Coder-1.3B Q4_K_M's Q5_0
+// ffn_down products, flushed test program, 12 rounds, % of the probe: 81.0 -> 98.0 (mean).
+// Whole decode, two sequences taking turns 16 tokens at a time, 20-30 rounds: Coder-1.3B
+// Q5_0 1.089, Q4_K_M 1.009 and 1.013, Q4_0 1.005 and 1.013, V2-Lite Q4_K_M 1.017.
 struct Q4Values {  // Q4_0, Q4_1: 0..15
   static constexpr bool kLinePrefetch = true;
   static constexpr int kAhead = kPrefetchAhead;
@@ -153,12 +161,14 @@ void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int6
   };
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
+  // The lines ahead are asked for one block's share of the group at a time (see Q5Values).
+  constexpr int kStep = kGroup / kBlocks;
   for (int64_t b = 0; b < k / 32; t += kGroup) {
-    if constexpr (Values::kLinePrefetch)
-      prefetch_ahead<Values::kAhead>(t, kGroup);
-    else
-      prefetch_page(t, kGroup);
     for (int i = 0; i < kBlocks; ++i, ++b) {
+      if constexpr (Values::kLinePrefetch)
+        prefetch_ahead<Values::kAhead>(t + kStep * i, kStep);
+      else
+        prefetch_page(t + kStep * i, kStep);
       const __m512 dw = halves16(t + 32 * i);
       const __m512 offset = kMin ? _mm512_sub_ps(_mm512_setzero_ps(), halves16(t + 32)) : dw;
       __m512i w[8];
@@ -295,7 +305,11 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     // Groups in pairs: groups 2g and 2g + 1 share their low nibbles' bytes (low and high
     // nibble) and their high bits' bytes, each loaded once for both.
     for (int grp = 0; grp < 8; grp += 2) {
-      prefetch_ahead<kKQuantLinesAhead>(t + 420 * grp, 840);  // 3360 bytes in 4 steps
+      // 3360 bytes in 8 steps of 420, one before each group: asked 840 bytes (13 lines) at a
+      // time the prefetches held up the arithmetic (see Q5Values). Decode, two sequences
+      // taking turns, 30-40 rounds: R1-Distill-1.5B Q4_K_M 1.045, 1.034; Coder-1.3B Q4_K_M
+      // 0.984, 1.037, 1.015.
+      prefetch_ahead<kKQuantLinesAhead>(t + 420 * grp, 420);
       const uint8_t* ql = t + kLow + 512 * (grp / 2);
       const uint8_t* qh = t + kHigh + 512 * (grp / 4);
       const int pair = grp % 4;
@@ -309,6 +323,7 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
             _mm512_ternarylogic_epi32(high_of(hi, pair + 1), _mm512_srli_epi16(lo, 4), low4, 0xF8);
       }
       for (int g = 0; g < 2; ++g) {
+        if (g == 1) prefetch_ahead<kKQuantLinesAhead>(t + 420 * (grp + 1), 420);
         const __m512i sc0 = scales16(t + kScales + 32 * (grp + g));
         const __m512i sc1 = scales16(t + kScales + 32 * (grp + g) + 16);
         const int64_t ab = 8 * b + grp + g;  // activation block
