@@ -13,6 +13,7 @@
 #include "kernels/qdot.h"
 #include "model/attention.h"
 #include "model/dense.h"
+#include "model/kv_cache.h"
 #include "runtime/engine.h"
 #include "test_util.h"
 
@@ -185,7 +186,9 @@ std::string test_name(std::string n) {
 
 // An F16 cache stays close to the F32 one (its rounding is ~1e-3 relative), over a batched
 // prefill and then single-token decode steps (which read the F16 cache in place, converting
-// in registers), for grouped-query attention and for MLA's latent cache.
+// in registers, a dense model's one block of KvCache::kBlock positions at a time: the decode
+// steps cross from the second block into the third), for grouped-query attention and for MLA's
+// latent cache.
 class F16Cache : public ::testing::TestWithParam<const char*> {};
 TEST_P(F16Cache, CloseToF32) {
   const std::string preset = GetParam();
@@ -193,13 +196,14 @@ TEST_P(F16Cache, CloseToF32) {
   EngineOptions o32, o16;
   o32.kv_type = DType::F32;
   o16.kv_type = DType::F16;
-  o32.n_ctx = o16.n_ctx = 64;
+  o32.n_ctx = o16.n_ctx = 256;
   Engine e32(path, o32), e16(path, o16);
-  const std::vector<TokenId> ids = prompt_ids(e32, 30);
+  const int n_prompt = 2 * KvCache::kBlock - 3, n_decode = 6;
+  const std::vector<TokenId> ids = prompt_ids(e32, n_prompt);
   auto s32 = e32.new_sequence(), s16 = e16.new_sequence();
   std::vector<float> l32 = e32.eval(*s32, ids, true), l16 = e16.eval(*s16, ids, true);
   const int V = e32.model().n_vocab();
-  for (int i = 0; i < 6; ++i) {  // decode: one token at a time, the F32 engine's choice
+  for (int i = 0; i < n_decode; ++i) {  // decode: one token at a time, the F32 engine's choice
     const std::vector<TokenId> next{argmax(l32.data() + l32.size() - size_t(V), V)};
     const auto a = e32.eval(*s32, next, false), b = e16.eval(*s16, next, false);
     l32.insert(l32.end(), a.begin(), a.end());
@@ -208,6 +212,34 @@ TEST_P(F16Cache, CloseToF32) {
   EXPECT_LE(max_abs_diff(l32.data(), l16.data(), l32.size()), 0.01f * range(l32.data(), l32.size()))
       << preset;
 }
+// Decode steps read an F16 cache in place, one block of KvCache::kBlock positions of a KV head
+// at a time; a batched pass converts the cached rows to F32 first. Both read the same rounded
+// values, so the logits of tokens decoded one at a time across block boundaries equal those
+// of the same tokens in one batch (only float summation orders differ).
+TEST_P(F16Cache, DecodeStepsMatchOneBatch) {
+  const std::string preset = GetParam();
+  const std::string path = test::synthetic(preset + "-kv", test::tiny(preset));
+  EngineOptions o;
+  o.kv_type = DType::F16;
+  o.n_ctx = 256;
+  o.n_batch = 256;
+  Engine e(path, o);
+  const int n_first = KvCache::kBlock - 5, n_all = 2 * KvCache::kBlock + 7;
+  const std::vector<TokenId> ids = prompt_ids(e, n_all);
+  const int V = e.model().n_vocab();
+  auto batch = e.new_sequence(), steps = e.new_sequence();
+  const std::vector<float> all = e.eval(*batch, ids, true);  // [n_all, V]
+  std::vector<TokenId> fed(ids.begin(), ids.begin() + n_first);
+  e.eval(*steps, fed, false);
+  for (int p = n_first; p < n_all; ++p) {
+    fed.push_back(ids[size_t(p)]);
+    const std::vector<float>& l = e.eval(*steps, fed, false);
+    const float* r = all.data() + size_t(p) * size_t(V);
+    EXPECT_LE(max_abs_diff(l.data(), r, size_t(V)), 1e-4f * range(r, size_t(V)))
+        << preset << " position " << p;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, F16Cache,
                          ::testing::Values("tiny-qwen2", "tiny-llama", "tiny-v2-lite"),
                          [](const auto& p) { return test_name(p.param); });

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/fp16.h"
 #include "core/huge_pages.h"
 #include "model/kv_cache.h"
 #include "runtime/bench.h"
@@ -286,11 +287,13 @@ TEST(Roofline, EachStretchAgainstItsOwnBandwidth) {
 }
 
 // The KV cache commits its pages ahead of the positions written: every value stored comes back
-// across commit steps, and committing pages keeps what they hold.
+// across commit steps, with rows split into heads (stored by head within blocks of positions)
+// or not, and committing pages keeps what they hold.
 TEST(KvCachePages, ValuesSurviveCommitSteps) {
   const int n_layer = 3, n_ctx = 700, kw = 96, vw = 40;  // steps of 170 (F32), 341 (F16)
-  for (DType type : {DType::F32, DType::F16}) {
-    KvCache cache(n_layer, n_ctx, kw, vw, type);
+  for (auto [type, n_heads] : {std::pair{DType::F32, 1}, std::pair{DType::F16, 1},
+                               std::pair{DType::F32, 4}, std::pair{DType::F16, 8}}) {
+    KvCache cache(n_layer, n_ctx, kw, vw, type, n_heads);
     auto value = [](int l, int p, int i) { return float((l * 7 + p * 3 + i) % 61) - 30.0f; };
     std::vector<float> k(kw), v(vw), out(kw);
     for (int p = 0; p < n_ctx; ++p)
@@ -305,9 +308,22 @@ TEST(KvCachePages, ValuesSurviveCommitSteps) {
         for (int i = 0; i < kw; ++i) ASSERT_EQ(out[size_t(i)], value(l, p, i)) << l << " " << p;
         cache.load_v(l, p, 0, vw, out.data());
         for (int i = 0; i < vw; ++i) ASSERT_EQ(out[size_t(i)], -value(l, p, i)) << l << " " << p;
+        cache.load_k(l, p, 7, 50, out.data());  // across heads, starting and ending inside one
+        for (int i = 0; i < 50; ++i) ASSERT_EQ(out[size_t(i)], value(l, p, 7 + i)) << l << " " << p;
       }
+    if (type == DType::F16) {  // one head's rows of a block lie one after the other
+      const int hk = kw / n_heads, hv = vw / n_heads, h = n_heads - 1, l = 2;
+      const int block = (n_ctx - 1) / KvCache::kBlock, p0 = block * KvCache::kBlock;
+      const uint16_t* keys = cache.k_block_f16(l, h, block);
+      const uint16_t* values = cache.v_block_f16(l, h, block);
+      for (int p = p0; p < n_ctx; ++p)
+        for (int i = 0; i < hk; ++i)
+          ASSERT_EQ(f16_to_f32(keys[(p - p0) * hk + i]), value(l, p, h * hk + i)) << p << " " << i;
+      for (int i = 0; i < hv; ++i) ASSERT_EQ(f16_to_f32(values[i]), -value(l, p0, h * hv + i)) << i;
+    }
     EXPECT_THROW(cache.store(0, n_ctx, k.data(), v.data()), Error);
   }
+  EXPECT_THROW(KvCache(1, 16, 96, 40, DType::F16, 7), Error);  // rows that do not split
   HugeBuffer mem = alloc_huge(5 * 4096 + 100, "test");
   for (size_t i = 0; i < 5 * 4096 + 100; ++i) mem.get()[i] = uint8_t(i * 13);
   commit_pages(mem.get() + 4000, 3 * 4096);  // not page-aligned either end

@@ -57,7 +57,7 @@ size_t DenseModel::kv_bytes_per_token(DType kv_type) const {
 
 std::unique_ptr<KvCache> DenseModel::new_cache(int n_ctx, DType kv_type) const {
   const int w = cfg_.n_head_kv * cfg_.head_dim;
-  return std::make_unique<KvCache>(cfg_.n_layer, n_ctx, w, w, kv_type);
+  return std::make_unique<KvCache>(cfg_.n_layer, n_ctx, w, w, kv_type, cfg_.n_head_kv);
 }
 
 // Causal attention for every token of the batch, softmax(q k^T / sqrt(hd)) v per head. A
@@ -94,35 +94,55 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
   // The first keys and values one decode task reads (the head_rows kernels ask for the rest
   // as they go). Asking for all of a head's rows at once, thousands of lines at a long
   // context, stalled on the prefetches themselves.
+  constexpr int64_t B = KvCache::kBlock;
+  // The first rows of block b of one KV head's keys or values (the head_rows kernels ask for
+  // the rest of a block as they go).
+  auto prefetch_block = [&](const uint16_t* rows, int64_t b, int64_t n_pos) {
+    prefetch_rows(rows, hd * 2, std::min<int64_t>(n_pos - b * B, kRowsAhead), hd * 2);
+  };
   auto prefetch = [&](int64_t task) {
     const Chunk& ch = chunks[size_t(task / n_kv)];
-    const int kvh = int(task % n_kv);
     if (ch.cache->type() != DType::F16) return;  // read in place only from an F16 cache
-    const int64_t first = std::min<int64_t>(ch.n_pos, kRowsAhead);
-    prefetch_rows(ch.cache->k_f16(layer, 0) + kvh * hd, ch.cache->k_width() * 2, first, hd * 2);
-    prefetch_rows(ch.cache->v_f16(layer, 0) + kvh * hd, ch.cache->v_width() * 2, first, hd * 2);
+    const int kvh = int(task % n_kv);
+    prefetch_block(ch.cache->k_block_f16(layer, kvh, 0), 0, ch.n_pos);
+    prefetch_block(ch.cache->v_block_f16(layer, kvh, 0), 0, ch.n_pos);
   };
   auto head = [&](int64_t task) {
     const Chunk& ch = chunks[size_t(task / n_kv)];
     const int kvh = int(task % n_kv);
-    thread_local std::vector<float> keys, values, scores;
+    thread_local std::vector<float> keys, values, scores, part;
     scores.resize(size_t(ch.n_pos));  // [n_pos]
     if (ch.t1 - ch.t0 == 1 && ch.cache->type() == DType::F16) {
       // One query (decode): read the F16 cache in place, converting in registers (a converted
       // copy would be written and read again for a single use), each key and value row once
-      // for up to kMaxHeadRows of the query heads that share this KV head.
-      const int64_t t = ch.t0, n_pos = tok_pos[size_t(t)] + 1;
-      const uint16_t* keys_f16 = ch.cache->k_f16(layer, 0) + kvh * hd;    // [n_pos, k_width]
-      const uint16_t* values_f16 = ch.cache->v_f16(layer, 0) + kvh * hd;  // [n_pos, v_width]
+      // for up to kMaxHeadRows of the query heads that share this KV head. The head's rows
+      // come in blocks of B positions, each block one contiguous run (kv_cache.h).
+      const int64_t t = ch.t0, n_pos = tok_pos[size_t(t)] + 1, n_blocks = (n_pos + B - 1) / B;
+      const KvCache& cache = *ch.cache;
+      part.resize(size_t(kMaxHeadRows * hd));  // [n_q, hd] one block's share of the outputs
       for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += kMaxHeadRows) {
         const int n_q = std::min(kMaxHeadRows, (kvh + 1) * group - h0);
         const float* qh = q + t * Q + int64_t(h0) * hd;  // [n_q, hd]
         float* oh = out + t * Q + int64_t(h0) * hd;      // [n_q, hd]
         scores.assign(size_t(n_q * n_pos), 0.0f);        // [n_q, n_pos]
-        f16_head_dots(keys_f16, ch.cache->k_width(), n_pos, qh, hd, n_q, hd, scores.data(), n_pos);
+        for (int64_t b = 0; b < n_blocks; ++b) {
+          if (b + 1 < n_blocks)
+            prefetch_block(cache.k_block_f16(layer, kvh, int(b + 1)), b + 1, n_pos);
+          const uint16_t* keys_f16 = cache.k_block_f16(layer, kvh, int(b));  // [B, hd]
+          f16_head_dots(keys_f16, hd, std::min(B, n_pos - b * B), qh, hd, n_q, hd,
+                        scores.data() + b * B, n_pos);
+        }
         for (int i = 0; i < n_q; ++i) softmax(scores.data() + i * n_pos, int(n_pos), scale);
-        f16_head_sums(values_f16, ch.cache->v_width(), n_pos, scores.data(), n_pos, n_q, hd, oh,
-                      hd);
+        for (int64_t b = 0; b < n_blocks; ++b) {
+          if (b + 1 < n_blocks)
+            prefetch_block(cache.v_block_f16(layer, kvh, int(b + 1)), b + 1, n_pos);
+          const uint16_t* values_f16 = cache.v_block_f16(layer, kvh, int(b));  // [B, hd]
+          float* dst = b == 0 ? oh : part.data();
+          f16_head_sums(values_f16, hd, std::min(B, n_pos - b * B), scores.data() + b * B, n_pos,
+                        n_q, hd, dst, hd);
+          if (b > 0)
+            for (int64_t i = 0; i < int64_t(n_q) * hd; ++i) oh[i] += part[size_t(i)];
+        }
       }
       return;
     }

@@ -1,6 +1,15 @@
 // Per-sequence attention cache: for every layer and position, one row of each of two streams.
 // Dense models store K and V (all KV heads); MLA models store the compressed latent c_kv in
 // the first stream and the shared rotated key k_pe in the second (see mla.h).
+//
+// A row of n_heads heads is stored by head within blocks of kBlock positions:
+//   [n_layer, n_ctx / kBlock, n_heads, kBlock, width / n_heads]
+// so the keys (or values) of one head for kBlock positions are one contiguous run (16 KiB for
+// 128 F16 values), which decoding reads as a stream. Laid out by position, one head's row was
+// 256 bytes a whole row apart (4 KiB for 16 heads): every row a page of its own, out of the
+// hardware prefetchers' reach. Positions stay contiguous per layer across heads block by block,
+// so the pages are committed as positions grow, as before. A cache of one head (MLA's
+// latents) is the plain [n_layer, n_ctx, width] layout.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -12,16 +21,20 @@ namespace hondo {
 
 class KvCache {
  public:
-  // n_layer x n_ctx rows of k_width (first stream) and v_width (second) values, F32 or F16.
-  KvCache(int n_layer, int n_ctx, int k_width, int v_width, DType type);
+  static constexpr int kBlock = 64;  // positions per block of the layout above
+
+  // n_layer x n_ctx rows of k_width (first stream) and v_width (second) values, F32 or F16,
+  // each row n_heads heads (widths divisible by n_heads).
+  KvCache(int n_layer, int n_ctx, int k_width, int v_width, DType type, int n_heads = 1);
 
   int n_ctx() const { return n_ctx_; }
   int n_past() const { return n_past_; }  // tokens already stored
   void set_n_past(int n) { n_past_ = n; }
   void clear() { n_past_ = 0; }
   DType type() const { return type_; }
-  int k_width() const { return k_width_; }  // values per position: the stride between rows
+  int k_width() const { return k_width_; }  // values per position
   int v_width() const { return v_width_; }
+  int n_heads() const { return n_heads_; }
   size_t bytes() const { return k_size_ + v_size_; }
   static size_t bytes_per_token(int n_layer, int k_width, int v_width, DType type);
 
@@ -29,25 +42,36 @@ class KvCache {
   // Values [begin, begin + n) of the K or V row at (layer, pos), as F32: out: [n].
   void load_k(int layer, int pos, int begin, int n, float* out) const;
   void load_v(int layer, int pos, int begin, int n, float* out) const;
-  const float* k_f32(int layer, int pos) const;  // only when type() == F32
+  // Whole rows of a cache of one head, k_width() (v_width()) values apart: only when
+  // n_heads() == 1 and of the type named.
+  const float* k_f32(int layer, int pos) const;
   const float* v_f32(int layer, int pos) const;
-  const uint16_t* k_f16(int layer, int pos) const;  // only when type() == F16
+  const uint16_t* k_f16(int layer, int pos) const;
   const uint16_t* v_f16(int layer, int pos) const;
+  // One head's rows of the positions of block b (b * kBlock ..), one after the other:
+  // [kBlock, k_width() / n_heads()] (v_width() / n_heads()); only when type() == F16.
+  const uint16_t* k_block_f16(int layer, int head, int block) const;
+  const uint16_t* v_block_f16(int layer, int head, int block) const;
 
  private:
-  size_t offset(int layer, int pos, int width) const;
-  static void load(const uint8_t* row, DType type, int begin, int n, float* out);
+  // Byte offset of head `head`'s values of position pos in a stream of `width` values a row.
+  size_t offset(int layer, int pos, int head, int width) const;
+  void load(const uint8_t* stream, int width, int layer, int pos, int begin, int n,
+            float* out) const;
+  static void load_values(const uint8_t* p, DType type, int n, float* out);
   static void put(uint8_t* row, DType type, const float* x, int n);
   // Commits the pages of positions [committed_, end) or more of every layer before they are
   // first written (core/huge_pages.h: one call instead of a fault per page).
   void commit(int end);
-  int n_layer_, n_ctx_, k_width_, v_width_;
+  int n_layer_, n_ctx_, k_width_, v_width_, n_heads_;
+  int n_rows_;  // positions allocated per layer: n_ctx rounded up to whole blocks
   DType type_;
   int n_past_ = 0;
   size_t elem_;
   size_t k_size_ = 0, v_size_ = 0;
   int committed_ = 0;  // positions whose pages are resident in every layer
-  HugeBuffer k_, v_;   // [n_layer, n_ctx, k_width|v_width]; pages committed ahead of writes
+  HugeBuffer k_, v_;   // [n_layer, n_rows / kBlock, n_heads, kBlock, k_width|v_width / n_heads];
+                       // pages committed ahead of writes
 };
 
 }  // namespace hondo
