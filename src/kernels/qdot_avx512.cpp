@@ -107,22 +107,24 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 // (Coder Q4_0's gate and down products, 93-107 % either way); Q8 values with lines 8 or 12 KiB
 // ahead: 85 and 81-82 % against 96 % with the page hint alone.
 //
-// Tile32 asks for the lines of a two-block group (Q4_0: 576 bytes, Q5_0: 704) one block's half
-// at a time, 5-6 lines before each block, rather than all 9-11 before the first. In a burst the
+// kStepwise: Tile32 asks for the lines of a two-block Q5_0 group (704 bytes) one block's half
+// at a time, 6 lines before each block, rather than all 11 before the first. In a burst the
 // later prefetches wait for free miss buffers and hold up the arithmetic behind them (samples
 // of the Q5_0 tile gathered on the instruction after the prefetches). Coder-1.3B Q4_K_M's Q5_0
 // ffn_down products, flushed test program, 12 rounds, % of the probe: 81.0 -> 98.0 (mean).
 // Whole decode, two sequences taking turns 16 tokens at a time, 20-30 rounds: Coder-1.3B
-// Q5_0 1.089, Q4_K_M 1.009 and 1.013, Q4_0 1.005 and 1.013, V2-Lite Q4_K_M 1.017.
+// Q4_K_M 1.009 and 1.013, V2-Lite Q4_K_M 1.017, Coder-1.3B Q5_0 1.014 and 1.010 (against the
+// group at once, both orders). Q4_0 groups (9 lines) read faster asked for at once: in steps,
+// Coder-1.3B Q4_0 decoded at 0.920, 0.906 and 0.955 of that.
 struct Q4Values {  // Q4_0, Q4_1: 0..15
-  static constexpr bool kLinePrefetch = true;
+  static constexpr bool kLinePrefetch = true, kStepwise = false;
   static constexpr int kAhead = kPrefetchAhead;
   static constexpr int kBytes = 256;
   static constexpr Nibbles kHigh = Nibbles::kUpper;
   static void unpack(const uint8_t* v, __m512i* w) { unpack_nibbles_in_place(v, w); }
 };
 struct Q5Values {  // Q5_0, Q5_1: 0..31
-  static constexpr bool kLinePrefetch = true;
+  static constexpr bool kLinePrefetch = true, kStepwise = true;
   static constexpr int kAhead = 8192;
   static constexpr int kBytes = 320;
   static constexpr Nibbles kHigh = Nibbles::kPlain;
@@ -132,7 +134,7 @@ struct Q5Values {  // Q5_0, Q5_1: 0..31
   }
 };
 struct Q8Values {  // Q8_0: values + 128, stored as such
-  static constexpr bool kLinePrefetch = false;
+  static constexpr bool kLinePrefetch = false, kStepwise = false;
   static constexpr int kBytes = 512;
   static constexpr Nibbles kHigh = Nibbles::kPlain;
   static void unpack(const uint8_t* v, __m512i* w) {
@@ -161,14 +163,17 @@ void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int6
   };
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
-  // The lines ahead are asked for one block's share of the group at a time (see Q5Values).
-  constexpr int kStep = kGroup / kBlocks;
+  // The lines ahead are asked for a group at a time, or one block's share of it before each
+  // block (Values::kStepwise, see Q5Values).
+  constexpr int kSteps = Values::kStepwise ? kBlocks : 1, kStep = kGroup / kSteps;
   for (int64_t b = 0; b < k / 32; t += kGroup) {
     for (int i = 0; i < kBlocks; ++i, ++b) {
-      if constexpr (Values::kLinePrefetch)
-        prefetch_ahead<Values::kAhead>(t + kStep * i, kStep);
-      else
-        prefetch_page(t + kStep * i, kStep);
+      if (i < kSteps) {
+        if constexpr (Values::kLinePrefetch)
+          prefetch_ahead<Values::kAhead>(t + kStep * i, kStep);
+        else
+          prefetch_page(t + kStep * i, kStep);
+      }
       const __m512 dw = halves16(t + 32 * i);
       const __m512 offset = kMin ? _mm512_sub_ps(_mm512_setzero_ps(), halves16(t + 32)) : dw;
       __m512i w[8];
