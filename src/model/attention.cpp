@@ -5,6 +5,8 @@
 #include <limits>
 #include <vector>
 
+#include "core/error.h"
+#include "core/error.h"
 #include "kernels/vec_math.h"
 #include "model/layers.h"
 
@@ -92,29 +94,36 @@ void attend_prefill(const KvCache& cache, int layer, int n_head, int n_kv, int h
                     int64_t out_ld, ThreadPool& pool) {
   const int64_t n = *std::max_element(pos, pos + n_new) + 1, KV = int64_t(n_kv) * hd;
   const int group = n_head / n_kv;
+  if (cache.n_heads() != n_kv || cache.k_width() != KV || cache.v_width() != KV)
+    fail("attention over a KV cache of ", cache.n_heads(), " heads of ", cache.k_width(),
+         " values, expected ", n_kv, " heads of ", hd);
   // The caller's buffers; the tasks see them through these pointers.
   thread_local std::vector<float> keys_buf, vt_buf;
-  float* keys = scratch(keys_buf, size_t(n * KV));  // [n, n_kv * hd] as cached
+  float* keys = scratch(keys_buf, size_t(n * KV));  // [n_kv, n, hd]: each head's keys in order
   float* vt = scratch(vt_buf, size_t(KV * n));      // [n_kv * hd, n]: values transposed
-  // Positions converted kTransposeRows at a time, the values then written as columns.
-  constexpr int64_t kRows = kTransposeRows;
-  pool.parallel_for((n + kRows - 1) / kRows, [&](int64_t b0, int64_t b1) {
-    thread_local std::vector<float> rows;  // [16, KV] values of 16 positions
-    rows.resize(size_t(kRows * KV));
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t j0 = b * kRows, nj = std::min(kRows, n - j0);
-      for (int64_t i = 0; i < nj; ++i) {
-        cache.load_k(layer, int(j0 + i), 0, int(KV), keys + (j0 + i) * KV);
-        cache.load_v(layer, int(j0 + i), 0, int(KV), rows.data() + i * KV);
-      }
-      transpose_rows(rows.data(), nj, KV, vt + j0, n);
+  // One task per (cache block, KV head): the head's rows of the block are one run in the cache
+  // (kv_cache.h), converted in one pass; the values then written as columns kTransposeRows
+  // positions at a time.
+  constexpr int64_t B = KvCache::kBlock;
+  const int64_t n_cache_blocks = (n + B - 1) / B;
+  pool.parallel_for(n_cache_blocks * n_kv, [&](int64_t t0, int64_t t1) {
+    thread_local std::vector<float> rows;  // [B, hd] values of one head's block
+    rows.resize(size_t(B * hd));
+    for (int64_t task = t0; task < t1; ++task) {
+      const int b = int(task / n_kv), h = int(task % n_kv);
+      const int64_t j0 = b * B, nj = std::min(B, n - j0);
+      cache.load_k_block(layer, h, b, int(nj), keys + (h * n + j0) * hd);
+      cache.load_v_block(layer, h, b, int(nj), rows.data());
+      for (int64_t i = 0; i < nj; i += kTransposeRows)
+        transpose_rows(rows.data() + i * hd, std::min(kTransposeRows, nj - i), hd,
+                       vt + h * hd * n + j0 + i, n);
     }
   });
   const int64_t n_blocks = (n_new + kPanelTokens - 1) / kPanelTokens;
   pool.parallel_tasks(n_blocks * n_head, [&](int64_t task) {
     const int64_t i0 = (n_blocks - 1 - task / n_head) * kPanelTokens;
     const int h = int(task % n_head), kvh = h / group;
-    const KeySlice k{keys + kvh * hd, KV, q + i0 * q_ld + h * hd, q_ld, hd};
+    const KeySlice k{keys + kvh * n * hd, hd, q + i0 * q_ld + h * hd, q_ld, hd};
     attend_query_block(&k, 1, vt + kvh * hd * n, n, hd, pos + i0,
                        int(std::min<int64_t>(kPanelTokens, n_new - i0)), scale,
                        out + i0 * out_ld + h * hd, out_ld);

@@ -111,6 +111,18 @@ void KvCache::load_v(int layer, int pos, int begin, int n, float* out) const {
   load(v_.get(), v_width_, layer, pos, begin, n, out);
 }
 
+void KvCache::load_k_block(int layer, int head, int block, int count, float* out) const {
+  assert(count <= kBlock);
+  load_values(k_.get() + offset(layer, block * kBlock, head, k_width_), type_,
+              count * (k_width_ / n_heads_), out);
+}
+
+void KvCache::load_v_block(int layer, int head, int block, int count, float* out) const {
+  assert(count <= kBlock);
+  load_values(v_.get() + offset(layer, block * kBlock, head, v_width_), type_,
+              count * (v_width_ / n_heads_), out);
+}
+
 const float* KvCache::k_f32(int layer, int pos) const {
   assert(n_heads_ == 1 && type_ == DType::F32);
   return reinterpret_cast<const float*>(k_.get() + offset(layer, pos, 0, k_width_));

@@ -48,6 +48,10 @@ class KvCache {
   const float* v_f32(int layer, int pos) const;
   const uint16_t* k_f16(int layer, int pos) const;
   const uint16_t* v_f16(int layer, int pos) const;
+  // Rows [0, count) of head `head` in block b (positions b * kBlock ..) as F32, one after the
+  // other: out [count, k_width() / n_heads()] (v_width() / n_heads()); count <= kBlock.
+  void load_k_block(int layer, int head, int block, int count, float* out) const;
+  void load_v_block(int layer, int head, int block, int count, float* out) const;
   // One head's rows of the positions of block b (b * kBlock ..), one after the other:
   // [kBlock, k_width() / n_heads()] (v_width() / n_heads()); only when type() == F16.
   const uint16_t* k_block_f16(int layer, int head, int block) const;
