@@ -124,11 +124,12 @@ struct Avx512 {
                                                       int64_t o_stride) {
     constexpr int kRows = NQ >= 4 ? 1 : 4 / NQ;
     int64_t j = 0;
-    if (NQ == 1 && n % 32 == 0)
-      for (; j + 16 <= n_rows; j += 16) {
-        prefetch_ahead(rows, stride, j, 16, n_rows, n);
-        dot16(rows + j * stride, stride, q, n, out + j);
-      }
+    if constexpr (NQ == 1)
+      if (n % 32 == 0)
+        for (; j + 16 <= n_rows; j += 16) {
+          prefetch_ahead(rows, stride, j, 16, n_rows, n);
+          dot16(rows + j * stride, stride, q, n, out + j);
+        }
     for (; j + kRows <= n_rows; j += kRows) {
       prefetch_ahead(rows, stride, j, kRows, n_rows, n);
       dot_rows<NQ, kRows>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
@@ -152,7 +153,8 @@ struct Avx512 {
       for (int i = 0; i < NQ; ++i)
         for (int c = 0; c < kRegs; ++c) acc[i][c] = _mm512_setzero_ps();
       int64_t j = 0;
-      if (NQ == 1) {  // two rows a step into two sets of accumulators: chains half as long
+      if constexpr (NQ ==
+                    1) {  // two rows a step into two sets of accumulators: chains half as long
         __m512 acc2[kRegs];
         for (int c = 0; c < kRegs; ++c) acc2[c] = _mm512_setzero_ps();
         for (; j + 2 <= n_rows; j += 2) {

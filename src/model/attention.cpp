@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/error.h"
 #include "kernels/vec_math.h"
 #include "model/layers.h"
 

@@ -91,21 +91,21 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
   }
   if (chunks.empty()) return;
   const int64_t n_tasks = int64_t(chunks.size()) * n_kv;
-  // The first keys and values one decode task reads (the head_rows kernels ask for the rest
-  // as they go). Asking for all of a head's rows at once, thousands of lines at a long
-  // context, stalled on the prefetches themselves.
+  // A decode task's KV head is read one cache block (B positions) at a time; rows_in(b, n_pos)
+  // of block b are in use. Before each block the first rows of the next are asked for (the
+  // head_rows kernels ask for the rest of a block as they go): asking for all of a head's rows
+  // at once, thousands of lines at a long context, stalled on the prefetches themselves.
   constexpr int64_t B = KvCache::kBlock;
-  // The first rows of block b of one KV head's keys or values (the head_rows kernels ask for
-  // the rest of a block as they go).
-  auto prefetch_block = [&](const uint16_t* rows, int64_t b, int64_t n_pos) {
-    prefetch_rows(rows, hd * 2, std::min<int64_t>(n_pos - b * B, kRowsAhead), hd * 2);
+  auto rows_in = [&](int64_t b, int64_t n_pos) { return std::min(B, n_pos - b * B); };
+  auto prefetch_block = [&](const uint16_t* rows, int64_t n_rows) {  // rows: [n_rows, hd]
+    prefetch_rows(rows, hd * 2, std::min(n_rows, kRowsAhead), hd * 2);
   };
-  auto prefetch = [&](int64_t task) {
+  auto prefetch = [&](int64_t task) {  // the first block of a task, before it starts
     const Chunk& ch = chunks[size_t(task / n_kv)];
     if (ch.cache->type() != DType::F16) return;  // read in place only from an F16 cache
     const int kvh = int(task % n_kv);
-    prefetch_block(ch.cache->k_block_f16(layer, kvh, 0), 0, ch.n_pos);
-    prefetch_block(ch.cache->v_block_f16(layer, kvh, 0), 0, ch.n_pos);
+    prefetch_block(ch.cache->k_block_f16(layer, kvh, 0), rows_in(0, ch.n_pos));
+    prefetch_block(ch.cache->v_block_f16(layer, kvh, 0), rows_in(0, ch.n_pos));
   };
   auto head = [&](int64_t task) {
     const Chunk& ch = chunks[size_t(task / n_kv)];
@@ -127,19 +127,19 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
         scores.assign(size_t(n_q * n_pos), 0.0f);        // [n_q, n_pos]
         for (int64_t b = 0; b < n_blocks; ++b) {
           if (b + 1 < n_blocks)
-            prefetch_block(cache.k_block_f16(layer, kvh, int(b + 1)), b + 1, n_pos);
+            prefetch_block(cache.k_block_f16(layer, kvh, int(b + 1)), rows_in(b + 1, n_pos));
           const uint16_t* keys_f16 = cache.k_block_f16(layer, kvh, int(b));  // [B, hd]
-          f16_head_dots(keys_f16, hd, std::min(B, n_pos - b * B), qh, hd, n_q, hd,
-                        scores.data() + b * B, n_pos);
+          f16_head_dots(keys_f16, hd, rows_in(b, n_pos), qh, hd, n_q, hd, scores.data() + b * B,
+                        n_pos);
         }
         for (int i = 0; i < n_q; ++i) softmax(scores.data() + i * n_pos, int(n_pos), scale);
         for (int64_t b = 0; b < n_blocks; ++b) {
           if (b + 1 < n_blocks)
-            prefetch_block(cache.v_block_f16(layer, kvh, int(b + 1)), b + 1, n_pos);
+            prefetch_block(cache.v_block_f16(layer, kvh, int(b + 1)), rows_in(b + 1, n_pos));
           const uint16_t* values_f16 = cache.v_block_f16(layer, kvh, int(b));  // [B, hd]
           float* dst = b == 0 ? oh : part.data();
-          f16_head_sums(values_f16, hd, std::min(B, n_pos - b * B), scores.data() + b * B, n_pos,
-                        n_q, hd, dst, hd);
+          f16_head_sums(values_f16, hd, rows_in(b, n_pos), scores.data() + b * B, n_pos, n_q, hd,
+                        dst, hd);
           if (b > 0)
             for (int64_t i = 0; i < int64_t(n_q) * hd; ++i) oh[i] += part[size_t(i)];
         }

@@ -111,16 +111,21 @@ void KvCache::load_v(int layer, int pos, int begin, int n, float* out) const {
   load(v_.get(), v_width_, layer, pos, begin, n, out);
 }
 
+const uint8_t* KvCache::block_rows(const HugeBuffer& stream, int width, int layer, int head,
+                                   int block) const {
+  return stream.get() + offset(layer, block * kBlock, head, width);
+}
+
 void KvCache::load_k_block(int layer, int head, int block, int count, float* out) const {
   assert(count <= kBlock);
-  load_values(k_.get() + offset(layer, block * kBlock, head, k_width_), type_,
-              count * (k_width_ / n_heads_), out);
+  load_values(block_rows(k_, k_width_, layer, head, block), type_, count * (k_width_ / n_heads_),
+              out);
 }
 
 void KvCache::load_v_block(int layer, int head, int block, int count, float* out) const {
   assert(count <= kBlock);
-  load_values(v_.get() + offset(layer, block * kBlock, head, v_width_), type_,
-              count * (v_width_ / n_heads_), out);
+  load_values(block_rows(v_, v_width_, layer, head, block), type_, count * (v_width_ / n_heads_),
+              out);
 }
 
 const float* KvCache::k_f32(int layer, int pos) const {
@@ -143,13 +148,11 @@ const uint16_t* KvCache::v_f16(int layer, int pos) const {
 
 const uint16_t* KvCache::k_block_f16(int layer, int head, int block) const {
   assert(type_ == DType::F16);
-  return reinterpret_cast<const uint16_t*>(k_.get() +
-                                           offset(layer, block * kBlock, head, k_width_));
+  return reinterpret_cast<const uint16_t*>(block_rows(k_, k_width_, layer, head, block));
 }
 const uint16_t* KvCache::v_block_f16(int layer, int head, int block) const {
   assert(type_ == DType::F16);
-  return reinterpret_cast<const uint16_t*>(v_.get() +
-                                           offset(layer, block * kBlock, head, v_width_));
+  return reinterpret_cast<const uint16_t*>(block_rows(v_, v_width_, layer, head, block));
 }
 
 }  // namespace hondo

@@ -60,6 +60,9 @@ class KvCache {
  private:
   // Byte offset of head `head`'s values of position pos in a stream of `width` values a row.
   size_t offset(int layer, int pos, int head, int width) const;
+  // The first of head `head`'s rows of block b in a stream (k_ or v_) of `width` values a row.
+  const uint8_t* block_rows(const HugeBuffer& stream, int width, int layer, int head,
+                            int block) const;
   void load(const uint8_t* stream, int width, int layer, int pos, int begin, int n,
             float* out) const;
   static void load_values(const uint8_t* p, DType type, int n, float* out);
