@@ -167,9 +167,15 @@ void matmul_batch(const std::vector<MatmulJob>& jobs, ThreadPool& pool) {
   std::vector<TileJob> tiled;
   std::vector<int64_t> first_tile{0};  // [tiled.size() + 1] prefix sums of tile counts
   // Quantized inputs, one per distinct x. Kept per calling thread so that their buffers are
-  // reused from call to call (decode calls this several times per layer); only `used` count.
+  // reused from call to call (decode calls this several times per layer); only `inputs.size()`
+  // count. The workers must reach the caller's through a pointer (see quantized_acts).
   thread_local std::vector<std::unique_ptr<QActs>> acts;
-  std::vector<const float*> acts_x;
+  std::vector<std::unique_ptr<QActs>>* caller_acts = &acts;
+  struct Input {
+    const float* x;
+    int64_t n_tok, k;
+  };
+  std::vector<Input> inputs;
   bool uneven = false;  // tiles of jobs with many tokens cost more: hand them out dynamically
   size_t bytes = 0;     // of all the jobs' tiles (pieces by their mean tile size)
   for (const MatmulJob& j : jobs) {
@@ -179,13 +185,12 @@ void matmul_batch(const std::vector<MatmulJob>& jobs, ThreadPool& pool) {
       continue;
     }
     size_t a = 0;  // jobs on the same input share its quantized rows
-    while (a < acts_x.size() &&
-           !(acts_x[a] == j.x && acts[a]->rows() == j.n_tok && acts[a]->cols() == j.w->cols()))
+    while (a < inputs.size() &&
+           !(inputs[a].x == j.x && inputs[a].n_tok == j.n_tok && inputs[a].k == j.w->cols()))
       ++a;
-    if (a == acts_x.size()) {
+    if (a == inputs.size()) {
       if (a == acts.size()) acts.push_back(std::make_unique<QActs>());
-      acts[a]->quantize(ks, j.x, j.n_tok, j.w->cols(), &pool);
-      acts_x.push_back(j.x);
+      inputs.push_back({j.x, j.n_tok, j.w->cols()});
     }
     tiled.push_back(tile_job(j, *acts[a], fn));
     first_tile.push_back(first_tile.back() + n_tiles(j));
@@ -193,6 +198,20 @@ void matmul_batch(const std::vector<MatmulJob>& jobs, ThreadPool& pool) {
     uneven = uneven || j.n_tok > kQDotMaxRows;
   }
   if (tiled.empty()) return;
+  // Several inputs of a few rows each (an MoE layer's down projections in decode: one per
+  // expert) are quantized one per task, over all threads; V2-Lite's 7 took ~6 us on the
+  // calling thread alone. One input, or inputs of many rows, split their rows over the pool.
+  const bool few_rows = std::all_of(inputs.begin(), inputs.end(),
+                                    [](const Input& in) { return in.n_tok <= kQDotMaxRows; });
+  if (inputs.size() > 1 && few_rows) {
+    pool.parallel_tasks(int64_t(inputs.size()), [&](int64_t a) {
+      const Input& in = inputs[size_t(a)];
+      (*caller_acts)[size_t(a)]->quantize(ks, in.x, in.n_tok, in.k);
+    });
+  } else {
+    for (size_t a = 0; a < inputs.size(); ++a)
+      acts[a]->quantize(ks, inputs[a].x, inputs[a].n_tok, inputs[a].k, &pool);
+  }
   auto run = [&](int64_t i) {  // global tile index -> (job, tile of the job)
     const size_t jb =
         size_t(std::upper_bound(first_tile.begin(), first_tile.end(), i) - first_tile.begin() - 1);

@@ -241,7 +241,7 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x + t * E, b.ffn_norm.data(), xn + t * E, E, cfg_.rms_eps);
     matmul_batch({{b.w_gate, 0, F, xn, T, g}, {b.w_up, 0, F, xn, T, u}}, pool);
-    swiglu(g, u, g, int(T * F));
+    swiglu(g, u, g, T * F, pool);
     matmul(*b.w_down, g, T, tmp, pool);
     for (size_t i = 0; i < n_x; ++i) x[i] += tmp[i];
   }

@@ -15,7 +15,7 @@ void swiglu_ffn(const FfnWeights& w, const float* x, int64_t n_tok, int64_t n_em
   float* u = scratch(u_buf, n);  // [n_tok, width]
   matmul_rows(*w.gate, w.gate_row0, w.width, x, n_tok, g, pool);
   matmul_rows(*w.up, w.gate_row0, w.width, x, n_tok, u, pool);
-  swiglu(g, u, g, int(n));
+  swiglu(g, u, g, int64_t(n), pool);
   matmul_rows(*w.down, w.down_row0, n_embd, g, n_tok, y, pool);
 }
 

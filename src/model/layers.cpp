@@ -88,6 +88,18 @@ void swiglu(const float* g, const float* u, float* h, int n) {
   silu_mul_f32(g, u, h, n);
 }
 
+void swiglu(const float* g, const float* u, float* h, int64_t n, ThreadPool& pool) {
+  if (n < kSwigluSplit || pool.size() == 1) {
+    silu_mul_f32(g, u, h, n);
+    return;
+  }
+  constexpr int64_t kStep = 16;  // whole vectors to each thread
+  pool.parallel_for((n + kStep - 1) / kStep, [&](int64_t b0, int64_t b1) {
+    const int64_t i0 = b0 * kStep, i1 = std::min(n, b1 * kStep);
+    silu_mul_f32(g + i0, u + i0, h + i0, i1 - i0);
+  });
+}
+
 std::vector<float> to_f32(const Tensor& t) {
   std::vector<float> out(size_t(t.elements()));
   for (int64_t r = 0; r < t.rows(); ++r)

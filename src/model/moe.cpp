@@ -127,7 +127,7 @@ void moe_forward(const DeepSeek2Config& c, const MoeWeights& w, const float* x, 
     down.push_back({p.ffn->down, down0, E, g + p.off, p.n, ye + p.row * E});
   }
   matmul_batch(gate_up, pool);
-  swiglu(g, u, g, int(n_inner));
+  swiglu(g, u, g, n_inner, pool);
   matmul_batch(down, pool);
 
   std::fill(y, y + n_tok * E, 0.0f);
