@@ -153,8 +153,8 @@ struct Avx512 {
       for (int i = 0; i < NQ; ++i)
         for (int c = 0; c < kRegs; ++c) acc[i][c] = _mm512_setzero_ps();
       int64_t j = 0;
-      if constexpr (NQ ==
-                    1) {  // two rows a step into two sets of accumulators: chains half as long
+      // One head: two rows a step into two sets of accumulators, chains half as long.
+      if constexpr (NQ == 1) {
         __m512 acc2[kRegs];
         for (int c = 0; c < kRegs; ++c) acc2[c] = _mm512_setzero_ps();
         for (; j + 2 <= n_rows; j += 2) {

@@ -94,8 +94,9 @@ void attend_prefill(const KvCache& cache, int layer, int n_head, int n_kv, int h
   const int64_t n = *std::max_element(pos, pos + n_new) + 1, KV = int64_t(n_kv) * hd;
   const int group = n_head / n_kv;
   if (cache.n_heads() != n_kv || cache.k_width() != KV || cache.v_width() != KV)
-    fail("attention over a KV cache of ", cache.n_heads(), " heads of ", cache.k_width(),
-         " values, expected ", n_kv, " heads of ", hd);
+    fail("attention over a KV cache of ", cache.n_heads(), " heads and rows of ", cache.k_width(),
+         " keys and ", cache.v_width(), " values; expected ", n_kv, " heads and rows of ", KV,
+         " each");
   // The caller's buffers; the tasks see them through these pointers.
   thread_local std::vector<float> keys_buf, vt_buf;
   float* keys = scratch(keys_buf, size_t(n * KV));  // [n_kv, n, hd]: each head's keys in order

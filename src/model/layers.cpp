@@ -84,10 +84,6 @@ void softmax(float* x, int n, float scale) {
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void swiglu(const float* g, const float* u, float* h, int n) {
-  silu_mul_f32(g, u, h, n);
-}
-
 void swiglu(const float* g, const float* u, float* h, int64_t n, ThreadPool& pool) {
   if (n < kSwigluSplit || pool.size() == 1) {
     silu_mul_f32(g, u, h, n);

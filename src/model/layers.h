@@ -38,12 +38,10 @@ struct Rope {
 // its own).
 void softmax(float* x, int n, float scale = 1.0f);
 
-// h = silu(g) * u, silu(g) = g / (1 + e^-g)            g, u, h: [n]
-void swiglu(const float* g, const float* u, float* h, int n);
-
-// The same split over the pool's threads from kSwigluSplit values on (h may be g). The
-// exponentials cost ~0.4 ns a value on one core: 11264 values (a V2-Lite MoE layer's inner
-// activations in decode) took ~4.5 us while the other core and the memory bus sat idle.
+// h = silu(g) * u, silu(g) = g / (1 + e^-g)            g, u, h: [n] (h may be g)
+// Split over the pool's threads from kSwigluSplit values on. The exponentials cost ~0.4 ns a value
+// on one core: 11264 values (a V2-Lite MoE layer's inner activations in decode) took ~4.5 us while
+// the other core and the memory bus sat idle.
 constexpr int64_t kSwigluSplit = 4096;
 void swiglu(const float* g, const float* u, float* h, int64_t n, ThreadPool& pool);
 
