@@ -410,7 +410,8 @@ TEST(MatmulBatch, EveryJobAsMatmulRows) {
     };
     const Spec specs[] = {{&tiled, 0, 32, x1.data()},  {&tiled, 32, 48, x1.data()},
                           {&tiled, 80, 16, x2.data()}, {&plain, 16, 40, x2.data()},
-                          {&tiled, 8, 20, x1.data()},  // not at a tile boundary: row kernels
+                          {&tiled, 8, 20, x1.data()},   // not at a tile boundary: row kernels
+                          {&tiled, 48, 40, x1.data()},  // the last tile partly: 8 of 16 rows
                           {&tiled, 0, rows, x2.data()}};
     std::vector<std::vector<float>> want, got;
     std::vector<MatmulJob> jobs;

@@ -82,12 +82,18 @@ struct TileJob {
 void run_tile(const TileJob& tj, int64_t i) {
   const MatmulJob& j = *tj.job;
   const int64_t r0 = i * kTileRows, nr = std::min<int64_t>(kTileRows, j.n_rows - r0);
+  const uint8_t* tile = tj.tiles + size_t(i) * tj.tile_bytes;
+  if (j.n_tok == 1 && nr == kTileRows) {  // decode: the tile's 16 outputs are y[r0, r0 + 16)
+    const QActRow a = tj.acts->row(0);
+    tj.fn(tile, &a, 1, j.w->cols(), j.y + r0);
+    return;
+  }
   for (int64_t t0 = 0; t0 < j.n_tok; t0 += kQDotMaxRows) {
     const int nt = int(std::min<int64_t>(kQDotMaxRows, j.n_tok - t0));
     QActRow a[kQDotMaxRows];
     for (int t = 0; t < nt; ++t) a[t] = tj.acts->row(t0 + t);
     float out[kQDotMaxRows * kTileRows];  // [nt, 16]
-    tj.fn(tj.tiles + size_t(i) * tj.tile_bytes, a, nt, j.w->cols(), out);
+    tj.fn(tile, a, nt, j.w->cols(), out);
     for (int t = 0; t < nt; ++t)
       std::copy_n(out + t * kTileRows, nr, j.y + (t0 + t) * j.n_rows + r0);
   }
@@ -212,17 +218,23 @@ void matmul_batch(const std::vector<MatmulJob>& jobs, ThreadPool& pool) {
     for (size_t a = 0; a < inputs.size(); ++a)
       acts[a]->quantize(ks, inputs[a].x, inputs[a].n_tok, inputs[a].k, &pool);
   }
-  auto run = [&](int64_t i) {  // global tile index -> (job, tile of the job)
-    const size_t jb =
-        size_t(std::upper_bound(first_tile.begin(), first_tile.end(), i) - first_tile.begin() - 1);
-    run_tile(tiled[jb], i - first_tile[jb]);
+  auto job_of = [&](int64_t i) {  // global tile index -> the job it belongs to
+    return size_t(std::upper_bound(first_tile.begin(), first_tile.end(), i) - first_tile.begin() -
+                  1);
   };
   if (uneven) {
-    pool.parallel_tasks(first_tile.back(), run);
+    pool.parallel_tasks(first_tile.back(), [&](int64_t i) {
+      const size_t jb = job_of(i);
+      run_tile(tiled[jb], i - first_tile[jb]);
+    });
   } else {
+    // A piece of consecutive tiles: the job is looked up once, then followed across its end.
     const int64_t n = first_tile.back();
     pool.parallel_for_balanced(n, grain_tiles(bytes / size_t(n)), [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) run(i);
+      for (size_t jb = job_of(i0); i0 < i1; ++i0) {
+        while (i0 >= first_tile[jb + 1]) ++jb;
+        run_tile(tiled[jb], i0 - first_tile[jb]);
+      }
     });
   }
 }
