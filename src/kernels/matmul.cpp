@@ -231,9 +231,10 @@ void matmul_batch(const std::vector<MatmulJob>& jobs, ThreadPool& pool) {
     // A piece of consecutive tiles: the job is looked up once, then followed across its end.
     const int64_t n = first_tile.back();
     pool.parallel_for_balanced(n, grain_tiles(bytes / size_t(n)), [&](int64_t i0, int64_t i1) {
-      for (size_t jb = job_of(i0); i0 < i1; ++i0) {
-        while (i0 >= first_tile[jb + 1]) ++jb;
-        run_tile(tiled[jb], i0 - first_tile[jb]);
+      size_t jb = job_of(i0);
+      for (int64_t i = i0; i < i1; ++i) {
+        while (i >= first_tile[jb + 1]) ++jb;
+        run_tile(tiled[jb], i - first_tile[jb]);
       }
     });
   }
