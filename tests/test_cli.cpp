@@ -133,6 +133,31 @@ TEST(Cli, BenchJsonHasTheFigures) {
   EXPECT_LT(j["weight_bytes_per_token"].get<double>(), j["file_bytes"].get<double>());
 }
 
+// HONDO_PREFETCH chooses the cache the weight readers' line prefetches fill (kernels/qdot.h):
+// bench reports it, the generated text does not depend on it, and a value it does not know is
+// reported on stderr and leaves the CPU's default.
+TEST(Cli, PrefetchTargetIsReportedAndChangesNoResult) {
+  std::string text[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::string target = i ? "l2" : "l1", env = "HONDO_PREFETCH=" + target;
+    const CliResult b = run("bench -p 0 -n 4 -r 1 --json", "", env);
+    ASSERT_EQ(b.status, 0) << b.err;
+    EXPECT_EQ(nlohmann::json::parse(b.out)["line_prefetch"].get<std::string>(), target);
+    const CliResult r = run("run -p 'def fibonacci(' -n 16 --temp 0", "", env);
+    ASSERT_EQ(r.status, 0) << r.err;
+    text[i] = r.out;
+  }
+  EXPECT_EQ(text[0], text[1]);
+  EXPECT_FALSE(text[0].empty());
+  const CliResult bad = run("bench -p 0 -n 4 -r 1 --json", "", "HONDO_PREFETCH=l3");
+  const CliResult plain = run("bench -p 0 -n 4 -r 1 --json");
+  ASSERT_EQ(bad.status, 0) << bad.err;
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  EXPECT_NE(bad.err.find("HONDO_PREFETCH=l3 is not l1 or l2"), std::string::npos) << bad.err;
+  EXPECT_EQ(nlohmann::json::parse(bad.out)["line_prefetch"],
+            nlohmann::json::parse(plain.out)["line_prefetch"]);
+}
+
 // -d: every test after a context of that many tokens, named as llama-bench names it; each
 // decoded token then reads the cache of the context too.
 TEST(Cli, BenchDepthPrecedesEveryTest) {

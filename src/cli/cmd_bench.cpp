@@ -15,7 +15,8 @@ namespace {
 void print_text(const BenchResult& r) {
   std::printf("model      %s (%s, %.2f GiB)\n", r.model_path.c_str(), r.arch.c_str(),
               double(r.file_bytes) / double(1ull << 30));
-  std::printf("threads    %d   kernels %s   repetitions %d\n", r.threads, r.isa.c_str(), r.reps);
+  std::printf("threads    %d   kernels %s (prefetch to %s)   repetitions %d\n", r.threads,
+              r.isa.c_str(), r.line_prefetch.c_str(), r.reps);
   // Tests after a context of `depth` tokens are named as llama-bench names them: pp512 @ d4096.
   const std::string at = r.depth > 0 ? " @ d" + std::to_string(r.depth) : "";
   if (r.n_prompt > 0)
@@ -43,6 +44,7 @@ nlohmann::json to_json(const BenchResult& r) {
           {"arch", r.arch},
           {"file_bytes", r.file_bytes},
           {"kernels", r.isa},
+          {"line_prefetch", r.line_prefetch},
           {"threads", r.threads},
           {"repetitions", r.reps},
           {"n_prompt", r.n_prompt},

@@ -1,5 +1,6 @@
 // Chooses the integer-dot kernel set for the CPU at run time: the one boundary between
 // instruction sets. Model code only ever calls qdot_best() (through matmul).
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -38,6 +39,22 @@ std::vector<const QDotKernels*> qdot_available() {
 }
 
 namespace {
+bool choose_line_prefetch_to_l2() {
+  if (const char* want = std::getenv("HONDO_PREFETCH"); want && *want) {
+    if (want == std::string("l1")) return false;
+    if (want == std::string("l2")) return true;
+    // Read before main: no exception can reach a caller here, so say it and go on.
+    std::fprintf(stderr, "hondo: HONDO_PREFETCH=%s is not l1 or l2; using the CPU's default\n",
+                 want);
+  }
+#if HONDO_X86
+  __builtin_cpu_init();
+  return __builtin_cpu_is("intel");
+#else
+  return false;
+#endif
+}
+
 const QDotKernels& choose() {
   const auto sets = qdot_available();
   if (const char* want = std::getenv("HONDO_ISA"); want && *want) {
@@ -51,6 +68,8 @@ const QDotKernels& choose() {
   return *sets.back();
 }
 }  // namespace
+
+extern const bool line_prefetch_to_l2 = choose_line_prefetch_to_l2();
 
 const QDotKernels& qdot_best() {
   static const QDotKernels& ks = choose();

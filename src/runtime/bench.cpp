@@ -141,8 +141,12 @@ double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& 
       const MemoryRange& m = pieces[size_t(i)];
       for (size_t c = 0; c < m.bytes; c += kChunk) {
         for (size_t a = c + kPrefetchAhead; a < std::min(m.bytes, c + kPrefetchAhead + kChunk);
-             a += 64)
-          __builtin_prefetch(m.data + a);
+             a += 64) {
+          if (line_prefetch_to_l2)
+            __builtin_prefetch(m.data + a, 0, 2);
+          else
+            __builtin_prefetch(m.data + a);
+        }
         if (c + kPageAhead < m.bytes) __builtin_prefetch(m.data + c + kPageAhead, 0, 1);
         s += sum_words(m.data + c, std::min(kChunk, m.bytes - c));
       }
@@ -182,6 +186,7 @@ BenchResult run_bench(Engine& engine, const BenchParams& p) {
   r.model_path = model.file().path();
   r.arch = model.arch();
   r.isa = qdot_best().isa;
+  r.line_prefetch = line_prefetch_to_l2 ? "l2" : "l1";
   r.file_bytes = model.file().file_size();
   r.threads = engine.pool().size();
   r.n_prompt = p.n_prompt, r.n_gen = p.n_gen, r.depth = p.depth, r.reps = p.reps;

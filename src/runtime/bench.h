@@ -26,6 +26,7 @@ struct BenchStat {
 
 struct BenchResult {
   std::string model_path, arch, isa;
+  std::string line_prefetch;  // "l1" or "l2": where the weight readers' prefetches go (qdot.h)
   size_t file_bytes = 0;
   int threads = 0;
   int n_prompt = 0, n_gen = 0, depth = 0, reps = 0;
