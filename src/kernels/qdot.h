@@ -45,9 +45,10 @@ using QTileFn = void (*)(const void* tile, const QActRow* a, int n, int64_t k, f
 // once more kPageAhead bytes ahead.
 constexpr int kPrefetchAhead = 4096, kPageAhead = 12288;
 // Which cache those per-line prefetches fill: L2 alone (prefetcht1) when true, L1 and L2
-// (prefetcht0) when false. Intel CPUs read faster with L2 (each line asked into L1 holds one of
-// the core's few L1 miss buffers until it arrives), others keep L1, as measured on AMD Zen 5;
-// HONDO_PREFETCH=l1 or l2 overrides. Fixed before main runs (qdot_dispatch.cpp).
+// (prefetcht0) when false. Intel CPUs read faster with L2 (measured on Emerald Rapids; likely
+// because a line asked into L1 holds one of the core's few L1 fill buffers until it arrives),
+// others keep L1, as tuned on AMD Zen 5; HONDO_PREFETCH=l1 or l2 overrides. Fixed before main
+// runs (qdot_dispatch.cpp).
 extern const bool line_prefetch_to_l2;
 
 // The kernels of one instruction-set level. dot[id] is null for types without an integer
