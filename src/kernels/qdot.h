@@ -50,6 +50,17 @@ constexpr int kPrefetchAhead = 4096, kPageAhead = 12288;
 // others keep L1, as tuned on AMD Zen 5; HONDO_PREFETCH=l1 or l2 overrides. Fixed before main
 // runs (qdot_dispatch.cpp).
 extern const bool line_prefetch_to_l2;
+// Asks for the lines of [p, p + n) into the cache line_prefetch_to_l2 names (the choice made
+// once per call, not per line). Always inlined: GCC treats a prefetch as free of side effects
+// and would delete a call of a function that only prefetches; and no out-of-line copy of it
+// exists for the SIMD files (qdot_x86.inc) to share.
+__attribute__((always_inline)) inline void prefetch_lines(const void* p, int64_t n) {
+  const auto* b = static_cast<const char*>(p);
+  if (line_prefetch_to_l2)
+    for (int64_t i = 0; i < n; i += 64) __builtin_prefetch(b + i, 0, 2);  // prefetcht1
+  else
+    for (int64_t i = 0; i < n; i += 64) __builtin_prefetch(b + i, 0, 3);  // prefetcht0
+}
 
 // The kernels of one instruction-set level. dot[id] is null for types without an integer
 // kernel (F32, F16, BF16, and types hondo cannot compute); tile[id] is null for types

@@ -68,10 +68,7 @@ void weighted_sum_plain(const uint16_t* rows, int64_t stride, const float* p, in
 // kPrefetchAhead bytes ahead, and each new 4 KiB page once more kPageAhead bytes ahead.
 inline void prefetch_run(const uint16_t* p, int n) {
   const auto* b = reinterpret_cast<const char*>(p);
-  if (line_prefetch_to_l2)
-    for (int i = 0; i < n; i += 64) _mm_prefetch(b + kPrefetchAhead + i, _MM_HINT_T1);
-  else
-    for (int i = 0; i < n; i += 64) _mm_prefetch(b + kPrefetchAhead + i, _MM_HINT_T0);
+  prefetch_lines(b + kPrefetchAhead, n);
   const char* q = b + kPageAhead;
   if ((reinterpret_cast<uintptr_t>(q) & 4095) < uintptr_t(n)) _mm_prefetch(q, _MM_HINT_T2);
 }

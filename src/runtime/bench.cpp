@@ -140,13 +140,9 @@ double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& 
     for (int64_t i = b; i < e; ++i) {
       const MemoryRange& m = pieces[size_t(i)];
       for (size_t c = 0; c < m.bytes; c += kChunk) {
-        for (size_t a = c + kPrefetchAhead; a < std::min(m.bytes, c + kPrefetchAhead + kChunk);
-             a += 64) {
-          if (line_prefetch_to_l2)
-            __builtin_prefetch(m.data + a, 0, 2);
-          else
-            __builtin_prefetch(m.data + a);
-        }
+        if (c + kPrefetchAhead < m.bytes)
+          prefetch_lines(m.data + c + kPrefetchAhead,
+                         int64_t(std::min(kChunk, m.bytes - c - kPrefetchAhead)));
         if (c + kPageAhead < m.bytes) __builtin_prefetch(m.data + c + kPageAhead, 0, 1);
         s += sum_words(m.data + c, std::min(kChunk, m.bytes - c));
       }
