@@ -43,8 +43,9 @@ inline __attribute__((target("avx512f"))) __m512 load_f16(const uint16_t* p) {
 }
 
 // The first n values of the `count` rows kRowsAhead after row j (head_rows.h).
-inline void prefetch_ahead(const uint16_t* rows, int64_t stride, int64_t j, int64_t count,
-                           int64_t n_rows, int64_t n) {
+__attribute__((always_inline)) inline void prefetch_ahead(const uint16_t* rows, int64_t stride,
+                                                          int64_t j, int64_t count, int64_t n_rows,
+                                                          int64_t n) {
   for (int64_t k = j + kRowsAhead; k < std::min(n_rows, j + kRowsAhead + count); ++k)
     for (int64_t c = 0; c < n; c += 32) __builtin_prefetch(rows + k * stride + c, 0, 2);
 }

@@ -33,7 +33,8 @@ void f16_head_sums(const uint16_t* rows, int64_t stride, int64_t n_rows, const f
 // Rows one head wide of a cache laid out by position are each on their own page (a 4 KiB
 // stride for 16 heads of 128 F16 values): the hardware prefetchers follow no such pattern
 // and each row would wait a full memory latency in turn when it is read.
-inline void prefetch_rows(const void* rows, int64_t stride, int64_t n_rows, int64_t n) {
+__attribute__((always_inline)) inline void prefetch_rows(const void* rows, int64_t stride,
+                                                         int64_t n_rows, int64_t n) {
   const auto* p = static_cast<const char*>(rows);
   for (int64_t j = 0; j < n_rows; ++j, p += stride)
     for (int64_t c = 0; c < n; c += 64) __builtin_prefetch(p + c);
