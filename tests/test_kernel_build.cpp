@@ -2,7 +2,8 @@
 // bandwidth probe's memory) as a stream still holds its software prefetches. GCC treats a
 // prefetch as free of side effects: a helper that only prefetches, when not inlined early, is
 // found pure and its calls are deleted, silently (the F16 row kernels lost theirs that way and
-// read 38-43 GB/s from DRAM where they had read 61-64). The test disassembles the built libraries with objdump.
+// read 38-43 GB/s from DRAM where they had read 61-64). The test disassembles the built libraries
+// with objdump.
 #include <gtest/gtest.h>
 
 #include <cstdio>
