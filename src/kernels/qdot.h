@@ -61,6 +61,21 @@ __attribute__((always_inline)) inline void prefetch_lines(const void* p, int64_t
   else
     for (int64_t i = 0; i < n; i += 64) __builtin_prefetch(b + i, 0, 3);  // prefetcht0
 }
+// When the window [p, p + n) being read now starts a new 4 KiB page, that page once more,
+// kPageAhead bytes ahead (hint T2): each page is announced once, before the line prefetches
+// reach it.
+__attribute__((always_inline)) inline void prefetch_page(const void* p, int64_t n) {
+  const char* q = static_cast<const char*>(p) + kPageAhead;
+  if ((reinterpret_cast<uintptr_t>(q) & 4095) < uintptr_t(n)) __builtin_prefetch(q, 0, 1);
+}
+// The window [p, p + n) of a weight stream being read now, announced ahead: its lines kAhead
+// bytes ahead and the page hint. The tile kernels (qdot_x86.inc) and the F16/BF16 row kernels
+// (vec_dot.cpp) call it at every step; test_kernel_build checks that their prefetches survive.
+template <int kAhead = kPrefetchAhead>
+__attribute__((always_inline)) inline void prefetch_ahead(const void* p, int64_t n) {
+  prefetch_lines(static_cast<const char*>(p) + kAhead, n);
+  prefetch_page(p, n);
+}
 
 // The kernels of one instruction-set level. dot[id] is null for types without an integer
 // kernel (F32, F16, BF16, and types hondo cannot compute); tile[id] is null for types

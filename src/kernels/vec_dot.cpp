@@ -64,18 +64,6 @@ void weighted_sum_plain(const uint16_t* rows, int64_t stride, const float* p, in
 // ---- F16: the CPU's half-precision conversion with FMA, chosen at run time ------------------
 
 #if HONDO_X86
-// The run of rows being read now at p (n bytes of it), announced ahead: each line
-// kPrefetchAhead bytes ahead, and each new 4 KiB page once more kPageAhead bytes ahead.
-// Always inlined: a function that only prefetches counts as pure to GCC, and a call of it that
-// is not inlined early is deleted (as happened when prefetch_lines took its branch: F16 rows
-// then read 38-43 GB/s from DRAM on two Zen 5 cores instead of 61-68). test_kernel_build checks.
-__attribute__((always_inline)) inline void prefetch_run(const uint16_t* p, int n) {
-  const auto* b = reinterpret_cast<const char*>(p);
-  prefetch_lines(b + kPrefetchAhead, n);
-  const char* q = b + kPageAhead;
-  if ((reinterpret_cast<uintptr_t>(q) & 4095) < uintptr_t(n)) _mm_prefetch(q, _MM_HINT_T2);
-}
-
 __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -141,7 +129,7 @@ __attribute__((target("avx2,fma,f16c"))) void rows_dot_avx2_t(const uint16_t* w,
     for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 32 <= k; i += 32) {
-      prefetch_run(row + i, 64);
+      prefetch_ahead(row + i, 64);
       __m256 wv[4];
       for (int j = 0; j < 4; ++j) wv[j] = half8_to_ps<BF16>(row + i + 8 * j);
       for (int t = 0; t < T; ++t)
@@ -210,7 +198,7 @@ __attribute__((target("avx512f"))) void rows_dot_avx512_t(const uint16_t* w, int
       for (int j = 0; j < 4; ++j) acc[t][j] = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 64 <= k; i += 64) {
-      prefetch_run(row + i, 128);
+      prefetch_ahead(row + i, 128);
       __m512 wv[4];
       for (int j = 0; j < 4; ++j) wv[j] = half16_to_ps<BF16>(row + i + 16 * j);
       for (int t = 0; t < T; ++t)
