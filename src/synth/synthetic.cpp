@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "core/error.h"
@@ -72,6 +73,20 @@ void fill_random(float* x, int64_t n, uint64_t seed, const std::string& name, fl
     const float u = float(double(z >> 11) * (1.0 / 9007199254740992.0));  // [0, 1)
     x[i] = mean + a * (2.0f * u - 1.0f);
   }
+}
+
+void add_weight_values(GgufWriter& w, const std::string& name, DType type, std::vector<int64_t> ne,
+                       std::vector<float> values) {
+  const int64_t cols = ne[0];
+  if (cols % dtype_info(type).block_elems) type = DType::F32;
+  if (type == DType::F32) return w.add_tensor_f32(name, std::move(ne), std::move(values));
+  auto data = std::make_shared<const std::vector<float>>(std::move(values));
+  w.add_tensor(name, type, ne, [=](uint8_t* dst, size_t) {
+    const size_t rb = row_bytes(type, cols);
+    const int64_t rows = int64_t(data->size()) / cols;
+    for (int64_t r = 0; r < rows; ++r)
+      quantize_row(type, data->data() + r * cols, dst + size_t(r) * rb, cols);
+  });
 }
 
 void add_random_weight(GgufWriter& w, const std::string& name, DType type, std::vector<int64_t> ne,

@@ -93,7 +93,8 @@ void write_deepseek2(const SynthSpec& s, const std::string& path) {
     }
     weight(p + "attn_kv_a_mqa.weight", s.type, {E, L + R}, 1.0f);
     vec(p + "attn_kv_a_norm.weight", L, 0.1f, 1.0f);
-    // One underlying kv_b [H * (N + V) rows, L cols], written in the layout asked for.
+    // One underlying kv_b [H * (N + V) rows, L cols], written in the layout asked for and, like
+    // the converter's output, in the file's type (F32 where its rows hold no whole blocks).
     std::vector<float> kv_b(static_cast<size_t>(H * (N + V) * L));
     for (int64_t r = 0; r < H * (N + V); ++r)
       fill_random(kv_b.data() + r * L, L, seed + uint64_t(r) * 7919, p + "kv_b",
@@ -107,10 +108,10 @@ void write_deepseek2(const SynthSpec& s, const std::string& path) {
           for (int64_t d = 0; d < V; ++d)
             v_b[size_t((h * V + d) * L + l2)] = kv_b[size_t((h * (N + V) + N + d) * L + l2)];
         }
-      w.add_tensor_f32(p + "attn_k_b.weight", {N, L, H}, std::move(k_b));
-      w.add_tensor_f32(p + "attn_v_b.weight", {L, V, H}, std::move(v_b));
+      add_weight_values(w, p + "attn_k_b.weight", s.type, {N, L, H}, std::move(k_b));
+      add_weight_values(w, p + "attn_v_b.weight", s.type, {L, V, H}, std::move(v_b));
     } else {
-      w.add_tensor_f32(p + "attn_kv_b.weight", {L, H * (N + V)}, std::move(kv_b));
+      add_weight_values(w, p + "attn_kv_b.weight", s.type, {L, H * (N + V)}, std::move(kv_b));
     }
     weight(p + "attn_output.weight", s.type, {H * V, E}, 1.0f);
     vec(p + "ffn_norm.weight", E, 0.1f, 1.0f);
