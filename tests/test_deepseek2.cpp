@@ -110,6 +110,44 @@ TEST(DeepSeek2, KvBAndSplitLayoutsGiveSameLogits) {
   EXPECT_LE(max_abs_diff(la.data(), lb.data(), la.size()), 1e-5f * range(la.data(), la.size()));
 }
 
+// A quantized file stores its KV up-projection (attn_k_b/attn_v_b, or attn_kv_b) quantized
+// like its other matrices, as llama.cpp's converter and quantizer do, wherever its rows hold
+// whole blocks (tiny-v2-lite: W_UK^T rows of qk_nope = 16 values cannot, so they stay F32).
+// The engine reads those layouts as the dequantizing reference does.
+TEST(DeepSeek2, QuantizedFileKeepsKvUpProjectionQuantized) {
+  for (const bool split : {true, false}) {
+    SynthSpec s = deepseek("tiny-v2-lite");
+    s.type = DType::Q8_0;
+    s.split_kv_b = split;
+    const std::string path = test::synthetic(split ? "v2-q8-split" : "v2-q8-joined", s);
+    {
+      auto f = GgufFile::open(path);
+      if (split) {
+        EXPECT_EQ(f->find_tensor("blk.1.attn_k_b.weight")->type, DType::F32);
+        EXPECT_EQ(f->find_tensor("blk.1.attn_v_b.weight")->type, DType::Q8_0);
+      } else {
+        EXPECT_EQ(f->find_tensor("blk.1.attn_kv_b.weight")->type, DType::Q8_0);
+      }
+    }
+    EngineOptions opt;
+    opt.kv_type = DType::F32;
+    opt.n_ctx = 64;
+    Engine e(path, opt);
+    const auto ids = e.tokenizer().encode("def add(a, b):\n    return a + b\n", true, false);
+    const int V = e.model().n_vocab();
+    auto seq = e.new_sequence();
+    const std::vector<float> fast = e.eval(*seq, ids, true);
+    const std::vector<float> ref = e.model().reference_logits(ids, false);
+    ASSERT_EQ(fast.size(), ref.size());
+    for (size_t p = 0; p < ids.size(); ++p) {
+      const float* r = ref.data() + p * size_t(V);
+      EXPECT_LE(max_abs_diff(fast.data() + p * size_t(V), r, size_t(V)),
+                0.02f * range(r, size_t(V)))
+          << (split ? "split" : "joined") << " position " << p;
+    }
+  }
+}
+
 TEST(DeepSeek2, VariantsDetectedFromKeysAndTensors) {
   const auto lite = DeepSeek2Config::from_gguf(
       *GgufFile::open(test::synthetic("v2lite-cfg", deepseek("tiny-v2-lite"))));
