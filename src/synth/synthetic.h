@@ -63,13 +63,14 @@ void fill_random(float* x, int64_t n, uint64_t seed, const std::string& name, fl
                  float mean);
 // Adds a weight of ne (GGML order) with values of std gain/sqrt(ne[0]), stored as `type` (F32
 // when its rows hold no whole blocks of it); vectors get F32 values of std `stddev` around mean.
-// Adds a weight of ne whose values (rows of ne[0]) are given, stored as `type` (F32 likewise).
-void add_weight_values(GgufWriter& w, const std::string& name, DType type, std::vector<int64_t> ne,
-                       std::vector<float> values);
 void add_random_weight(GgufWriter& w, const std::string& name, DType type, std::vector<int64_t> ne,
                        float gain, uint64_t seed);
 void add_random_vector(GgufWriter& w, const std::string& name, int64_t n, float stddev, float mean,
                        uint64_t seed);
+// Adds a weight of ne whose values (ne[0] per row) are given, stored as `type` (F32 when its
+// rows hold no whole blocks of it).
+void add_weight_values(GgufWriter& w, const std::string& name, DType type, std::vector<int64_t> ne,
+                       std::vector<float> values);
 }  // namespace synth_detail
 
 }  // namespace hondo
