@@ -42,10 +42,11 @@ inline __attribute__((target("avx512f"))) __m512 load_f16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-// The first n values of the `count` rows kRowsAhead after row j (head_rows.h).
-__attribute__((always_inline)) inline void prefetch_ahead(const uint16_t* rows, int64_t stride,
-                                                          int64_t j, int64_t count, int64_t n_rows,
-                                                          int64_t n) {
+// The first n values of the `count` rows kRowsAhead after row j (head_rows.h). Not qdot.h's
+// prefetch_ahead, which announces a weight stream's bytes ahead.
+__attribute__((always_inline)) inline void prefetch_rows_ahead(const uint16_t* rows, int64_t stride,
+                                                               int64_t j, int64_t count,
+                                                               int64_t n_rows, int64_t n) {
   for (int64_t k = j + kRowsAhead; k < std::min(n_rows, j + kRowsAhead + count); ++k)
     for (int64_t c = 0; c < n; c += 32) __builtin_prefetch(rows + k * stride + c, 0, 2);
 }
@@ -128,11 +129,11 @@ struct Avx512 {
     if constexpr (NQ == 1)
       if (n % 32 == 0)
         for (; j + 16 <= n_rows; j += 16) {
-          prefetch_ahead(rows, stride, j, 16, n_rows, n);
+          prefetch_rows_ahead(rows, stride, j, 16, n_rows, n);
           dot16(rows + j * stride, stride, q, n, out + j);
         }
     for (; j + kRows <= n_rows; j += kRows) {
-      prefetch_ahead(rows, stride, j, kRows, n_rows, n);
+      prefetch_rows_ahead(rows, stride, j, kRows, n_rows, n);
       dot_rows<NQ, kRows>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
     }
     for (; j < n_rows; ++j)
@@ -159,7 +160,7 @@ struct Avx512 {
         __m512 acc2[kRegs];
         for (int c = 0; c < kRegs; ++c) acc2[c] = _mm512_setzero_ps();
         for (; j + 2 <= n_rows; j += 2) {
-          if (c0 == 0) prefetch_ahead(rows, stride, j, 2, n_rows, n);
+          if (c0 == 0) prefetch_rows_ahead(rows, stride, j, 2, n_rows, n);
           const uint16_t* r = rows + j * stride + c0;
           const __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
           for (int c = 0; c < kRegs; ++c) {
@@ -170,7 +171,7 @@ struct Avx512 {
         for (int c = 0; c < kRegs; ++c) acc[0][c] = _mm512_add_ps(acc[0][c], acc2[c]);
       }
       for (; j < n_rows; ++j) {
-        if (c0 == 0) prefetch_ahead(rows, stride, j, 1, n_rows, n);
+        if (c0 == 0) prefetch_rows_ahead(rows, stride, j, 1, n_rows, n);
         const uint16_t* r = rows + j * stride + c0;
         __m512 w[kRegs];
         for (int c = 0; c < kRegs; ++c) w[c] = load_f16(r + 16 * c);
