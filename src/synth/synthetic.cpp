@@ -75,10 +75,17 @@ void fill_random(float* x, int64_t n, uint64_t seed, const std::string& name, fl
   }
 }
 
+namespace {
+// `type`, or F32 when rows of `cols` values hold no whole blocks of it.
+DType storable(DType type, int64_t cols) {
+  return cols % dtype_info(type).block_elems ? DType::F32 : type;
+}
+}  // namespace
+
 void add_weight_values(GgufWriter& w, const std::string& name, DType type, std::vector<int64_t> ne,
                        std::vector<float> values) {
   const int64_t cols = ne[0];
-  if (cols % dtype_info(type).block_elems) type = DType::F32;
+  type = storable(type, cols);
   if (type == DType::F32) return w.add_tensor_f32(name, std::move(ne), std::move(values));
   auto data = std::make_shared<const std::vector<float>>(std::move(values));
   w.add_tensor(name, type, ne, [=](uint8_t* dst, size_t) {
@@ -94,7 +101,7 @@ void add_random_weight(GgufWriter& w, const std::string& name, DType type, std::
   const int64_t cols = ne[0];
   int64_t rows = 1;
   for (size_t d = 1; d < ne.size(); ++d) rows *= ne[d];
-  if (cols % dtype_info(type).block_elems) type = DType::F32;
+  type = storable(type, cols);
   w.add_tensor(name, type, ne, [=](uint8_t* dst, size_t) {
     std::vector<float> row(static_cast<size_t>(cols));
     const size_t rb = row_bytes(type, cols);
