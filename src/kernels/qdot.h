@@ -50,16 +50,23 @@ constexpr int kPrefetchAhead = 4096, kPageAhead = 12288;
 // others keep L1, as tuned on AMD Zen 5; HONDO_PREFETCH=l1 or l2 overrides. Fixed before main
 // runs (qdot_dispatch.cpp).
 extern const bool line_prefetch_to_l2;
-// Asks for the lines of [p, p + n) into the cache line_prefetch_to_l2 names (the choice made
-// once per call, not per line). Always inlined: GCC treats a prefetch as free of side effects
-// and would delete a call of a function that only prefetches; and no out-of-line copy of it
-// exists for the SIMD files (qdot_x86.inc) to share.
+// The same choice as a template argument of the kernels that issue line prefetches: they are
+// instantiated for both and one of the two is picked once per call (tile_any in qdot_x86.inc,
+// the row kernels' tables in vec_dot.cpp). A test of line_prefetch_to_l2 at every step made
+// GCC compute each prefetch address into a register ahead of the two branches (9 lea, and
+// spills to vector registers, for the 9 lines of a Q4_0 tile group) instead of folding it into
+// the prefetch: 1 GiB of V2-Lite-shaped Q4_0 expert products (14 jobs of 1408 x 2048, two
+// threads) read at 86-90 % of the probe that way and at 96-107 % with the hint fixed (three
+// rounds each way, alternated); one thread from L2 67.5 -> 71.5 GB/s.
+enum class LineHint { kL1, kL2 };
+// Asks for the lines of [p, p + n) into the cache kHint names. Always inlined: GCC treats a
+// prefetch as free of side effects and would delete a call of a function that only
+// prefetches; and no out-of-line copy of it exists for the SIMD files (qdot_x86.inc) to share.
+template <LineHint kHint>
 __attribute__((always_inline)) inline void prefetch_lines(const void* p, int64_t n) {
   const auto* b = static_cast<const char*>(p);
-  if (line_prefetch_to_l2)
-    for (int64_t i = 0; i < n; i += 64) __builtin_prefetch(b + i, 0, 2);  // prefetcht1
-  else
-    for (int64_t i = 0; i < n; i += 64) __builtin_prefetch(b + i, 0, 3);  // prefetcht0
+  for (int64_t i = 0; i < n; i += 64)
+    __builtin_prefetch(b + i, 0, kHint == LineHint::kL2 ? 2 : 3);  // prefetcht1 : prefetcht0
 }
 // When the window [p, p + n) being read now starts a new 4 KiB page, that page once more,
 // kPageAhead bytes ahead (hint T2): each page is announced once, before the line prefetches
@@ -71,9 +78,9 @@ __attribute__((always_inline)) inline void prefetch_page(const void* p, int64_t 
 // The window [p, p + n) of a weight stream being read now, announced ahead: its lines kAhead
 // bytes ahead and the page hint. The tile kernels (qdot_x86.inc) and the F16/BF16 row kernels
 // (vec_dot.cpp) call it at every step; test_kernel_build checks that their prefetches survive.
-template <int kAhead = kPrefetchAhead>
+template <LineHint kHint, int kAhead = kPrefetchAhead>
 __attribute__((always_inline)) inline void prefetch_ahead(const void* p, int64_t n) {
-  prefetch_lines(static_cast<const char*>(p) + kAhead, n);
+  prefetch_lines<kHint>(static_cast<const char*>(p) + kAhead, n);
   prefetch_page(p, n);
 }
 

@@ -130,7 +130,7 @@ inline void unpack_pairs(const uint8_t* lo2, int grp, int h, __m256i* w) {
 // the groups: a 64-byte header, then two blocks of values, or one with a minimum).
 template <int kOffset, bool kMin, bool kFifth>
 struct Tile32 {
-  template <int N>
+  template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     constexpr int kBlocks = kMin ? 1 : 2, kValues = kFifth ? 320 : 256;
     constexpr int kGroup = 64 + kBlocks * kValues;
@@ -138,7 +138,7 @@ struct Tile32 {
     for (int h = 0; h < 2; ++h)
       for (int j = 0; j < N; ++j) acc[h][j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < k / 32; t += kGroup) {
-      prefetch_ahead(t, kGroup);
+      prefetch_ahead<kHint>(t, kGroup);
       for (int i = 0; i < kBlocks; ++i, ++b) {
         const uint8_t* v = t + 64 + kValues * i;
         for (int h = 0; h < 2; ++h) {
@@ -162,7 +162,7 @@ struct Tile32 {
 // maddubs multiplies |v| by the activation with v's sign, at most 2 * 128 * 127 per pair:
 // acc += d_w * d_a * sum(v * q_a), exact in int32.
 struct TileQ8 {
-  template <int N>
+  template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     constexpr int kGroup = 64 + 2 * 512;
     const __m256i flip = _mm256_set1_epi8(char(0x80)), ones = _mm256_set1_epi16(1);
@@ -209,7 +209,7 @@ struct TileQ8 {
 // Q4_K / Q5_K tiles.
 template <bool kQ5>
 struct TileK {
-  template <int N>
+  template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     constexpr int kTileBlock = kTileRows * (kQ5 ? 180 : 148);
     const int64_t nb = k / 256;
@@ -219,7 +219,7 @@ struct TileK {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; ++b, t += kTileBlock) {
       for (int sub = 0; sub < 8; ++sub) {
-        prefetch_ahead(t + kTileBlock / 8 * sub, kTileBlock / 8);
+        prefetch_ahead<kHint>(t + kTileBlock / 8 * sub, kTileBlock / 8);
         const uint8_t* qs = t + 320 + 512 * (sub / 2);
         const int64_t ab = 8 * b + sub;  // activation block
         for (int h = 0; h < 2; ++h) {
@@ -245,7 +245,7 @@ struct TileK {
 // Q6_K tiles: -32 applied in int32 with the activation sums of each 16, int8 scales per 16
 // values multiplied in int32 (see qdot_avx512.cpp); 6-bit values keep maddubs unsaturated.
 struct TileQ6K {
-  template <int N>
+  template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     constexpr int kScales = 32, kLow = 288, kHigh = 2336;  // offsets in the tile block
     const int64_t nb = k / 256;
@@ -255,7 +255,7 @@ struct TileQ6K {
     const __m256i low4 = _mm256_set1_epi8(0x0F), high2 = _mm256_set1_epi8(0x30);
     for (int64_t b = 0; b < nb; ++b, t += kTileRows * 210) {
       for (int grp = 0; grp < 8; ++grp) {
-        prefetch_ahead(t + 420 * grp, 420);  // 3360 bytes in 8 steps
+        prefetch_ahead<kHint>(t + 420 * grp, 420);  // 3360 bytes in 8 steps
         const uint8_t* ql = t + kLow + 512 * (grp / 2);
         const uint8_t* qh = t + kHigh + 512 * (grp / 4);
         const int pair = grp % 4;  // bits 2 pair, 2 pair + 1 of qh, moved to bits 4, 5
@@ -281,11 +281,11 @@ struct TileQ6K {
 
 // The 32-value groups of a row of K-quant tile blocks (kBlock bytes per 256 values), each
 // 8-row half in turn: body(block, grp, h, ab), ab the activation block. Prefetches as it goes.
-template <int kBlock, class Body>
+template <int kBlock, LineHint kHint, class Body>
 __attribute__((always_inline)) inline void each_group_half(const uint8_t* t, int64_t k, Body body) {
   for (int64_t b = 0; b < k / 256; ++b, t += kBlock)
     for (int grp = 0; grp < 8; ++grp) {
-      prefetch_ahead(t + kBlock / 8 * grp, kBlock / 8);
+      prefetch_ahead<kHint>(t + kBlock / 8 * grp, kBlock / 8);
       for (int h = 0; h < 2; ++h) body(t, grp, h, 8 * b + grp);
     }
 }
@@ -293,7 +293,7 @@ __attribute__((always_inline)) inline void each_group_half(const uint8_t* t, int
 // Q2_K tiles (layout in packed.cpp, arithmetic as in qdot_avx512.cpp): 2-bit values of 4
 // groups share a byte; 4-bit scales and minimums per 16 values applied in int32.
 struct TileQ2K {
-  template <int N>
+  template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     constexpr int kScales = 64, kLow = 320;
     __m256 acc[2][N] = {};
@@ -301,7 +301,7 @@ struct TileQ2K {
     auto bytes8 = [](const uint8_t* p) {  // 8 unsigned bytes -> 8 int32
       return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
     };
-    each_group_half<kTileRows * 84>(
+    each_group_half<kTileRows * 84, kHint>(
         t, k, [&](const uint8_t* blk, int grp, int h, int64_t ab) __attribute__((always_inline)) {
           __m256i w[8];
           unpack_pairs(blk + kLow, grp, h, w);
@@ -331,11 +331,11 @@ struct TileQ2K {
 // Q3_K tiles (layout in packed.cpp): 2-bit pairs plus a third bit from a lane mask; -4
 // applied in int32 with the activation sums of each 16, int8 scales per 16 values.
 struct TileQ3K {
-  template <int N>
+  template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     constexpr int kScales = 32, kLow = 288, kHigh = 1312;
     __m256 acc[2][N] = {};
-    each_group_half<kTileRows * 114>(
+    each_group_half<kTileRows * 114, kHint>(
         t, k, [&](const uint8_t* blk, int grp, int h, int64_t ab) __attribute__((always_inline)) {
           __m256i w[8];
           unpack_pairs(blk + kLow, grp, h, w);

@@ -151,11 +151,11 @@ struct Q8Values {  // Q8_0: values + 128, stored as such
 // (d of two blocks, or d and m of one) and its blocks of Values::kBytes bytes each.
 template <class Values, int kOffset, bool kMin>
 struct Tile32 {
-  template <int N>
+  template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
 };
 template <class Values, int kOffset, bool kMin>
-template <int N>
+template <int N, LineHint kHint>
 void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   constexpr int kBlocks = kMin ? 1 : 2, kGroup = 64 + kBlocks * Values::kBytes;
   auto halves16 = [](const uint8_t* p) {  // 16 f16 -> 16 floats
@@ -170,7 +170,7 @@ void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int6
     for (int i = 0; i < kBlocks; ++i, ++b) {
       if (i < kSteps) {
         if constexpr (Values::kLinePrefetch)
-          prefetch_ahead<Values::kAhead>(t + kStep * i, kStep);
+          prefetch_ahead<kHint, Values::kAhead>(t + kStep * i, kStep);
         else
           prefetch_page(t + kStep * i, kStep);
       }
@@ -206,11 +206,11 @@ constexpr int kKQuantLinesAhead = 6144;
 // Q5_K: the same with each sub-block's fifth bits added from the lane masks after the nibbles.
 template <bool kQ5>
 struct TileK {
-  template <int N>
+  template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
 };
 template <bool kQ5>
-template <int N>
+template <int N, LineHint kHint>
 void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   constexpr int kTileBlock = kTileRows * (kQ5 ? 180 : 148);
   constexpr int kAhead = kQ5 ? kKQuantLinesAhead : kPrefetchAhead;
@@ -227,7 +227,7 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
     const __m512 dmin =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)));
     for (int sub = 0; sub < 8; ++sub) {
-      prefetch_ahead<kAhead>(t + kTileBlock / 8 * sub, kTileBlock / 8);
+      prefetch_ahead<kHint, kAhead>(t + kTileBlock / 8 * sub, kTileBlock / 8);
       const __m512 scale = _mm512_mul_ps(d, bytes16(t + 64 + 16 * sub));
       const __m512 min = _mm512_mul_ps(dmin, bytes16(t + 192 + 16 * sub));
       const uint8_t* qs = t + 320 + 512 * (sub / 2);
@@ -290,10 +290,10 @@ inline __m512 block_two_scales(const __m512i* w, const QActRow& a, int64_t ab, _
 // activation half sums s:  isum = sum_h sc_h * (sum(v * q_a) - 32 * s_h), exact in int32
 // (|isum| <= 2 * 128 * 16 * 32 * 127), then acc += d * d_a * isum.
 struct TileQ6K {
-  template <int N>
+  template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
 };
-template <int N>
+template <int N, LineHint kHint>
 void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   constexpr int kScales = 32, kLow = 288, kHigh = 2336;  // offsets in the tile block
   const int64_t nb = k / 256;
@@ -314,7 +314,7 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
       // time the prefetches held up the arithmetic (see Q5Values). Decode, two sequences
       // taking turns, 30-40 rounds: R1-Distill-1.5B Q4_K_M 1.045, 1.034; Coder-1.3B Q4_K_M
       // 0.984, 1.037, 1.015.
-      prefetch_ahead<kKQuantLinesAhead>(t + 420 * grp, 420);
+      prefetch_ahead<kHint, kKQuantLinesAhead>(t + 420 * grp, 420);
       const uint8_t* ql = t + kLow + 512 * (grp / 2);
       const uint8_t* qh = t + kHigh + 512 * (grp / 4);
       const int pair = grp % 4;
@@ -328,7 +328,7 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
             _mm512_ternarylogic_epi32(high_of(hi, pair + 1), _mm512_srli_epi16(lo, 4), low4, 0xF8);
       }
       for (int g = 0; g < 2; ++g) {
-        if (g == 1) prefetch_ahead<kKQuantLinesAhead>(t + 420 * (grp + 1), 420);
+        if (g == 1) prefetch_ahead<kHint, kKQuantLinesAhead>(t + 420 * (grp + 1), 420);
         const __m512i sc0 = scales16(t + kScales + 32 * (grp + g));
         const __m512i sc1 = scales16(t + kScales + 32 * (grp + g) + 16);
         const int64_t ab = 8 * b + grp + g;  // activation block
@@ -343,10 +343,10 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
 // Q3_K tile: the Q6_K arithmetic with 3-bit values (offset 4 instead of 32): the low 2 bits
 // of 4 blocks share a byte, the third bit comes from a 64-bit lane mask per register.
 struct TileQ3K {
-  template <int N>
+  template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
 };
-template <int N>
+template <int N, LineHint kHint>
 void TileQ3K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   constexpr int kScales = 32, kLow = 288, kHigh = 1312, kBlock = kTileRows * 114;
   const int64_t nb = k / 256;
@@ -356,7 +356,7 @@ void TileQ3K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   for (int64_t b = 0; b < nb; ++b, t += kBlock) {
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
     for (int grp = 0; grp < 8; ++grp) {
-      prefetch_ahead<kKQuantLinesAhead>(t + kBlock / 8 * grp, kBlock / 8);
+      prefetch_ahead<kHint, kKQuantLinesAhead>(t + kBlock / 8 * grp, kBlock / 8);
       __m512i w[8];
       unpack_pairs(t + kLow, grp, w);
       for (int c = 0; c < 8; ++c) {
@@ -378,10 +378,10 @@ void TileQ3K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
 //   acc += d_a * (d * sum_h sc_h * sum(v * q_a) - dmin * sum_h m_h * s_h),
 // both sums exact in int32 (|sum| <= 2 * 15 * 16 * 3 * 127 and 2 * 15 * 16 * 127).
 struct TileQ2K {
-  template <int N>
+  template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
 };
-template <int N>
+template <int N, LineHint kHint>
 void TileQ2K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   constexpr int kScales = 64, kLow = 320, kBlock = kTileRows * 84;
   const int64_t nb = k / 256;
@@ -393,7 +393,7 @@ void TileQ2K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     const __m512 dmin =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)));
     for (int grp = 0; grp < 8; ++grp) {
-      prefetch_ahead<kKQuantLinesAhead>(t + kBlock / 8 * grp, kBlock / 8);
+      prefetch_ahead<kHint, kKQuantLinesAhead>(t + kBlock / 8 * grp, kBlock / 8);
       __m512i w[8];
       unpack_pairs(t + kLow, grp, w);
       const __m512i sm0 = _mm512_cvtepu8_epi32(

@@ -98,12 +98,17 @@ __attribute__((target("avx2,fma,f16c"))) void axpy_f16_avx2(float a, const uint1
 }
 
 // A kernel for a fixed number of tokens (1 to 4), kernels[n - 1] for n: the run of rows times
-// that many tokens' activations. rows_by_tokens goes through any count 4 tokens at a time.
+// that many tokens' activations. A row kernel has one such table for each weight type (F16,
+// BF16) and line prefetch hint (LineHint, qdot.h): HintedKernels[bf16][l2]. rows_by_tokens
+// takes the one of `type` and this machine's hint, and goes through any count of tokens 4 at a
+// time.
 using RowsTimesTokens = void (*)(const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
                                  float* y, int64_t y_stride);
 using TokenKernels = RowsTimesTokens[4];
-void rows_by_tokens(const TokenKernels& kernels, const uint16_t* w, int64_t k, int64_t n_rows,
-                    const float* x, int64_t n_tok, float* y, int64_t y_stride) {
+using HintedKernels = const TokenKernels* const[2][2];
+void rows_by_tokens(const HintedKernels& tables, DType type, const uint16_t* w, int64_t k,
+                    int64_t n_rows, const float* x, int64_t n_tok, float* y, int64_t y_stride) {
+  const TokenKernels& kernels = *tables[type == DType::BF16][line_prefetch_to_l2];
   for (int64_t t = 0; t < n_tok; t += 4)
     kernels[std::min<int64_t>(4, n_tok - t) - 1](w, k, n_rows, x + t * k, y + t * y_stride,
                                                  y_stride);
@@ -119,7 +124,7 @@ __attribute__((target("avx2,fma,f16c"))) inline __m256 half8_to_ps(const uint16_
 
 // T tokens at a time: 32 values (one line) of the row converted per step into four registers,
 // each token's products in two accumulators.
-template <bool BF16, int T>
+template <bool BF16, int T, LineHint kHint>
 __attribute__((target("avx2,fma,f16c"))) void rows_dot_avx2_t(const uint16_t* w, int64_t k,
                                                               int64_t n_rows, const float* x,
                                                               float* y, int64_t y_stride) {
@@ -129,7 +134,7 @@ __attribute__((target("avx2,fma,f16c"))) void rows_dot_avx2_t(const uint16_t* w,
     for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 32 <= k; i += 32) {
-      prefetch_ahead(row + i, 64);
+      prefetch_ahead<kHint>(row + i, 64);
       __m256 wv[4];
       for (int j = 0; j < 4; ++j) wv[j] = half8_to_ps<BF16>(row + i + 8 * j);
       for (int t = 0; t < T; ++t)
@@ -145,13 +150,17 @@ __attribute__((target("avx2,fma,f16c"))) void rows_dot_avx2_t(const uint16_t* w,
   }
 }
 
+template <bool BF16, LineHint kHint>
+constexpr TokenKernels avx2_rows = {
+    rows_dot_avx2_t<BF16, 1, kHint>, rows_dot_avx2_t<BF16, 2, kHint>,
+    rows_dot_avx2_t<BF16, 3, kHint>, rows_dot_avx2_t<BF16, 4, kHint>};
+
 void rows_dot_avx2(DType type, const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
                    int64_t n_tok, float* y, int64_t y_stride) {
-  static constexpr TokenKernels f16 = {rows_dot_avx2_t<false, 1>, rows_dot_avx2_t<false, 2>,
-                                       rows_dot_avx2_t<false, 3>, rows_dot_avx2_t<false, 4>};
-  static constexpr TokenKernels bf16 = {rows_dot_avx2_t<true, 1>, rows_dot_avx2_t<true, 2>,
-                                        rows_dot_avx2_t<true, 3>, rows_dot_avx2_t<true, 4>};
-  rows_by_tokens(type == DType::BF16 ? bf16 : f16, w, k, n_rows, x, n_tok, y, y_stride);
+  static constexpr HintedKernels tables = {
+      {&avx2_rows<false, LineHint::kL1>, &avx2_rows<false, LineHint::kL2>},
+      {&avx2_rows<true, LineHint::kL1>, &avx2_rows<true, LineHint::kL2>}};
+  rows_by_tokens(tables, type, w, k, n_rows, x, n_tok, y, y_stride);
 }
 
 // GCC 12 warns inside its own _mm512_cvtph_ps / _mm512_reduce_add_ps (their "undefined"
@@ -187,7 +196,7 @@ __attribute__((target("avx512f"))) inline __m512 half16_to_ps(const uint16_t* p)
 
 // T tokens at a time: 64 values (two lines) of the row converted per step into four
 // registers, each token's products in four accumulators (independent FMA chains).
-template <bool BF16, int T>
+template <bool BF16, int T, LineHint kHint>
 __attribute__((target("avx512f"))) void rows_dot_avx512_t(const uint16_t* w, int64_t k,
                                                           int64_t n_rows, const float* x, float* y,
                                                           int64_t y_stride) {
@@ -198,7 +207,7 @@ __attribute__((target("avx512f"))) void rows_dot_avx512_t(const uint16_t* w, int
       for (int j = 0; j < 4; ++j) acc[t][j] = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 64 <= k; i += 64) {
-      prefetch_ahead(row + i, 128);
+      prefetch_ahead<kHint>(row + i, 128);
       __m512 wv[4];
       for (int j = 0; j < 4; ++j) wv[j] = half16_to_ps<BF16>(row + i + 16 * j);
       for (int t = 0; t < T; ++t)
@@ -214,13 +223,17 @@ __attribute__((target("avx512f"))) void rows_dot_avx512_t(const uint16_t* w, int
   }
 }
 
+template <bool BF16, LineHint kHint>
+constexpr TokenKernels avx512_rows = {
+    rows_dot_avx512_t<BF16, 1, kHint>, rows_dot_avx512_t<BF16, 2, kHint>,
+    rows_dot_avx512_t<BF16, 3, kHint>, rows_dot_avx512_t<BF16, 4, kHint>};
+
 void rows_dot_avx512(DType type, const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
                      int64_t n_tok, float* y, int64_t y_stride) {
-  static constexpr TokenKernels f16 = {rows_dot_avx512_t<false, 1>, rows_dot_avx512_t<false, 2>,
-                                       rows_dot_avx512_t<false, 3>, rows_dot_avx512_t<false, 4>};
-  static constexpr TokenKernels bf16 = {rows_dot_avx512_t<true, 1>, rows_dot_avx512_t<true, 2>,
-                                        rows_dot_avx512_t<true, 3>, rows_dot_avx512_t<true, 4>};
-  rows_by_tokens(type == DType::BF16 ? bf16 : f16, w, k, n_rows, x, n_tok, y, y_stride);
+  static constexpr HintedKernels tables = {
+      {&avx512_rows<false, LineHint::kL1>, &avx512_rows<false, LineHint::kL2>},
+      {&avx512_rows<true, LineHint::kL1>, &avx512_rows<true, LineHint::kL2>}};
+  rows_by_tokens(tables, type, w, k, n_rows, x, n_tok, y, y_stride);
 }
 
 __attribute__((target("avx512f"))) void axpy_f16_avx512(float a, const uint16_t* x, float* y,

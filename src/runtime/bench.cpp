@@ -140,9 +140,14 @@ double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& 
     for (int64_t i = b; i < e; ++i) {
       const MemoryRange& m = pieces[size_t(i)];
       for (size_t c = 0; c < m.bytes; c += kChunk) {
-        if (c + kPrefetchAhead < m.bytes)
-          prefetch_lines(m.data + c + kPrefetchAhead,
-                         int64_t(std::min(kChunk, m.bytes - c - kPrefetchAhead)));
+        if (c + kPrefetchAhead < m.bytes) {
+          const uint8_t* ahead = m.data + c + kPrefetchAhead;
+          const auto n = int64_t(std::min(kChunk, m.bytes - c - kPrefetchAhead));
+          if (line_prefetch_to_l2)
+            prefetch_lines<LineHint::kL2>(ahead, n);
+          else
+            prefetch_lines<LineHint::kL1>(ahead, n);
+        }
         if (c + kPageAhead < m.bytes) __builtin_prefetch(m.data + c + kPageAhead, 0, 1);
         s += sum_words(m.data + c, std::min(kChunk, m.bytes - c));
       }
