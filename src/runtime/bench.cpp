@@ -34,19 +34,42 @@ BenchStat summarize(std::vector<double> samples) {
   return s;
 }
 
-// Sum of 32-bit words (any bit pattern: weights read as integers) for the bandwidth probe;
-// the result only keeps the reads alive.
+// The bandwidth probe's reader: the bytes [p, p + n) summed as 32-bit words (any bit pattern:
+// weights read as integers; the sum only keeps the reads alive), read as the kernels read their
+// weights (kernels/qdot.h). Every kProbeStep bytes it asks for that step's lines kPrefetchAhead
+// bytes ahead, and for the page kPageAhead bytes ahead when the step starts a new page, then
+// sums the step in address order. The prefetches go out a few at a time between the loads, as
+// the tile and row kernels issue theirs. Until 2026-12-06 the probe asked for 64 lines in a
+// burst before each 4 KiB; once the kernels' prefetch addresses were folded (LineHint), the
+// F16 row kernels read faster than it (Coder-1.3B and R1-1.5B F16 decoded at 100-101 % of that
+// roofline). 1 GiB of F16 rows, two threads, the readers in turn, five rounds: this probe
+// 70-77 GB/s, the F16 kernel 66-77 (and the burst probe 68-74 in earlier rounds). The loads stay
+// in address order (unroll 1): with GCC's unrolled and reordered loads the probe read 68-74.
+constexpr size_t kProbeStep = 512;
 using Word = uint32_t __attribute__((may_alias));
-HONDO_FLOAT_CLONES uint32_t sum_words(const uint8_t* p, size_t n) {
-  const Word* w = reinterpret_cast<const Word*>(p);
-  uint32_t acc[32] = {};  // two vector registers of partial sums
-  const size_t words = n / sizeof(Word);
-  for (size_t i = 0; i + 32 <= words; i += 32)
-    for (int j = 0; j < 32; ++j) acc[j] += w[i + size_t(j)];
+template <LineHint kHint>
+__attribute__((always_inline)) inline uint32_t read_ahead(const uint8_t* p, size_t n) {
+  constexpr size_t kWords = kProbeStep / sizeof(Word);
+  uint32_t acc[32] = {};  // two to four vector registers of partial sums
+  size_t c = 0;
+  for (; c + kProbeStep <= n; c += kProbeStep) {
+    if (c + kPrefetchAhead + kProbeStep <= n)
+      prefetch_lines<kHint>(p + c + kPrefetchAhead, int64_t(kProbeStep));
+    if (c + kPageAhead < n) prefetch_page(p + c, int64_t(kProbeStep));
+    const Word* w = reinterpret_cast<const Word*>(p + c);
+#pragma GCC unroll 1
+    for (size_t i = 0; i < kWords; i += 32)
+      for (int j = 0; j < 32; ++j) acc[j] += w[i + size_t(j)];
+  }
   uint32_t s = 0;
-  for (size_t i = words / 32 * 32; i < words; ++i) s += w[i];
+  for (const Word* w = reinterpret_cast<const Word*>(p + c); c + sizeof(Word) <= n;
+       c += sizeof(Word))
+    s += *w++;
   for (uint32_t v : acc) s += v;
   return s;
+}
+HONDO_FLOAT_CLONES uint32_t read_piece(const uint8_t* p, size_t n, bool l2) {
+  return l2 ? read_ahead<LineHint::kL2>(p, n) : read_ahead<LineHint::kL1>(p, n);
 }
 
 // Token ids for the tests: spread over the vocabulary, deterministic, never a control token.
@@ -129,29 +152,14 @@ double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& 
     }
   }
   if (total == 0) return 0;
-  // Read in 4 KiB chunks with software prefetches ahead as the tile kernels read the weights
-  // (kPrefetchAhead, kPageAhead in kernels/qdot.h): the hardware prefetchers alone leave a
-  // core well below the bandwidth it can reach, and the roofline must be the best rate a
-  // reader reaches, not a slow reader's.
-  constexpr size_t kChunk = 4096;
+  // Each piece read with software prefetches ahead as the kernels read the weights
+  // (read_piece): the hardware prefetchers alone leave a core well below the bandwidth it can
+  // reach, and the roofline must be the best rate a reader reaches, not a slow reader's.
   std::atomic<uint32_t> sink{0};
   auto read = [&](int64_t b, int64_t e) {
     uint32_t s = 0;
-    for (int64_t i = b; i < e; ++i) {
-      const MemoryRange& m = pieces[size_t(i)];
-      for (size_t c = 0; c < m.bytes; c += kChunk) {
-        if (c + kPrefetchAhead < m.bytes) {
-          const uint8_t* ahead = m.data + c + kPrefetchAhead;
-          const auto n = int64_t(std::min(kChunk, m.bytes - c - kPrefetchAhead));
-          if (line_prefetch_to_l2)
-            prefetch_lines<LineHint::kL2>(ahead, n);
-          else
-            prefetch_lines<LineHint::kL1>(ahead, n);
-        }
-        if (c + kPageAhead < m.bytes) __builtin_prefetch(m.data + c + kPageAhead, 0, 1);
-        s += sum_words(m.data + c, std::min(kChunk, m.bytes - c));
-      }
-    }
+    for (int64_t i = b; i < e; ++i)
+      s += read_piece(pieces[size_t(i)].data, pieces[size_t(i)].bytes, line_prefetch_to_l2);
     sink.fetch_add(s, std::memory_order_relaxed);
   };
   double best = 0;
