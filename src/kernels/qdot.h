@@ -56,8 +56,8 @@ extern const bool line_prefetch_to_l2;
 // GCC compute each prefetch address into a register ahead of the two branches (9 lea, and
 // spills to vector registers, for the 9 lines of a Q4_0 tile group) instead of folding it into
 // the prefetch: 1 GiB of V2-Lite-shaped Q4_0 expert products (14 jobs of 1408 x 2048, two
-// threads) read at 86-90 % of the probe that way and at 96-107 % with the hint fixed (three
-// rounds each way, alternated); one thread from L2 67.5 -> 71.5 GB/s.
+// threads) read at 82-90 % of the probe that way and at 96-107 % with the hint fixed (the two
+// builds in turn, 3 rounds each, three times); one thread from L2 67.0-67.4 -> 68.8-71.7 GB/s.
 enum class LineHint { kL1, kL2 };
 // Asks for the lines of [p, p + n) into the cache kHint names. Always inlined: GCC treats a
 // prefetch as free of side effects and would delete a call of a function that only
