@@ -52,67 +52,63 @@ __attribute__((always_inline)) inline void prefetch_rows_ahead(const uint16_t* r
 }
 
 struct Avx512 {
-  // R rows at a time: each block of 16 values converted once, then one FMA per head into that
-  // (row, head)'s accumulator; the sums are reduced at the end of the rows. With few heads
-  // several rows go together, so that at least 4 independent FMA chains overlap (one row of one
-  // head alone would wait the FMA latency at every step).
+  // The products of R rows (`stride` apart from r) with NQ heads over their first n values
+  // (n % 16 == 0), unreduced: acc[k * NQ + i] holds row k . head i in 16 lanes. Each block of
+  // 16 values is converted once, then one FMA per head into that (row, head)'s accumulator.
+  template <int NQ, int R>
+  __attribute__((target("avx512f"), always_inline)) static inline void row_products(
+      const uint16_t* r, int64_t stride, const float* q, int64_t q_stride, int64_t n,
+      __m512 (&acc)[R * NQ]) {
+    for (__m512& v : acc) v = _mm512_setzero_ps();
+    for (int64_t c = 0; c < n; c += 16)
+      for (int k = 0; k < R; ++k) {
+        const __m512 w = load_f16(r + k * stride + c);
+        for (int i = 0; i < NQ; ++i)
+          acc[k * NQ + i] =
+              _mm512_fmadd_ps(w, _mm512_loadu_ps(q + i * q_stride + c), acc[k * NQ + i]);
+      }
+  }
+  // R rows at a time, each (row, head) sum reduced on its own at the end of the rows. With few
+  // heads several rows go together, so that at least 4 independent FMA chains overlap (one row
+  // of one head alone would wait the FMA latency at every step).
   template <int NQ, int R>
   __attribute__((target("avx512f"))) static void dot_rows(const uint16_t* r, int64_t stride,
                                                           const float* q, int64_t q_stride,
                                                           int64_t n, float* out, int64_t o_stride) {
     const int64_t n16 = n / 16 * 16;
-    __m512 acc[R][NQ];
-    for (int k = 0; k < R; ++k)
-      for (int i = 0; i < NQ; ++i) acc[k][i] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < n16; c += 16)
-      for (int k = 0; k < R; ++k) {
-        const __m512 w = load_f16(r + k * stride + c);
-        for (int i = 0; i < NQ; ++i)
-          acc[k][i] = _mm512_fmadd_ps(w, _mm512_loadu_ps(q + i * q_stride + c), acc[k][i]);
-      }
+    __m512 acc[R * NQ];
+    row_products<NQ, R>(r, stride, q, q_stride, n16, acc);
+    float sums[R * NQ];
+#pragma GCC unroll 16  // every accumulator stays in a register (a loop kept them in memory)
+    for (int x = 0; x < R * NQ; ++x) sums[x] = _mm512_reduce_add_ps(acc[x]);
     for (int k = 0; k < R; ++k)
       for (int i = 0; i < NQ; ++i) {
-        float s = _mm512_reduce_add_ps(acc[k][i]);
+        float s = sums[k * NQ + i];
         for (int64_t c = n16; c < n; ++c) s += f16_to_f32(r[k * stride + c]) * q[i * q_stride + c];
         out[i * o_stride + k] += s;
       }
   }
-  // 16 / NQ rows against NQ heads (NQ = 2, 4 or 8): 16 (row, head) accumulators, reduced
-  // together by sum16 rather than one reduction each (8 shuffles and adds: with 8 heads one for
-  // every 32 multiply-adds over a latent of 512, one for every 4 over a rotary key of 64);
-  // n % 16 == 0. out[i * o_stride + k] += row k . head i.
+  // 16 / NQ rows against NQ heads (NQ = 2, 4 or 8): the 16 (row, head) sums reduced together
+  // by sum16 rather than one reduction each (8 shuffles and adds: with 8 heads one for every 32
+  // multiply-adds over a latent of 512, one for every 4 over a rotary key of 64); n % 16 == 0.
+  // out[i * o_stride + k] += row k . head i. Eight heads take their two rows one at a time (8
+  // chains are enough): both in one loop they ran slower than dot_rows<8, 1> (21 -> 26 us over
+  // 160 rows, the accumulators zeroed in memory, see below); one at a time, 18 us.
   template <int NQ>
   __attribute__((target("avx512f"))) static void dot_rows16(const uint16_t* r, int64_t stride,
                                                             const float* q, int64_t q_stride,
                                                             int64_t n, float* out,
                                                             int64_t o_stride) {
-    constexpr int R = 16 / NQ;
-    __m512 acc[16];  // [R][NQ]
-    if constexpr (NQ == 8) {
-      // Row by row: 8 chains are enough, and each row's sums go to acc once, after its loop.
-      // Both rows in one loop, as below, GCC zeroed the 16 accumulators in memory at every
-      // call (rep stos), and 8 heads ran slower than with a reduction each (21 -> 26 us over
-      // 160 rows); this way 18 us.
+    constexpr int R = 16 / NQ, kTogether = NQ == 8 ? 1 : R;  // rows in one loop
+    __m512 acc[16];                                          // [R][NQ]
+    // Each loop's accumulators are locals copied to acc after it: written in acc itself (which
+    // sum16 reads through a pointer), GCC kept them in memory and zeroed them there at every
+    // call (rep stos).
 #pragma GCC unroll 2
-      for (int k = 0; k < R; ++k) {
-        __m512 a[NQ];
-        for (__m512& v : a) v = _mm512_setzero_ps();
-        for (int64_t c = 0; c < n; c += 16) {
-          const __m512 w = load_f16(r + k * stride + c);
-          for (int i = 0; i < NQ; ++i)
-            a[i] = _mm512_fmadd_ps(w, _mm512_loadu_ps(q + i * q_stride + c), a[i]);
-        }
-        for (int i = 0; i < NQ; ++i) acc[k * NQ + i] = a[i];
-      }
-    } else {
-      for (__m512& a : acc) a = _mm512_setzero_ps();
-      for (int64_t c = 0; c < n; c += 16)
-        for (int k = 0; k < R; ++k) {
-          const __m512 w = load_f16(r + k * stride + c);
-          for (int i = 0; i < NQ; ++i)
-            acc[k * NQ + i] =
-                _mm512_fmadd_ps(w, _mm512_loadu_ps(q + i * q_stride + c), acc[k * NQ + i]);
-        }
+    for (int k = 0; k < R; k += kTogether) {
+      __m512 a[kTogether * NQ];
+      row_products<NQ, kTogether>(r + k * stride, stride, q, q_stride, n, a);
+      std::copy(a, a + kTogether * NQ, acc + k * NQ);
     }
     alignas(64) float s[16];
     _mm512_store_ps(s, sum16(acc));
