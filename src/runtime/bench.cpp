@@ -36,15 +36,17 @@ BenchStat summarize(std::vector<double> samples) {
 
 // The bandwidth probe's reader: the bytes [p, p + n) summed as 32-bit words (any bit pattern:
 // weights read as integers; the sum only keeps the reads alive), read as the kernels read their
-// weights (kernels/qdot.h). Every kProbeStep bytes it asks for that step's lines kPrefetchAhead
-// bytes ahead, and for the page kPageAhead bytes ahead when the step starts a new page, then
-// sums the step in address order. The prefetches go out a few at a time between the loads, as
+// weights (kernels/qdot.h). Every kProbeStep bytes it announces the step ahead with the
+// kernels' prefetch_ahead (its lines kPrefetchAhead bytes ahead, its page kPageAhead ahead),
+// then sums the step in address order. The prefetches go out a few at a time between the loads, as
 // the tile and row kernels issue theirs. Until 2026-12-06 the probe asked for 64 lines in a
 // burst before each 4 KiB; once the kernels' prefetch addresses were folded (LineHint), the
 // F16 row kernels read faster than it (Coder-1.3B and R1-1.5B F16 decoded at 100-101 % of that
 // roofline). 1 GiB of F16 rows, two threads, the readers in turn, five rounds: this probe
 // 70-77 GB/s, the F16 kernel 66-77 (and the burst probe 68-74 in earlier rounds). The loads stay
 // in address order (unroll 1): with GCC's unrolled and reordered loads the probe read 68-74.
+// Without the guards that kept its prefetches inside the piece, as the kernels have none: 78-83
+// against 78-82 with them, the F16 kernel 65-81 (seven rounds).
 constexpr size_t kProbeStep = 512;
 using Word = uint32_t __attribute__((may_alias));
 template <LineHint kHint>
@@ -53,9 +55,7 @@ __attribute__((always_inline)) inline uint32_t read_ahead(const uint8_t* p, size
   uint32_t acc[32] = {};  // two to four vector registers of partial sums
   size_t c = 0;
   for (; c + kProbeStep <= n; c += kProbeStep) {
-    if (c + kPrefetchAhead + kProbeStep <= n)
-      prefetch_lines<kHint>(p + c + kPrefetchAhead, int64_t(kProbeStep));
-    if (c + kPageAhead < n) prefetch_page(p + c, int64_t(kProbeStep));
+    prefetch_ahead<kHint>(p + c, int64_t(kProbeStep));  // as the kernels: past the end too
     const Word* w = reinterpret_cast<const Word*>(p + c);
 #pragma GCC unroll 1
     for (size_t i = 0; i < kWords; i += 32)
