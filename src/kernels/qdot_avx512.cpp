@@ -103,9 +103,26 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 // 83.2, 90.3, 81.2, 81.2, 79.6 at 4 KiB; 87.0, 95.8, 97.2, 87.2, 85.8, 85.9 at 6 KiB; 92.8, 97.3,
 // 100.3, 89.3, 87.8, 82.1 at 8 KiB (10 KiB: 84.1, 76.1). Whole decode steps with the two ways
 // swapped every 16 tokens in one process: Coder Q4_K_M +0.9, +1.0, +0.4, +2.1, 0.0, -1.2 %,
-// V2-Lite Q4_K_M +1.1, +0.3 % (Q5_0 is ~11 % of their bytes). Q4 values at 6 or 8 KiB: no change
-// (Coder Q4_0's gate and down products, 93-107 % either way); Q8 values with lines 8 or 12 KiB
+// V2-Lite Q4_K_M +1.1, +0.3 % (Q5_0 is ~11 % of their bytes). Q8 values with lines 8 or 12 KiB
 // ahead: 85 and 81-82 % against 96 % with the page hint alone.
+//
+// Q4 values ask 8 KiB ahead too, and Q4_K 6 KiB (kKQuantLinesAhead): a trade between the
+// machine's two states. The probe of `hondo bench` reads either 82-87 GB/s or 48-53 GB/s here,
+// switching within seconds. At 70-78 GB/s, earlier, 6 or 8 KiB changed nothing for Q4_0 (Coder
+// Q4_0's gate and down products, 93-107 % of the probe either way), and 6 KiB slowed Coder
+// Q4_K_M. At 82-87 GB/s, 4 KiB is too short: 1 GiB of 4096 x 4096 tiles on two threads
+// (hondo-kernel-bench, probe 78 GiB/s) read 64-67 GiB/s of Q4_0 and 56-64 of Q4_K at 4 KiB,
+// 67-71 and 66-70 at 6 or 8 KiB (runs in the slow state left out). Whole decode, the two
+// builds in turn (`hondo bench -p 0 -n 64 -r 2 -t 2`), mean % of the roofline (runs), in runs
+// whose probes all read over 78 GB/s / all under 60:
+//   Coder-1.3B Q4_0     78.9 (20) -> 81.7 (9)  /  91.9 (10) -> 89.3 (11)
+//   Coder-1.3B Q4_K_M   82.2 (12) -> 84.0 (3)  /  91.8 (9) -> 91.1 (9)
+//   R1-1.5B Q4_0        80.1 (2) -> 84.4 (3)   /  92.8 (6) -> 91.0 (6)
+//   R1-1.5B Q4_K_M      81.3 (6) -> 83.6 (6)   /  92.0 (10) -> 89.0 (10)
+//   V2-Lite Q4_K_M      80.1 (1) -> 82.3 (3)   /  90.3 (2) -> 90.7 (1)
+// Decode +2 to +6 % in the fast state, 0 to -3 % in the slow one, which is presumably other
+// guests on the host reading memory (not checked). A second, L2 prefetch 8 KiB ahead on top of
+// the 4 KiB one lost in both states.
 //
 // kStepwise: Tile32 asks for the lines of a two-block Q5_0 group (704 bytes) one block's half
 // at a time, 6 lines before each block, rather than all 11 before the first. In a burst the
@@ -118,7 +135,7 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 // Coder-1.3B Q4_0 decoded at 0.920, 0.906 and 0.955 of that.
 struct Q4Values {  // Q4_0, Q4_1: 0..15
   static constexpr bool kLinePrefetch = true, kStepwise = false;
-  static constexpr int kAhead = kPrefetchAhead;
+  static constexpr int kAhead = 8192;
   static constexpr int kBytes = 256;
   static constexpr Nibbles kHigh = Nibbles::kUpper;
   static void unpack(const uint8_t* v, __m512i* w) { unpack_nibbles_in_place(v, w); }
@@ -193,10 +210,12 @@ void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int6
 // 80 -> 86, 88 -> 91, 61 -> 83, 85 -> 91 (same shapes). In models (`hondo bench -p 0 -n 64`,
 // interleaved pairs): R1-Distill-1.5B Q4_K_M (Q6_K ~39 % of its decode) 77.0 -> 79.1 % of the
 // roofline over 10 pairs, Coder-1.3B Q3_K_M 64.9 -> 69.9 % (4 of 4 pairs higher), Q5_K_M
-// 70.6 -> 71.3 % (2 of 4), V2-Lite Q4_K_M unchanged. Q4_K's tiles also read closer to the
-// probe with it, yet Coder Q4_K_M decoded slower in 4 of 4 pairs, so Q4_K keeps 4 KiB (and 8 KiB
-// read its gate products at 91-92 % of the probe against 100-102 % at 4 KiB). The 32-value
-// formats: see Q5Values.
+// 70.6 -> 71.3 % (2 of 4), V2-Lite Q4_K_M unchanged. The 32-value formats: see Q5Values.
+//
+// Q4_K asks 6 KiB ahead as well since the figures under Q5Values (it had kept 4 KiB:
+// at probes of 70-78 GB/s its tiles read closer to the probe with 6, yet Coder Q4_K_M decoded
+// slower in 4 of 4 pairs, and 8 KiB read its gate products at 91-92 % of the probe against
+// 100-102 % at 4 KiB).
 constexpr int kKQuantLinesAhead = 6144;
 
 // Q4_K tile: per super-block the 16 rows' d and dmin, then per sub-block j of 32 values the
@@ -213,7 +232,7 @@ template <bool kQ5>
 template <int N, LineHint kHint>
 void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   constexpr int kTileBlock = kTileRows * (kQ5 ? 180 : 148);
-  constexpr int kAhead = kQ5 ? kKQuantLinesAhead : kPrefetchAhead;
+  constexpr int kAhead = kKQuantLinesAhead;
   const int64_t nb = k / 256;
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
