@@ -54,19 +54,25 @@ __attribute__((always_inline)) inline void prefetch_rows_ahead(const uint16_t* r
 struct Avx512 {
   // The products of R rows (`stride` apart from r) with NQ heads over their first n values
   // (n % 16 == 0), unreduced: acc[k * NQ + i] holds row k . head i in 16 lanes. Each block of
-  // 16 values is converted once, then one FMA per head into that (row, head)'s accumulator.
+  // 16 values of the R rows is converted once, then each head's block of q is loaded once into
+  // a register for one FMA per row. Without the empty asm GCC folds the q load into every FMA
+  // (R loads of the same block); for 8 heads over two rows that was 18 loads per 16 FMAs, and
+  // the loads, not the FMAs, set the rate: 256 rows of a 512-value latent from cache, 8 heads,
+  // 44-45 -> 74-79 GMAC/s (sums over the same rows: 84-88).
   template <int NQ, int R>
   __attribute__((target("avx512f"), always_inline)) static inline void row_products(
       const uint16_t* r, int64_t stride, const float* q, int64_t q_stride, int64_t n,
       __m512 (&acc)[R * NQ]) {
     for (__m512& v : acc) v = _mm512_setzero_ps();
-    for (int64_t c = 0; c < n; c += 16)
-      for (int k = 0; k < R; ++k) {
-        const __m512 w = load_f16(r + k * stride + c);
-        for (int i = 0; i < NQ; ++i)
-          acc[k * NQ + i] =
-              _mm512_fmadd_ps(w, _mm512_loadu_ps(q + i * q_stride + c), acc[k * NQ + i]);
+    for (int64_t c = 0; c < n; c += 16) {
+      __m512 w[R];  // [R] 16 values of each row
+      for (int k = 0; k < R; ++k) w[k] = load_f16(r + k * stride + c);
+      for (int i = 0; i < NQ; ++i) {
+        __m512 qv = _mm512_loadu_ps(q + i * q_stride + c);
+        if constexpr (R > 1) asm("" : "+v"(qv));  // one load for all R rows (see above)
+        for (int k = 0; k < R; ++k) acc[k * NQ + i] = _mm512_fmadd_ps(w[k], qv, acc[k * NQ + i]);
       }
+    }
   }
   // R rows at a time, each (row, head) sum reduced on its own at the end of the rows. With few
   // heads several rows go together, so that at least 4 independent FMA chains overlap (one row
@@ -91,24 +97,25 @@ struct Avx512 {
   // 16 / NQ rows against NQ heads (NQ = 2, 4 or 8): the 16 (row, head) sums reduced together
   // by sum16 rather than one reduction each (8 shuffles and adds: with 8 heads one for every 32
   // multiply-adds over a latent of 512, one for every 4 over a rotary key of 64); n % 16 == 0.
-  // out[i * o_stride + k] += row k . head i. Eight heads take their two rows one at a time (8
-  // chains are enough): both in one loop they ran slower than dot_rows<8, 1> (21 -> 26 us over
-  // 160 rows, the accumulators zeroed in memory, see below); one at a time, 18 us.
+  // out[i * o_stride + k] += row k . head i. All R rows go through one loop, so that each
+  // block of q is loaded once for all of them (row_products).
   template <int NQ>
   __attribute__((target("avx512f"))) static void dot_rows16(const uint16_t* r, int64_t stride,
                                                             const float* q, int64_t q_stride,
                                                             int64_t n, float* out,
                                                             int64_t o_stride) {
-    constexpr int R = 16 / NQ, kTogether = NQ == 8 ? 1 : R;  // rows in one loop
-    __m512 acc[16];                                          // [R][NQ]
-    // Each loop's accumulators are locals copied to acc after it: written in acc itself (which
+    constexpr int R = 16 / NQ;
+    __m512 acc[16];  // [R][NQ]
+    // The accumulators are locals copied to acc after the loop: written in acc itself (which
     // sum16 reads through a pointer), GCC kept them in memory and zeroed them there at every
-    // call (rep stos).
+    // call (rep stos). GCC 12 keeps them in registers only in this form, a loop (of one pass)
+    // around the products: as a plain block, the 8-head dots of a 64-value rotary key took 4.0
+    // instead of 2.6 us over 256 rows.
 #pragma GCC unroll 2
-    for (int k = 0; k < R; k += kTogether) {
-      __m512 a[kTogether * NQ];
-      row_products<NQ, kTogether>(r + k * stride, stride, q, q_stride, n, a);
-      std::copy(a, a + kTogether * NQ, acc + k * NQ);
+    for (int k = 0; k < R; k += R) {
+      __m512 a[16];
+      row_products<NQ, R>(r + k * stride, stride, q, q_stride, n, a);
+      std::copy(a, a + 16, acc + k * NQ);
     }
     alignas(64) float s[16];
     _mm512_store_ps(s, sum16(acc));
@@ -157,11 +164,14 @@ struct Avx512 {
     }
     _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), sum16(acc)));
   }
+  // Aligned to a cache line: where the linker happened to place dots<1> moved the one-head dots
+  // by 10 % (256 rows from cache, 1.12-1.16 against 1.26-1.30 us, identical code 32 bytes apart).
   template <int NQ>
-  __attribute__((target("avx512f"))) static void dots(const uint16_t* rows, int64_t stride,
-                                                      int64_t n_rows, const float* q,
-                                                      int64_t q_stride, int64_t n, float* out,
-                                                      int64_t o_stride) {
+  __attribute__((target("avx512f"), aligned(64))) static void dots(const uint16_t* rows,
+                                                                   int64_t stride, int64_t n_rows,
+                                                                   const float* q, int64_t q_stride,
+                                                                   int64_t n, float* out,
+                                                                   int64_t o_stride) {
     constexpr int kRows = NQ >= 4 ? 1 : 4 / NQ;
     int64_t j = 0;
     if constexpr (NQ == 1)
