@@ -164,8 +164,9 @@ struct Avx512 {
     }
     _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), sum16(acc)));
   }
-  // Aligned to a cache line: where the linker happened to place dots<1> moved the one-head dots
-  // by 10 % (256 rows from cache, 1.12-1.16 against 1.26-1.30 us, identical code 32 bytes apart).
+  // Aligned to a cache line, as sums below: where the linker happened to place dots<1> moved the
+  // one-head dots by 10 % (256 rows from cache, 1.12-1.16 against 1.26-1.30 us, identical code
+  // 32 bytes apart).
   template <int NQ>
   __attribute__((target("avx512f"), aligned(64))) static void dots(const uint16_t* rows,
                                                                    int64_t stride, int64_t n_rows,
@@ -198,10 +199,11 @@ struct Avx512 {
   // all so that the FMA chains overlap), every row into each stripe: one conversion of the
   // row's values serves all heads.
   template <int NQ>
-  __attribute__((target("avx512f"))) static void sums(const uint16_t* rows, int64_t stride,
-                                                      int64_t n_rows, const float* p,
-                                                      int64_t p_stride, int64_t n, float* out,
-                                                      int64_t o_stride) {
+  __attribute__((target("avx512f"), aligned(64))) static void sums(const uint16_t* rows,
+                                                                   int64_t stride, int64_t n_rows,
+                                                                   const float* p, int64_t p_stride,
+                                                                   int64_t n, float* out,
+                                                                   int64_t o_stride) {
     constexpr int kRegs = NQ >= 4 ? 2 : 8 / NQ;
     int64_t c0 = 0;
     for (; c0 + 16 * kRegs <= n; c0 += 16 * kRegs) {
