@@ -84,7 +84,7 @@ INSTANTIATE_TEST_SUITE_P(DeepSeek2, AbsorbedVsNaive,
 TEST(DeepSeek2, CostModelPrefersNaiveForPrefillAbsorbedForDecode) {
   const auto c = DeepSeek2Config::from_gguf(
       *GgufFile::open(test::synthetic("v2lite-cost", deepseek("tiny-v2-lite"))));
-  KvCache cache(c.n_layer, 4096, c.kv_lora_rank, c.qk_rope, DType::F32);
+  KvCache cache(c.n_layer, 4096, c.kv_lora_rank, c.qk_rope, DType::F32, DType::F32);
   std::vector<SeqBatch> prefill{{&cache, std::vector<TokenId>(512, 1), false}};
   EXPECT_LT(mla_cost(c, prefill, MlaMode::Naive), mla_cost(c, prefill, MlaMode::Absorbed));
   cache.set_n_past(2000);

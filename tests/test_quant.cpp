@@ -261,46 +261,63 @@ TEST(HalfRowsDot, EveryVariantTypeAndTokenCountMatchesReference) {
     }
 }
 
-// Several heads over the same F16 rows (MLA decode attention): every variant and head count
-// against a double-precision reference, for widths with and without a tail after the vector
-// blocks; the dots add to what the output holds, the sums overwrite it.
-TEST(F16HeadRows, EveryVariantAndHeadCountMatchesReference) {
+// Several heads over the same cached rows (decode attention), F16 values or Q8_0 blocks:
+// every variant and head count against a double-precision reference over the rows' stored
+// values, for widths with and without a tail after the vector blocks (F16; Q8_0 rows are whole
+// blocks of 32); the dots add to what the output holds, the sums overwrite it.
+TEST(HeadRows, EveryVariantAndHeadCountMatchesReference) {
   std::mt19937 rng(17);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  const int64_t n_rows = 29, stride = 600, q_stride = 530, o_stride = 540;
-  std::vector<uint16_t> rows(static_cast<size_t>(n_rows * stride));
-  for (auto& h : rows) h = f32_to_f16(nd(rng));
+  const int64_t n_rows = 29, width = 576, q_stride = 600, o_stride = 610;
+  std::vector<float> x(static_cast<size_t>(n_rows * width));  // [n_rows, width] before storing
+  for (float& v : x) v = nd(rng);
   std::vector<float> q(static_cast<size_t>(kMaxHeadRows * q_stride));
   for (float& v : q) v = nd(rng);
   std::vector<float> p(static_cast<size_t>(kMaxHeadRows * q_stride));
   for (float& v : p) v = std::fabs(nd(rng));
-  for (int64_t n : {512, 200, 128, 64, 40, 8}) {
-    for (int n_q = 1; n_q <= kMaxHeadRows; ++n_q) {
-      std::vector<double> dots(size_t(n_q * n_rows)), sums(size_t(n_q * n));
-      for (int i = 0; i < n_q; ++i)
-        for (int64_t j = 0; j < n_rows; ++j)
-          for (int64_t c = 0; c < n; ++c) {
-            const double w = f16_to_f32(rows[size_t(j * stride + c)]);
-            dots[size_t(i * n_rows + j)] += w * q[size_t(i * q_stride + c)];
-            sums[size_t(i * n + c)] += w * p[size_t(i * q_stride + j)];
-          }
-      for (const F16HeadRows& v : f16_head_rows_variants()) {
-        std::vector<float> out(size_t(n_q * o_stride), 0.5f);
-        v.dots(rows.data(), stride, n_rows, q.data(), q_stride, n_q, n, out.data(), o_stride);
+  for (DType type : {DType::F16, DType::Q8_0}) {
+    const int64_t stride = int64_t(row_bytes(type, width)) + 6;  // bytes between rows
+    std::vector<uint8_t> rows(static_cast<size_t>(n_rows * stride));
+    std::vector<float> stored(x.size());  // the rows' values as stored
+    for (int64_t j = 0; j < n_rows; ++j) {
+      quantize_row(type, x.data() + j * width, rows.data() + j * stride, width);
+      dequantize_row(type, rows.data() + j * stride, stored.data() + j * width, width);
+    }
+    const auto widths = type == DType::F16 ? std::vector<int64_t>{512, 200, 128, 64, 40, 8}
+                                           : std::vector<int64_t>{576, 512, 128, 96, 64, 32};
+    for (int64_t n : widths) {
+      for (int n_q = 1; n_q <= kMaxHeadRows; ++n_q) {
+        std::vector<double> dots(size_t(n_q * n_rows)), sums(size_t(n_q * n));
         for (int i = 0; i < n_q; ++i)
           for (int64_t j = 0; j < n_rows; ++j)
-            ASSERT_NEAR(out[size_t(i * o_stride + j)], 0.5 + dots[size_t(i * n_rows + j)],
-                        1e-5 * std::sqrt(double(n)) * 4)
-                << v.name << " dots n=" << n << " heads=" << n_q << " i=" << i << " j=" << j;
-        std::fill(out.begin(), out.end(), -1.0f);
-        v.sums(rows.data(), stride, n_rows, p.data(), q_stride, n_q, n, out.data(), o_stride);
-        for (int i = 0; i < n_q; ++i)
-          for (int64_t c = 0; c < n; ++c)
-            ASSERT_NEAR(out[size_t(i * o_stride + c)], sums[size_t(i * n + c)], 1e-4)
-                << v.name << " sums n=" << n << " heads=" << n_q << " i=" << i << " c=" << c;
+            for (int64_t c = 0; c < n; ++c) {
+              const double w = stored[size_t(j * width + c)];
+              dots[size_t(i * n_rows + j)] += w * q[size_t(i * q_stride + c)];
+              sums[size_t(i * n + c)] += w * p[size_t(i * q_stride + j)];
+            }
+        for (const HeadRowKernels& v : head_rows_variants(type)) {
+          const std::string what = std::string(v.name) + " " + dtype_name(type) +
+                                   " n=" + std::to_string(n) + " heads=" + std::to_string(n_q);
+          std::vector<float> out(size_t(n_q * o_stride), 0.5f);
+          v.dots(rows.data(), stride, n_rows, q.data(), q_stride, n_q, n, out.data(), o_stride);
+          for (int i = 0; i < n_q; ++i)
+            for (int64_t j = 0; j < n_rows; ++j)
+              ASSERT_NEAR(out[size_t(i * o_stride + j)], 0.5 + dots[size_t(i * n_rows + j)],
+                          1e-5 * std::sqrt(double(n)) * 4)
+                  << what << " dots i=" << i << " j=" << j;
+          std::fill(out.begin(), out.end(), -1.0f);
+          v.sums(rows.data(), stride, n_rows, p.data(), q_stride, n_q, n, out.data(), o_stride);
+          for (int i = 0; i < n_q; ++i)
+            for (int64_t c = 0; c < n; ++c)
+              ASSERT_NEAR(out[size_t(i * o_stride + c)], sums[size_t(i * n + c)], 1e-4)
+                  << what << " sums i=" << i << " c=" << c;
+        }
       }
     }
   }
+  std::vector<float> out(8);
+  EXPECT_THROW(head_dots(DType::Q8_0, x.data(), 34, 1, q.data(), 0, 1, 40, out.data(), 0), Error);
+  EXPECT_THROW(head_dots(DType::F16, x.data(), 80, 1, q.data(), 0, 9, 40, out.data(), 0), Error);
 }
 
 // exp for softmax and SiLU for SwiGLU, every instruction set's loop against std::exp: a

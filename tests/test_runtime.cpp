@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/huge_pages.h"
+#include "kernels/quant.h"
 #include "model/kv_cache.h"
 #include "runtime/bench.h"
 #include "runtime/chat.h"
@@ -288,42 +289,67 @@ TEST(Roofline, EachStretchAgainstItsOwnBandwidth) {
 
 // The KV cache commits its pages ahead of the positions written: every value stored comes back
 // across commit steps, with rows split into heads (stored by head within blocks of positions)
-// or not, and committing pages keeps what they hold.
+// or not, and committing pages keeps what they hold. The values are small integers, exact in
+// F32 and F16; Q8_0 rounds each to within half its block's step (max |x| / 127) plus the
+// scale's F16 rounding.
 TEST(KvCachePages, ValuesSurviveCommitSteps) {
-  const int n_layer = 3, n_ctx = 700, kw = 96, vw = 40;  // steps of 170 (F32), 341 (F16)
-  for (auto [type, n_heads] : {std::pair{DType::F32, 1}, std::pair{DType::F16, 1},
-                               std::pair{DType::F32, 4}, std::pair{DType::F16, 8}}) {
-    KvCache cache(n_layer, n_ctx, kw, vw, type, n_heads);
+  const int n_layer = 3, n_ctx = 700;
+  struct Case {
+    DType k_type, v_type;
+    int n_heads, kw, vw, begin, count;  // [begin, begin + count): a load across heads
+  };
+  for (const Case& c : {Case{DType::F32, DType::F32, 1, 96, 40, 7, 50},  // steps of 170 (F32)
+                        Case{DType::F16, DType::F16, 1, 96, 40, 7, 50},  // 341 (F16)
+                        Case{DType::F32, DType::F32, 4, 96, 40, 7, 50},
+                        Case{DType::F16, DType::F16, 8, 96, 40, 7, 50},
+                        Case{DType::Q8_0, DType::Q8_0, 2, 128, 64, 32, 64},
+                        Case{DType::Q8_0, DType::F16, 1, 96, 40, 32, 64}}) {
+    const int kw = c.kw, vw = c.vw;
+    KvCache cache(n_layer, n_ctx, kw, vw, c.k_type, c.v_type, c.n_heads);
     auto value = [](int l, int p, int i) { return float((l * 7 + p * 3 + i) % 61) - 30.0f; };
-    std::vector<float> k(kw), v(vw), out(kw);
+    auto tolerance = [](DType t) { return t == DType::Q8_0 ? 30.0f / 254 + 30.0f / 1024 : 0.0f; };
+    const float tk = tolerance(c.k_type), tv = tolerance(c.v_type);
+    std::vector<float> k(static_cast<size_t>(kw)), v(static_cast<size_t>(vw)),
+        out(static_cast<size_t>(kw));
     for (int p = 0; p < n_ctx; ++p)
       for (int l = 0; l < n_layer; ++l) {
         for (int i = 0; i < kw; ++i) k[size_t(i)] = value(l, p, i);
         for (int i = 0; i < vw; ++i) v[size_t(i)] = -value(l, p, i);
         cache.store(l, p, k.data(), v.data());
       }
+    const std::string what = std::string(dtype_name(c.k_type)) + "/" + dtype_name(c.v_type) +
+                             " heads " + std::to_string(c.n_heads);
     for (int p = 0; p < n_ctx; ++p)
       for (int l = 0; l < n_layer; ++l) {
         cache.load_k(l, p, 0, kw, out.data());
-        for (int i = 0; i < kw; ++i) ASSERT_EQ(out[size_t(i)], value(l, p, i)) << l << " " << p;
+        for (int i = 0; i < kw; ++i)
+          ASSERT_NEAR(out[size_t(i)], value(l, p, i), tk) << what << " " << l << " " << p;
         cache.load_v(l, p, 0, vw, out.data());
-        for (int i = 0; i < vw; ++i) ASSERT_EQ(out[size_t(i)], -value(l, p, i)) << l << " " << p;
-        cache.load_k(l, p, 7, 50, out.data());  // across heads, starting and ending inside one
-        for (int i = 0; i < 50; ++i) ASSERT_EQ(out[size_t(i)], value(l, p, 7 + i)) << l << " " << p;
+        for (int i = 0; i < vw; ++i)
+          ASSERT_NEAR(out[size_t(i)], -value(l, p, i), tv) << what << " " << l << " " << p;
+        cache.load_k(l, p, c.begin, c.count, out.data());  // across heads
+        for (int i = 0; i < c.count; ++i)
+          ASSERT_NEAR(out[size_t(i)], value(l, p, c.begin + i), tk) << what << " " << l << " " << p;
       }
-    if (type == DType::F16) {  // one head's rows of a block lie one after the other
-      const int hk = kw / n_heads, hv = vw / n_heads, h = n_heads - 1, l = 2;
-      const int block = (n_ctx - 1) / KvCache::kBlock, p0 = block * KvCache::kBlock;
-      const uint16_t* keys = cache.k_block_f16(l, h, block);
-      const uint16_t* values = cache.v_block_f16(l, h, block);
-      for (int p = p0; p < n_ctx; ++p)
-        for (int i = 0; i < hk; ++i)
-          ASSERT_EQ(f16_to_f32(keys[(p - p0) * hk + i]), value(l, p, h * hk + i)) << p << " " << i;
-      for (int i = 0; i < hv; ++i) ASSERT_EQ(f16_to_f32(values[i]), -value(l, p0, h * hv + i)) << i;
+    // One head's rows of a block lie one after the other, k_head_bytes() apart.
+    const int hk = kw / c.n_heads, hv = vw / c.n_heads, h = c.n_heads - 1, l = 2;
+    const int block = (n_ctx - 1) / KvCache::kBlock, p0 = block * KvCache::kBlock;
+    std::vector<float> row(size_t(std::max(hk, hv)));
+    for (int p = p0; p < n_ctx; ++p) {
+      dequantize_row(c.k_type, cache.k_block(l, h, block) + size_t(p - p0) * cache.k_head_bytes(),
+                     row.data(), hk);
+      for (int i = 0; i < hk; ++i)
+        ASSERT_NEAR(row[size_t(i)], value(l, p, h * hk + i), tk) << what << " " << p << " " << i;
+      dequantize_row(c.v_type, cache.v_block(l, h, block) + size_t(p - p0) * cache.v_head_bytes(),
+                     row.data(), hv);
+      for (int i = 0; i < hv; ++i)
+        ASSERT_NEAR(row[size_t(i)], -value(l, p, h * hv + i), tv) << what << " " << p << " " << i;
     }
     EXPECT_THROW(cache.store(0, n_ctx, k.data(), v.data()), Error);
   }
-  EXPECT_THROW(KvCache(1, 16, 96, 40, DType::F16, 7), Error);  // rows that do not split
+  EXPECT_THROW(KvCache(1, 16, 96, 40, DType::F16, DType::F16, 7), Error);  // rows that don't split
+  EXPECT_THROW(KvCache(1, 16, 64, 64, DType::Q8_0, DType::Q8_0, 4), Error);  // heads of 16 values
+  EXPECT_THROW(KvCache(1, 16, 64, 64, DType::Q4_0, DType::Q4_0, 1), Error);  // not a cache type
   HugeBuffer mem = alloc_huge(5 * 4096 + 100, "test");
   for (size_t i = 0; i < 5 * 4096 + 100; ++i) mem.get()[i] = uint8_t(i * 13);
   commit_pages(mem.get() + 4000, 3 * 4096);  // not page-aligned either end

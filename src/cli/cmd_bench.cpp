@@ -31,9 +31,10 @@ void print_text(const BenchResult& r) {
                 r.bandwidth_gbps, r.bandwidth_worst_gbps, r.bandwidth_best_gbps);
   else
     std::printf("bandwidth  %.1f GB/s measured\n", r.bandwidth_gbps);
-  std::printf("read       %.1f MB per decoded token (weights %.1f, KV %.2f)\n",
+  std::printf("read       %.1f MB per decoded token (weights %.1f, KV %.2f in %s)\n",
               double(r.weight_bytes_per_token + r.kv_bytes_per_token_read) / 1e6,
-              double(r.weight_bytes_per_token) / 1e6, double(r.kv_bytes_per_token_read) / 1e6);
+              double(r.weight_bytes_per_token) / 1e6, double(r.kv_bytes_per_token_read) / 1e6,
+              r.kv_type.c_str());
   if (r.n_gen > 0)
     std::printf("roofline   %.2f tok/s; decode reaches %.1f %% of it\n", r.roofline_tps,
                 100.0 * r.roofline_fraction);
@@ -44,6 +45,7 @@ nlohmann::json to_json(const BenchResult& r) {
           {"arch", r.arch},
           {"file_bytes", r.file_bytes},
           {"kernels", r.isa},
+          {"kv_type", r.kv_type},
           {"line_prefetch", r.line_prefetch},
           {"threads", r.threads},
           {"repetitions", r.reps},

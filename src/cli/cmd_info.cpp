@@ -22,8 +22,7 @@ void add_info(CLI::App& app) {
   cmd->add_flag("--json", o->json, "print one JSON object");
   cmd->add_option("-c,--ctx-size", o->ctx, "context for the memory estimate")
       ->capture_default_str();
-  cmd->add_option("--kv-type", o->kv_type, "KV cache type for the estimate")
-      ->check(CLI::IsMember({"f16", "f32"}));
+  add_kv_type_option(cmd, o->kv_type, "KV cache type for the estimate");
   cmd->callback([o] {
     std::unique_ptr<Model> model;
     std::string load_error;
@@ -35,7 +34,7 @@ void add_info(CLI::App& app) {
     std::unique_ptr<GgufFile> own;
     if (!model) own = GgufFile::open(o->file);  // still describe what can be read
     const GgufFile& f = model ? model->file() : *own;
-    const DType kv = o->kv_type == "f32" ? DType::F32 : DType::F16;
+    const DType kv = dtype_from_name(o->kv_type);
 
     size_t weight_bytes = 0;
     std::map<std::string, std::pair<int, size_t>> mix;  // type -> (tensors, bytes)

@@ -25,8 +25,12 @@ void ModelOptions::add(CLI::App* app, bool model_required, bool fallback) {
   }
   app->add_option("-t,--threads", threads, "threads (default: one per physical core)");
   app->add_option("-c,--ctx-size", ctx, "context size in tokens (default: min(training, 4096))");
-  app->add_option("--kv-type", kv_type, "KV cache type: f16 or f32")
-      ->check(CLI::IsMember({"f16", "f32"}));
+  add_kv_type_option(app, kv_type, "KV cache type");
+}
+
+void add_kv_type_option(CLI::App* app, std::string& kv_type, const std::string& what) {
+  app->add_option("--kv-type", kv_type, what + ": f16, q8_0 or f32")
+      ->check(CLI::IsMember({"f16", "q8_0", "f32"}));
 }
 
 std::string bundled_model_path() {
@@ -115,7 +119,7 @@ EngineOptions ModelOptions::engine() const {
   EngineOptions e;
   e.n_threads = threads;
   e.n_ctx = ctx;
-  e.kv_type = kv_type == "f32" ? DType::F32 : DType::F16;
+  e.kv_type = dtype_from_name(kv_type);
   return e;
 }
 

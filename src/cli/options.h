@@ -28,6 +28,10 @@ struct ModelOptions {
   LoadedModel load() const;
 };
 
+// --kv-type: the KV cache's element type. q8_0 halves an F16 cache (a head's values in
+// blocks of 32; MLA's rotary key stays F16).
+void add_kv_type_option(CLI::App* app, std::string& kv_type, const std::string& what);
+
 // Hub settings from the environment, with --offline applied.
 HubOptions hub_options(bool offline);
 // Wires a hub's progress and notices to stderr.

@@ -1,12 +1,15 @@
 #include "kernels/head_rows.h"
 
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/cpu.h"
+#include "kernels/dot.h"
+#include "kernels/quant.h"
 #include "kernels/vec_dot.h"
 
 #if HONDO_X86
@@ -32,6 +35,51 @@ void sums_plain(const uint16_t* rows, int64_t stride, int64_t n_rows, const floa
     f16_weighted_sum(rows, stride, p + i * p_stride, n_rows, n, out + i * o_stride);
 }
 
+// Portable over Q8_0 rows (`stride` bytes apart): each row dequantized by the reference
+// (kernels/quant.h), then as above.
+void q8_dots_plain(const uint8_t* rows, int64_t stride, int64_t n_rows, const float* q,
+                   int64_t q_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
+  thread_local std::vector<float> w;  // [n] one row's values
+  w.resize(size_t(n));
+  for (int64_t j = 0; j < n_rows; ++j) {
+    dequantize_row(DType::Q8_0, rows + j * stride, w.data(), n);
+    for (int i = 0; i < n_q; ++i) out[i * o_stride + j] += dot_f32(w.data(), q + i * q_stride, n);
+  }
+}
+void q8_sums_plain(const uint8_t* rows, int64_t stride, int64_t n_rows, const float* p,
+                   int64_t p_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
+  thread_local std::vector<float> w;  // [n] one row's values
+  w.resize(size_t(n));
+  for (int i = 0; i < n_q; ++i) std::fill(out + i * o_stride, out + i * o_stride + n, 0.0f);
+  for (int64_t j = 0; j < n_rows; ++j) {
+    dequantize_row(DType::Q8_0, rows + j * stride, w.data(), n);
+    for (int i = 0; i < n_q; ++i) axpy_f32(p[i * p_stride + j], w.data(), out + i * o_stride, n);
+  }
+}
+
+// The two row formats, for the kernels below: T the unit of `stride`, at(row, c) where the
+// values from column c on lie (c % 32 == 0 for Q8_0), bytes(n) the size of n values.
+struct F16Rows {
+  using T = uint16_t;
+  static const T* at(const T* row, int64_t c) { return row + c; }
+  static int64_t bytes(int64_t n) { return 2 * n; }
+  static float value(const T* row, int64_t c) { return f16_to_f32(row[c]); }
+  static constexpr auto dots_plain = hondo::dots_plain;
+  static constexpr auto sums_plain = hondo::sums_plain;
+};
+struct Q8Rows {
+  using T = uint8_t;
+  static constexpr int64_t kBlock = 32, kBlockBytes = 34;  // GGUF's block_q8_0
+  static const T* at(const T* row, int64_t c) { return row + c / kBlock * kBlockBytes; }
+  static int64_t bytes(int64_t n) { return n / kBlock * kBlockBytes; }
+  static float value(const T* row, int64_t c) {
+    const T* b = at(row, c);
+    return f16_to_f32(uint16_t(b[0] | b[1] << 8)) * float(int8_t(b[2 + c % kBlock]));
+  }
+  static constexpr auto dots_plain = q8_dots_plain;
+  static constexpr auto sums_plain = q8_sums_plain;
+};
+
 #if HONDO_X86
 // GCC 12 warns inside its own _mm512_cvtph_ps / _mm512_reduce_add_ps (their "undefined"
 // pass-through operands); the warning is about the header, not this code.
@@ -41,14 +89,33 @@ void sums_plain(const uint16_t* rows, int64_t stride, int64_t n_rows, const floa
 inline __attribute__((target("avx512f"))) __m512 load_f16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
+// Values c .. c + 15 of a row as F32 (c % 16 == 0): F16 converted; Q8_0 widened from int8 and
+// multiplied by the block's scale (exact: 8 by 11 significant bits).
+__attribute__((target("avx512f"), always_inline)) inline __m512 load16(const uint16_t* row,
+                                                                       int64_t c) {
+  return load_f16(row + c);
+}
+__attribute__((target("avx512f"), always_inline)) inline __m512 load16(const uint8_t* row,
+                                                                       int64_t c) {
+  const uint8_t* b = Q8Rows::at(row, c);
+  uint16_t d;
+  std::memcpy(&d, b, 2);
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2 + c % Q8Rows::kBlock));
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)),
+                       _mm512_cvtph_ps(_mm256_set1_epi16(int16_t(d))));
+}
 
 // The first n values of the `count` rows kRowsAhead after row j (head_rows.h). Not qdot.h's
 // prefetch_ahead, which announces a weight stream's bytes ahead.
-__attribute__((always_inline)) inline void prefetch_rows_ahead(const uint16_t* rows, int64_t stride,
-                                                               int64_t j, int64_t count,
-                                                               int64_t n_rows, int64_t n) {
+template <class Fmt>
+__attribute__((always_inline)) inline void prefetch_rows_ahead(const typename Fmt::T* rows,
+                                                               int64_t stride, int64_t j,
+                                                               int64_t count, int64_t n_rows,
+                                                               int64_t n) {
+  const int64_t bytes = Fmt::bytes(n);
   for (int64_t k = j + kRowsAhead; k < std::min(n_rows, j + kRowsAhead + count); ++k)
-    for (int64_t c = 0; c < n; c += 32) __builtin_prefetch(rows + k * stride + c, 0, 2);
+    for (int64_t b = 0; b < bytes; b += 64)
+      __builtin_prefetch(reinterpret_cast<const char*>(rows + k * stride) + b, 0, 2);
 }
 
 struct Avx512 {
@@ -59,14 +126,14 @@ struct Avx512 {
   // (R loads of the same block); for 8 heads over two rows that was 18 loads per 16 FMAs, and
   // the loads, not the FMAs, set the rate: 256 rows of a 512-value latent from cache, 8 heads,
   // 44-45 -> 74-79 GMAC/s (sums over the same rows: 84-88).
-  template <int NQ, int R>
+  template <class Fmt, int NQ, int R>
   __attribute__((target("avx512f"), always_inline)) static inline void row_products(
-      const uint16_t* r, int64_t stride, const float* q, int64_t q_stride, int64_t n,
+      const typename Fmt::T* r, int64_t stride, const float* q, int64_t q_stride, int64_t n,
       __m512 (&acc)[R * NQ]) {
     for (__m512& v : acc) v = _mm512_setzero_ps();
     for (int64_t c = 0; c < n; c += 16) {
       __m512 w[R];  // [R] 16 values of each row
-      for (int k = 0; k < R; ++k) w[k] = load_f16(r + k * stride + c);
+      for (int k = 0; k < R; ++k) w[k] = load16(r + k * stride, c);
       for (int i = 0; i < NQ; ++i) {
         __m512 qv = _mm512_loadu_ps(q + i * q_stride + c);
         if constexpr (R > 1) asm("" : "+v"(qv));  // one load for all R rows (see above)
@@ -77,20 +144,20 @@ struct Avx512 {
   // R rows at a time, each (row, head) sum reduced on its own at the end of the rows. With few
   // heads several rows go together, so that at least 4 independent FMA chains overlap (one row
   // of one head alone would wait the FMA latency at every step).
-  template <int NQ, int R>
-  __attribute__((target("avx512f"))) static void dot_rows(const uint16_t* r, int64_t stride,
+  template <class Fmt, int NQ, int R>
+  __attribute__((target("avx512f"))) static void dot_rows(const typename Fmt::T* r, int64_t stride,
                                                           const float* q, int64_t q_stride,
                                                           int64_t n, float* out, int64_t o_stride) {
     const int64_t n16 = n / 16 * 16;
     __m512 acc[R * NQ];
-    row_products<NQ, R>(r, stride, q, q_stride, n16, acc);
+    row_products<Fmt, NQ, R>(r, stride, q, q_stride, n16, acc);
     float sums[R * NQ];
 #pragma GCC unroll 16  // every accumulator stays in a register (a loop kept them in memory)
     for (int x = 0; x < R * NQ; ++x) sums[x] = _mm512_reduce_add_ps(acc[x]);
     for (int k = 0; k < R; ++k)
       for (int i = 0; i < NQ; ++i) {
         float s = sums[k * NQ + i];
-        for (int64_t c = n16; c < n; ++c) s += f16_to_f32(r[k * stride + c]) * q[i * q_stride + c];
+        for (int64_t c = n16; c < n; ++c) s += Fmt::value(r + k * stride, c) * q[i * q_stride + c];
         out[i * o_stride + k] += s;
       }
   }
@@ -99,10 +166,10 @@ struct Avx512 {
   // multiply-adds over a latent of 512, one for every 4 over a rotary key of 64); n % 16 == 0.
   // out[i * o_stride + k] += row k . head i. All R rows go through one loop, so that each
   // block of q is loaded once for all of them (row_products).
-  template <int NQ>
-  __attribute__((target("avx512f"))) static void dot_rows16(const uint16_t* r, int64_t stride,
-                                                            const float* q, int64_t q_stride,
-                                                            int64_t n, float* out,
+  template <class Fmt, int NQ>
+  __attribute__((target("avx512f"))) static void dot_rows16(const typename Fmt::T* r,
+                                                            int64_t stride, const float* q,
+                                                            int64_t q_stride, int64_t n, float* out,
                                                             int64_t o_stride) {
     constexpr int R = 16 / NQ;
     __m512 acc[16];  // [R][NQ]
@@ -114,7 +181,7 @@ struct Avx512 {
 #pragma GCC unroll 2
     for (int pass = 0; pass < 1; ++pass) {
       __m512 a[16];
-      row_products<NQ, R>(r, stride, q, q_stride, n, a);
+      row_products<Fmt, NQ, R>(r, stride, q, q_stride, n, a);
       std::copy(a, a + 16, acc);
     }
     alignas(64) float s[16];
@@ -148,17 +215,18 @@ struct Avx512 {
   // row (dot_rows<1, 4>) each sum took its own reduction: 5.9 -> 4.6 ns a row of 128 values
   // from L1, and one thread's decode attention over 1024 positions from DRAM (test program,
   // 8 heads, 96 layers' worth of blocks) 18.3 -> 22.3 GB/s.
-  __attribute__((target("avx512f"))) static void dot16(const uint16_t* r, int64_t stride,
+  template <class Fmt>
+  __attribute__((target("avx512f"))) static void dot16(const typename Fmt::T* r, int64_t stride,
                                                        const float* q, int64_t n, float* out) {
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int k = 0; k < 16; ++k) {
-      const uint16_t* rk = r + k * stride;
-      __m512 a0 = _mm512_mul_ps(load_f16(rk), _mm512_loadu_ps(q));
-      __m512 a1 = _mm512_mul_ps(load_f16(rk + 16), _mm512_loadu_ps(q + 16));
+      const typename Fmt::T* rk = r + k * stride;
+      __m512 a0 = _mm512_mul_ps(load16(rk, 0), _mm512_loadu_ps(q));
+      __m512 a1 = _mm512_mul_ps(load16(rk, 16), _mm512_loadu_ps(q + 16));
       for (int64_t c = 32; c < n; c += 32) {
-        a0 = _mm512_fmadd_ps(load_f16(rk + c), _mm512_loadu_ps(q + c), a0);
-        a1 = _mm512_fmadd_ps(load_f16(rk + c + 16), _mm512_loadu_ps(q + c + 16), a1);
+        a0 = _mm512_fmadd_ps(load16(rk, c), _mm512_loadu_ps(q + c), a0);
+        a1 = _mm512_fmadd_ps(load16(rk, c + 16), _mm512_loadu_ps(q + c + 16), a1);
       }
       acc[k] = _mm512_add_ps(a0, a1);
     }
@@ -167,8 +235,8 @@ struct Avx512 {
   // Aligned to a cache line, as sums below: where the linker happened to place dots<1> moved the
   // one-head dots by 10 % (256 rows from cache, 1.12-1.16 against 1.26-1.30 us, identical code
   // 32 bytes apart).
-  template <int NQ>
-  __attribute__((target("avx512f"), aligned(64))) static void dots(const uint16_t* rows,
+  template <class Fmt, int NQ>
+  __attribute__((target("avx512f"), aligned(64))) static void dots(const typename Fmt::T* rows,
                                                                    int64_t stride, int64_t n_rows,
                                                                    const float* q, int64_t q_stride,
                                                                    int64_t n, float* out,
@@ -178,28 +246,28 @@ struct Avx512 {
     if constexpr (NQ == 1)
       if (n % 32 == 0)
         for (; j + 16 <= n_rows; j += 16) {
-          prefetch_rows_ahead(rows, stride, j, 16, n_rows, n);
-          dot16(rows + j * stride, stride, q, n, out + j);
+          prefetch_rows_ahead<Fmt>(rows, stride, j, 16, n_rows, n);
+          dot16<Fmt>(rows + j * stride, stride, q, n, out + j);
         }
     if constexpr (NQ == 2 || NQ == 4 || NQ == 8)
       if (n % 16 == 0)
         for (; j + 16 / NQ <= n_rows; j += 16 / NQ) {
-          prefetch_rows_ahead(rows, stride, j, 16 / NQ, n_rows, n);
-          dot_rows16<NQ>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
+          prefetch_rows_ahead<Fmt>(rows, stride, j, 16 / NQ, n_rows, n);
+          dot_rows16<Fmt, NQ>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
         }
     for (; j + kRows <= n_rows; j += kRows) {
-      prefetch_rows_ahead(rows, stride, j, kRows, n_rows, n);
-      dot_rows<NQ, kRows>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
+      prefetch_rows_ahead<Fmt>(rows, stride, j, kRows, n_rows, n);
+      dot_rows<Fmt, NQ, kRows>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
     }
     for (; j < n_rows; ++j)
-      dot_rows<NQ, 1>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
+      dot_rows<Fmt, NQ, 1>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
   }
 
   // Columns in stripes of 16 * kRegs (kRegs registers per head, at least 6 accumulators in
   // all so that the FMA chains overlap), every row into each stripe: one conversion of the
   // row's values serves all heads.
-  template <int NQ>
-  __attribute__((target("avx512f"), aligned(64))) static void sums(const uint16_t* rows,
+  template <class Fmt, int NQ>
+  __attribute__((target("avx512f"), aligned(64))) static void sums(const typename Fmt::T* rows,
                                                                    int64_t stride, int64_t n_rows,
                                                                    const float* p, int64_t p_stride,
                                                                    int64_t n, float* out,
@@ -216,21 +284,21 @@ struct Avx512 {
         __m512 acc2[kRegs];
         for (int c = 0; c < kRegs; ++c) acc2[c] = _mm512_setzero_ps();
         for (; j + 2 <= n_rows; j += 2) {
-          if (c0 == 0) prefetch_rows_ahead(rows, stride, j, 2, n_rows, n);
-          const uint16_t* r = rows + j * stride + c0;
+          if (c0 == 0) prefetch_rows_ahead<Fmt>(rows, stride, j, 2, n_rows, n);
+          const typename Fmt::T* r = rows + j * stride;
           const __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
           for (int c = 0; c < kRegs; ++c) {
-            acc[0][c] = _mm512_fmadd_ps(p0, load_f16(r + 16 * c), acc[0][c]);
-            acc2[c] = _mm512_fmadd_ps(p1, load_f16(r + stride + 16 * c), acc2[c]);
+            acc[0][c] = _mm512_fmadd_ps(p0, load16(r, c0 + 16 * c), acc[0][c]);
+            acc2[c] = _mm512_fmadd_ps(p1, load16(r + stride, c0 + 16 * c), acc2[c]);
           }
         }
         for (int c = 0; c < kRegs; ++c) acc[0][c] = _mm512_add_ps(acc[0][c], acc2[c]);
       }
       for (; j < n_rows; ++j) {
-        if (c0 == 0) prefetch_rows_ahead(rows, stride, j, 1, n_rows, n);
-        const uint16_t* r = rows + j * stride + c0;
+        if (c0 == 0) prefetch_rows_ahead<Fmt>(rows, stride, j, 1, n_rows, n);
+        const typename Fmt::T* r = rows + j * stride;
         __m512 w[kRegs];
-        for (int c = 0; c < kRegs; ++c) w[c] = load_f16(r + 16 * c);
+        for (int c = 0; c < kRegs; ++c) w[c] = load16(r, c0 + 16 * c);
         for (int i = 0; i < NQ; ++i) {
           const __m512 pij = _mm512_set1_ps(p[i * p_stride + j]);
           for (int c = 0; c < kRegs; ++c) acc[i][c] = _mm512_fmadd_ps(pij, w[c], acc[i][c]);
@@ -240,7 +308,9 @@ struct Avx512 {
         for (int c = 0; c < kRegs; ++c)
           _mm512_storeu_ps(out + i * o_stride + c0 + 16 * c, acc[i][c]);
     }
-    if (c0 < n) sums_plain(rows + c0, stride, n_rows, p, p_stride, NQ, n - c0, out + c0, o_stride);
+    if (c0 < n)
+      Fmt::sums_plain(Fmt::at(rows, c0), stride, n_rows, p, p_stride, NQ, n - c0, out + c0,
+                      o_stride);
   }
 };
 #pragma GCC diagnostic pop
@@ -255,7 +325,7 @@ struct Neon {
   static float16x8_t load(const uint16_t* p) { return vreinterpretq_f16_u16(vld1q_u16(p)); }
 
   // Per row: 8 values converted at a time, two accumulators per head.
-  template <int NQ>
+  template <class Fmt, int NQ>  // Fmt: F16Rows
   static void dots(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* q,
                    int64_t q_stride, int64_t n, float* out, int64_t o_stride) {
     const int64_t n8 = n / 8 * 8;
@@ -281,7 +351,7 @@ struct Neon {
 
   // Columns in stripes of 8 * kPairs (kPairs pairs of registers per head), every row into
   // each stripe.
-  template <int NQ>
+  template <class Fmt, int NQ>  // Fmt: F16Rows
   static void sums(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* p,
                    int64_t p_stride, int64_t n, float* out, int64_t o_stride) {
     constexpr int kPairs = NQ >= 4 ? 1 : 4 / NQ;
@@ -319,53 +389,88 @@ template <class Run>
 void by_heads(int n_q, Run run) {
   by_heads(n_q, run, std::make_integer_sequence<int, kMaxHeadRows>{});
 }
-template <class Isa>
-void dots_of(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* q, int64_t q_stride,
+// The head count as a template argument, rows as Fmt's units (the API's strides are bytes).
+template <class Fmt, class Isa>
+void dots_of(const void* rows, int64_t stride, int64_t n_rows, const float* q, int64_t q_stride,
              int n_q, int64_t n, float* out, int64_t o_stride) {
+  const auto* r = static_cast<const typename Fmt::T*>(rows);
+  const int64_t s = stride / int64_t(sizeof(typename Fmt::T));
   by_heads(n_q, [&](auto nq) {
-    Isa::template dots<decltype(nq)::value>(rows, stride, n_rows, q, q_stride, n, out, o_stride);
+    Isa::template dots<Fmt, decltype(nq)::value>(r, s, n_rows, q, q_stride, n, out, o_stride);
   });
 }
-template <class Isa>
-void sums_of(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* p, int64_t p_stride,
+template <class Fmt, class Isa>
+void sums_of(const void* rows, int64_t stride, int64_t n_rows, const float* p, int64_t p_stride,
              int n_q, int64_t n, float* out, int64_t o_stride) {
+  const auto* r = static_cast<const typename Fmt::T*>(rows);
+  const int64_t s = stride / int64_t(sizeof(typename Fmt::T));
   by_heads(n_q, [&](auto nq) {
-    Isa::template sums<decltype(nq)::value>(rows, stride, n_rows, p, p_stride, n, out, o_stride);
+    Isa::template sums<Fmt, decltype(nq)::value>(r, s, n_rows, p, p_stride, n, out, o_stride);
   });
+}
+// The portable loops behind the same signature.
+struct Plain {
+  template <class Fmt, int NQ>
+  static void dots(const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* q,
+                   int64_t q_stride, int64_t n, float* out, int64_t o_stride) {
+    Fmt::dots_plain(rows, stride, n_rows, q, q_stride, NQ, n, out, o_stride);
+  }
+  template <class Fmt, int NQ>
+  static void sums(const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* p,
+                   int64_t p_stride, int64_t n, float* out, int64_t o_stride) {
+    Fmt::sums_plain(rows, stride, n_rows, p, p_stride, NQ, n, out, o_stride);
+  }
+};
+
+template <class Fmt>
+HeadRowKernels kernels_of(const char* name, auto isa) {
+  using Isa = decltype(isa);
+  return {name, dots_of<Fmt, Isa>, sums_of<Fmt, Isa>};
 }
 
-std::vector<F16HeadRows> variants() {
-  std::vector<F16HeadRows> v{{"portable", dots_plain, sums_plain}};
+std::vector<HeadRowKernels> variants(DType type) {
+  if (type == DType::Q8_0) {  // NEON: the portable loops only
+    std::vector<HeadRowKernels> v{kernels_of<Q8Rows>("portable", Plain{})};
 #if HONDO_X86
-  if (__builtin_cpu_supports("avx512f")) v.push_back({"avx512", dots_of<Avx512>, sums_of<Avx512>});
+    if (__builtin_cpu_supports("avx512f")) v.push_back(kernels_of<Q8Rows>("avx512", Avx512{}));
+#endif
+    return v;
+  }
+  if (type != DType::F16) fail("head rows of ", dtype_name(type), ": only f16 and q8_0");
+  std::vector<HeadRowKernels> v{kernels_of<F16Rows>("portable", Plain{})};
+#if HONDO_X86
+  if (__builtin_cpu_supports("avx512f")) v.push_back(kernels_of<F16Rows>("avx512", Avx512{}));
 #elif HONDO_ARM64
-  v.push_back({"neon", dots_of<Neon>, sums_of<Neon>});
+  v.push_back(kernels_of<F16Rows>("neon", Neon{}));
 #endif
   return v;
 }
 
-void check_heads(int n_q) {
-  if (n_q < 1 || n_q > kMaxHeadRows) fail("f16 head rows: ", n_q, " heads, 1 to 8 allowed");
+// The kernels head_dots and head_sums use for rows of `type`, after checking the call.
+const HeadRowKernels& best(DType type, int n_q, int64_t n) {
+  static const HeadRowKernels f16 = variants(DType::F16).back(), q8 = variants(DType::Q8_0).back();
+  if (type != DType::F16 && type != DType::Q8_0)
+    fail("head rows of ", dtype_name(type), ": only f16 and q8_0");
+  if (n_q < 1 || n_q > kMaxHeadRows) fail("head rows: ", n_q, " heads, 1 to 8 allowed");
+  if (type == DType::Q8_0 && n % Q8Rows::kBlock != 0)
+    fail("head rows: ", n, " q8_0 values, a multiple of 32 expected");
+  return type == DType::Q8_0 ? q8 : f16;
 }
 
 }  // namespace
 
-std::vector<F16HeadRows> f16_head_rows_variants() {
-  return variants();
+std::vector<HeadRowKernels> head_rows_variants(DType type) {
+  return variants(type);
 }
 
-void f16_head_dots(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* q,
-                   int64_t q_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
-  static const auto fn = variants().back().dots;
-  check_heads(n_q);
-  fn(rows, stride, n_rows, q, q_stride, n_q, n, out, o_stride);
+void head_dots(DType type, const void* rows, int64_t stride, int64_t n_rows, const float* q,
+               int64_t q_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
+  best(type, n_q, n).dots(rows, stride, n_rows, q, q_stride, n_q, n, out, o_stride);
 }
 
-void f16_head_sums(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* p,
-                   int64_t p_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
-  static const auto fn = variants().back().sums;
-  check_heads(n_q);
-  fn(rows, stride, n_rows, p, p_stride, n_q, n, out, o_stride);
+void head_sums(DType type, const void* rows, int64_t stride, int64_t n_rows, const float* p,
+               int64_t p_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
+  best(type, n_q, n).sums(rows, stride, n_rows, p, p_stride, n_q, n, out, o_stride);
 }
 
 }  // namespace hondo

@@ -1,10 +1,12 @@
-// Several query heads against the same F16 rows. In MLA every head attends over the one
+// Several query heads against the same cached rows. In MLA every head attends over the one
 // cached latent of each position (c_t, [kv_lora_rank]), so decoding converts each cached row
-// from F16 once for all the heads of a pass instead of once per head: the conversions, not
-// the multiply-adds, bounded the per-head loops.
+// (F16 or Q8_0) once for all the heads of a pass instead of once per head: the conversions,
+// not the multiply-adds, bounded the per-head loops.
 #pragma once
 #include <cstdint>
 #include <vector>
+
+#include "core/dtype.h"
 
 namespace hondo {
 
@@ -17,17 +19,23 @@ constexpr int kMaxHeadRows = 8;
 // for that call's first kRowsAhead rows (prefetch_rows) before it.
 constexpr int64_t kRowsAhead = 16;
 
-// Scores of n_q heads against n_rows F16 rows, added to what out holds:
-//   out[i * o_stride + j] += sum_c rows[j * stride + c] * q[i * q_stride + c]
-// for i < n_q <= kMaxHeadRows, j < n_rows, c < n.
-void f16_head_dots(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* q,
-                   int64_t q_stride, int n_q, int64_t n, float* out, int64_t o_stride);
+// The rows below are F16 values or Q8_0 blocks (kernels/quant.h: per 32 values an F16 scale
+// and 32 int8, 34 bytes; n % 32 == 0), `stride` bytes apart. A Q8_0 row is converted in
+// registers like an F16 one (widened and scaled per block; every value int8 * scale is exact
+// in F32): the results differ from an F16 cache's only by the values' rounding, and a Q8_0 row
+// is about half as many bytes to read.
 
-// Attention outputs of n_q heads over the same F16 rows:
-//   out[i * o_stride + c] = sum_j p[i * p_stride + j] * rows[j * stride + c]
+// Scores of n_q heads against n_rows rows, added to what out holds:
+//   out[i * o_stride + j] += sum_c row_j[c] * q[i * q_stride + c]
 // for i < n_q <= kMaxHeadRows, j < n_rows, c < n.
-void f16_head_sums(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* p,
-                   int64_t p_stride, int n_q, int64_t n, float* out, int64_t o_stride);
+void head_dots(DType type, const void* rows, int64_t stride, int64_t n_rows, const float* q,
+               int64_t q_stride, int n_q, int64_t n, float* out, int64_t o_stride);
+
+// Attention outputs of n_q heads over the same rows:
+//   out[i * o_stride + c] = sum_j p[i * p_stride + j] * row_j[c]
+// for i < n_q <= kMaxHeadRows, j < n_rows, c < n.
+void head_sums(DType type, const void* rows, int64_t stride, int64_t n_rows, const float* p,
+               int64_t p_stride, int n_q, int64_t n, float* out, int64_t o_stride);
 
 // Asks for the first n bytes of n_rows rows `stride` bytes apart to be brought into cache.
 // Rows one head wide of a cache laid out by position are each on their own page (a 4 KiB
@@ -40,15 +48,13 @@ __attribute__((always_inline)) inline void prefetch_rows(const void* rows, int64
     for (int64_t c = 0; c < n; c += 64) __builtin_prefetch(p + c);
 }
 
-// Every variant this CPU can run, the portable loops first; the functions above use the
-// last. The tests compare each with a double-precision reference.
-struct F16HeadRows {
+// Every variant this CPU can run for rows of `type` (F16 or Q8_0), the portable loops first;
+// the functions above use the last. The tests compare each with a double-precision reference.
+struct HeadRowKernels {
   const char* name;
-  void (*dots)(const uint16_t*, int64_t, int64_t, const float*, int64_t, int, int64_t, float*,
-               int64_t);
-  void (*sums)(const uint16_t*, int64_t, int64_t, const float*, int64_t, int, int64_t, float*,
-               int64_t);
+  void (*dots)(const void*, int64_t, int64_t, const float*, int64_t, int, int64_t, float*, int64_t);
+  void (*sums)(const void*, int64_t, int64_t, const float*, int64_t, int, int64_t, float*, int64_t);
 };
-std::vector<F16HeadRows> f16_head_rows_variants();
+std::vector<HeadRowKernels> head_rows_variants(DType type);
 
 }  // namespace hondo

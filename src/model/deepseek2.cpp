@@ -93,18 +93,31 @@ DeepSeek2Model::DeepSeek2Model(std::unique_ptr<GgufFile> file) {
       if (const Tensor* f = file_->find_tensor(t->name)) t->packed = f->packed, t->data = f->data;
 }
 
+namespace {
+// The cache's second stream, MLA's shared rotary key k^R (64 values a position in V2 and V3),
+// stays F16 in a Q8_0 cache: it is a tenth of the bytes (128 of 1216 a position), and it
+// carries the position through RoPE, where a rounding error of 1/254 of a block's largest
+// value would shift every score of the position. Tiny test models have rotary keys shorter
+// than one Q8_0 block (32 values), too.
+DType rope_key_type(DType kv_type) {
+  return kv_type == DType::Q8_0 ? DType::F16 : kv_type;
+}
+}  // namespace
+
 size_t DeepSeek2Model::kv_bytes_per_token(DType kv_type) const {
-  return KvCache::bytes_per_token(cfg_.n_layer, cfg_.kv_lora_rank, cfg_.qk_rope, kv_type);
+  return KvCache::bytes_per_token(cfg_.n_layer, cfg_.kv_lora_rank, cfg_.qk_rope, kv_type,
+                                  rope_key_type(kv_type));
 }
 
 size_t DeepSeek2Model::kv_bytes_per_token_mha(DType kv_type) const {
   // What ordinary multi-head attention would cache: full K and V for every head.
   return KvCache::bytes_per_token(cfg_.n_layer, cfg_.n_head * cfg_.qk_head(),
-                                  cfg_.n_head * cfg_.v_head, kv_type);
+                                  cfg_.n_head * cfg_.v_head, kv_type, kv_type);
 }
 
 std::unique_ptr<KvCache> DeepSeek2Model::new_cache(int n_ctx, DType kv_type) const {
-  return std::make_unique<KvCache>(cfg_.n_layer, n_ctx, cfg_.kv_lora_rank, cfg_.qk_rope, kv_type);
+  return std::make_unique<KvCache>(cfg_.n_layer, n_ctx, cfg_.kv_lora_rank, cfg_.qk_rope, kv_type,
+                                   rope_key_type(kv_type));
 }
 
 void DeepSeek2Model::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,

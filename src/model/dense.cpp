@@ -52,12 +52,12 @@ DenseModel::DenseModel(std::unique_ptr<GgufFile> file) {
 
 size_t DenseModel::kv_bytes_per_token(DType kv_type) const {
   const int w = cfg_.n_head_kv * cfg_.head_dim;
-  return KvCache::bytes_per_token(cfg_.n_layer, w, w, kv_type);
+  return KvCache::bytes_per_token(cfg_.n_layer, w, w, kv_type, kv_type);
 }
 
 std::unique_ptr<KvCache> DenseModel::new_cache(int n_ctx, DType kv_type) const {
   const int w = cfg_.n_head_kv * cfg_.head_dim;
-  return std::make_unique<KvCache>(cfg_.n_layer, n_ctx, w, w, kv_type, cfg_.n_head_kv);
+  return std::make_unique<KvCache>(cfg_.n_layer, n_ctx, w, w, kv_type, kv_type, cfg_.n_head_kv);
 }
 
 // Causal attention for every token of the batch, softmax(q k^T / sqrt(hd)) v per head. A
@@ -97,23 +97,27 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
   // at once, thousands of lines at a long context, stalled on the prefetches themselves.
   constexpr int64_t B = KvCache::kBlock;
   auto rows_in = [&](int64_t b, int64_t n_pos) { return std::min(B, n_pos - b * B); };
-  auto prefetch_block = [&](const uint16_t* rows, int64_t n_rows) {  // rows: [n_rows, hd]
-    prefetch_rows(rows, hd * 2, std::min(n_rows, kRowsAhead), hd * 2);
+  // Decode reads an F16 or Q8_0 cache in place (kernels/head_rows.h); an F32 one is copied.
+  auto in_place = [](const KvCache& c) { return c.k_type() != DType::F32; };
+  auto prefetch_block = [&](const uint8_t* rows, size_t row, int64_t n_rows) {
+    // rows: [n_rows, hd] as stored, `row` bytes each
+    prefetch_rows(rows, int64_t(row), std::min(n_rows, kRowsAhead), int64_t(row));
   };
   auto prefetch = [&](int64_t task) {  // the first block of a task, before it starts
     const Chunk& ch = chunks[size_t(task / n_kv)];
-    if (ch.cache->type() != DType::F16) return;  // read in place only from an F16 cache
+    if (!in_place(*ch.cache)) return;
     const int kvh = int(task % n_kv);
-    prefetch_block(ch.cache->k_block_f16(layer, kvh, 0), rows_in(0, ch.n_pos));
-    prefetch_block(ch.cache->v_block_f16(layer, kvh, 0), rows_in(0, ch.n_pos));
+    const KvCache& c = *ch.cache;
+    prefetch_block(c.k_block(layer, kvh, 0), c.k_head_bytes(), rows_in(0, ch.n_pos));
+    prefetch_block(c.v_block(layer, kvh, 0), c.v_head_bytes(), rows_in(0, ch.n_pos));
   };
   auto head = [&](int64_t task) {
     const Chunk& ch = chunks[size_t(task / n_kv)];
     const int kvh = int(task % n_kv);
     thread_local std::vector<float> keys, values, scores, part;
     scores.resize(size_t(ch.n_pos));  // [n_pos]
-    if (ch.t1 - ch.t0 == 1 && ch.cache->type() == DType::F16) {
-      // One query (decode): read the F16 cache in place, converting in registers (a converted
+    if (ch.t1 - ch.t0 == 1 && in_place(*ch.cache)) {
+      // One query (decode): read the cache in place, converting in registers (a converted
       // copy would be written and read again for a single use), each key and value row once
       // for up to kMaxHeadRows of the query heads that share this KV head. The head's rows
       // come in blocks of B positions, each block one contiguous run (kv_cache.h).
@@ -127,19 +131,21 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
         scores.assign(size_t(n_q * n_pos), 0.0f);        // [n_q, n_pos]
         for (int64_t b = 0; b < n_blocks; ++b) {
           if (b + 1 < n_blocks)
-            prefetch_block(cache.k_block_f16(layer, kvh, int(b + 1)), rows_in(b + 1, n_pos));
-          const uint16_t* keys_f16 = cache.k_block_f16(layer, kvh, int(b));  // [B, hd]
-          f16_head_dots(keys_f16, hd, rows_in(b, n_pos), qh, hd, n_q, hd, scores.data() + b * B,
-                        n_pos);
+            prefetch_block(cache.k_block(layer, kvh, int(b + 1)), cache.k_head_bytes(),
+                           rows_in(b + 1, n_pos));
+          const uint8_t* k_rows = cache.k_block(layer, kvh, int(b));  // [B, hd] as stored
+          head_dots(cache.k_type(), k_rows, int64_t(cache.k_head_bytes()), rows_in(b, n_pos), qh,
+                    hd, n_q, hd, scores.data() + b * B, n_pos);
         }
         for (int i = 0; i < n_q; ++i) softmax(scores.data() + i * n_pos, int(n_pos), scale);
         for (int64_t b = 0; b < n_blocks; ++b) {
           if (b + 1 < n_blocks)
-            prefetch_block(cache.v_block_f16(layer, kvh, int(b + 1)), rows_in(b + 1, n_pos));
-          const uint16_t* values_f16 = cache.v_block_f16(layer, kvh, int(b));  // [B, hd]
+            prefetch_block(cache.v_block(layer, kvh, int(b + 1)), cache.v_head_bytes(),
+                           rows_in(b + 1, n_pos));
+          const uint8_t* v_rows = cache.v_block(layer, kvh, int(b));  // [B, hd] as stored
           float* dst = b == 0 ? oh : part.data();
-          f16_head_sums(values_f16, hd, rows_in(b, n_pos), scores.data() + b * B, n_pos, n_q, hd,
-                        dst, hd);
+          head_sums(cache.v_type(), v_rows, int64_t(cache.v_head_bytes()), rows_in(b, n_pos),
+                    scores.data() + b * B, n_pos, n_q, hd, dst, hd);
           if (b > 0)
             for (int64_t i = 0; i < int64_t(n_q) * hd; ++i) oh[i] += part[size_t(i)];
         }

@@ -23,47 +23,47 @@ class KvCache {
  public:
   static constexpr int kBlock = 64;  // positions per block of the layout above
 
-  // n_layer x n_ctx rows of k_width (first stream) and v_width (second) values, F32 or F16,
-  // each row n_heads heads (widths divisible by n_heads).
-  KvCache(int n_layer, int n_ctx, int k_width, int v_width, DType type, int n_heads = 1);
+  // n_layer x n_ctx rows of k_width (first stream) and v_width (second) values, each row
+  // n_heads heads (widths divisible by n_heads). Each stream holds F32, F16 or Q8_0 values
+  // (Q8_0: GGUF blocks of 32, so a head's width must be a multiple of 32).
+  KvCache(int n_layer, int n_ctx, int k_width, int v_width, DType k_type, DType v_type,
+          int n_heads = 1);
 
   int n_ctx() const { return n_ctx_; }
   int n_past() const { return n_past_; }  // tokens already stored
   void set_n_past(int n) { n_past_ = n; }
   void clear() { n_past_ = 0; }
-  DType type() const { return type_; }
+  DType k_type() const { return k_type_; }
+  DType v_type() const { return v_type_; }
   int k_width() const { return k_width_; }  // values per position
   int v_width() const { return v_width_; }
   int n_heads() const { return n_heads_; }
+  // Bytes of one head's values of one position (the distance between a head's rows of a block,
+  // or between the rows of a cache of one head).
+  size_t k_head_bytes() const { return row_bytes(k_type_, k_width_ / n_heads_); }
+  size_t v_head_bytes() const { return row_bytes(v_type_, v_width_ / n_heads_); }
   size_t bytes() const { return k_size_ + v_size_; }
-  static size_t bytes_per_token(int n_layer, int k_width, int v_width, DType type);
+  static size_t bytes_per_token(int n_layer, int k_width, int v_width, DType k_type, DType v_type);
 
   void store(int layer, int pos, const float* k, const float* v);  // k: [k_width], v: [v_width]
-  // Values [begin, begin + n) of the K or V row at (layer, pos), as F32: out: [n].
+  // Values [begin, begin + n) of the K or V row at (layer, pos), as F32: out: [n]. In a Q8_0
+  // stream begin and n are multiples of 32.
   void load_k(int layer, int pos, int begin, int n, float* out) const;
   void load_v(int layer, int pos, int begin, int n, float* out) const;
-  // Whole rows of a cache of one head, k_width() (v_width()) values apart: only when
-  // n_heads() == 1 and of the type named.
-  const float* k_f32(int layer, int pos) const;
-  const float* v_f32(int layer, int pos) const;
-  const uint16_t* k_f16(int layer, int pos) const;
-  const uint16_t* v_f16(int layer, int pos) const;
   // Rows [0, count) of head `head` in block b (positions b * kBlock ..) as F32, one after the
   // other: out [count, k_width() / n_heads()] (v_width() / n_heads()); count <= kBlock.
   void load_k_block(int layer, int head, int block, int count, float* out) const;
   void load_v_block(int layer, int head, int block, int count, float* out) const;
-  // One head's rows of the positions of block b (b * kBlock ..), one after the other:
-  // [kBlock, k_width() / n_heads()] (v_width() / n_heads()); only when type() == F16.
-  const uint16_t* k_block_f16(int layer, int head, int block) const;
-  const uint16_t* v_block_f16(int layer, int head, int block) const;
+  // One head's rows of the positions of block b (b * kBlock ..) as stored, one after the
+  // other, k_head_bytes() (v_head_bytes()) apart. In a cache of one head the rows of all
+  // positions are one run: k_block(layer, 0, 0) is position 0's, the others follow.
+  const uint8_t* k_block(int layer, int head, int block) const;
+  const uint8_t* v_block(int layer, int head, int block) const;
 
  private:
   // Byte offset of head `head`'s values of position pos in a stream of `width` values a row.
-  size_t offset(int layer, int pos, int head, int width) const;
-  // The first of head `head`'s rows of block b in a stream (k_ or v_) of `width` values a row.
-  const uint8_t* block_rows(const HugeBuffer& stream, int width, int layer, int head,
-                            int block) const;
-  void load(const uint8_t* stream, int width, int layer, int pos, int begin, int n,
+  size_t offset(int layer, int pos, int head, int width, DType type) const;
+  void load(const uint8_t* stream, int width, DType type, int layer, int pos, int begin, int n,
             float* out) const;
   static void load_values(const uint8_t* p, DType type, int n, float* out);
   static void put(uint8_t* row, DType type, const float* x, int n);
@@ -72,9 +72,8 @@ class KvCache {
   void commit(int end);
   int n_layer_, n_ctx_, k_width_, v_width_, n_heads_;
   int n_rows_;  // positions allocated per layer: n_ctx rounded up to whole blocks
-  DType type_;
+  DType k_type_, v_type_;
   int n_past_ = 0;
-  size_t elem_;
   size_t k_size_ = 0, v_size_ = 0;
   int committed_ = 0;  // positions whose pages are resident in every layer
   HugeBuffer k_, v_;   // [n_layer, n_rows / kBlock, n_heads, kBlock, k_width|v_width / n_heads];

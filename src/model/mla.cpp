@@ -132,35 +132,32 @@ void tokens_of(const float* head_major, int64_t T, int64_t H, int64_t n, float* 
 // One token's attention for n_q (<= kMaxHeadRows) heads over its cached latents 0..n_pos-1,
 // in latent space: s_j = (q_lat . c_j + q^R . k^R_j) * scale, p = softmax(s),
 // o_lat = sum_j p_j c_j. ql: [n_q, L] rows ql_stride apart, qr: [n_q, R] rows qr_stride apart,
-// o: [n_q, L] rows o_stride apart. An F16 cache is read in place, each cached row converted
-// once for all n_q heads (kernels/head_rows.h).
+// o: [n_q, L] rows o_stride apart. An F16 or Q8_0 cache is read in place, each cached row
+// converted once for all n_q heads (kernels/head_rows.h); the rows of a cache of one head are
+// one run from position 0's (kv_cache.h).
 void attend_latents(const KvCache& cache, int layer, int64_t n_pos, int64_t L, int64_t R,
                     const float* ql, int64_t ql_stride, const float* qr, int64_t qr_stride, int n_q,
                     float scale, float* o, int64_t o_stride) {
-  thread_local std::vector<float> scores, lat, kr;  // the calling thread's own
-  scores.assign(size_t(n_q * n_pos), 0.0f);         // [n_q, n_pos]
-  if (cache.type() == DType::F16) {
-    f16_head_dots(cache.k_f16(layer, 0), cache.k_width(), n_pos, ql, ql_stride, n_q, L,
-                  scores.data(), n_pos);
-    f16_head_dots(cache.v_f16(layer, 0), cache.v_width(), n_pos, qr, qr_stride, n_q, R,
-                  scores.data(), n_pos);
+  thread_local std::vector<float> scores;                 // the calling thread's own
+  scores.assign(size_t(n_q * n_pos), 0.0f);               // [n_q, n_pos]
+  const uint8_t* latents = cache.k_block(layer, 0, 0);    // [n_pos, L] as stored
+  const uint8_t* rope_keys = cache.v_block(layer, 0, 0);  // [n_pos, R] as stored
+  const int64_t lat_bytes = int64_t(cache.k_head_bytes()), kr_bytes = int64_t(cache.v_head_bytes());
+  if (cache.k_type() != DType::F32) {
+    head_dots(cache.k_type(), latents, lat_bytes, n_pos, ql, ql_stride, n_q, L, scores.data(),
+              n_pos);
+    head_dots(cache.v_type(), rope_keys, kr_bytes, n_pos, qr, qr_stride, n_q, R, scores.data(),
+              n_pos);
     for (int i = 0; i < n_q; ++i) softmax(scores.data() + i * n_pos, int(n_pos), scale);
-    f16_head_sums(cache.k_f16(layer, 0), cache.k_width(), n_pos, scores.data(), n_pos, n_q, L, o,
-                  o_stride);
+    head_sums(cache.k_type(), latents, lat_bytes, n_pos, scores.data(), n_pos, n_q, L, o, o_stride);
     return;
   }
-  const bool f32 = cache.type() == DType::F32;
-  lat.resize(size_t(L));
-  kr.resize(size_t(R));
+  // An F32 cache (both streams), read in place.
   auto latent = [&](int j) -> const float* {  // c_j, [L]
-    if (f32) return cache.k_f32(layer, j);
-    cache.load_k(layer, j, 0, int(L), lat.data());
-    return lat.data();
+    return reinterpret_cast<const float*>(latents + j * lat_bytes);
   };
   auto rope_key = [&](int j) -> const float* {  // k^R_j, [R]
-    if (f32) return cache.v_f32(layer, j);
-    cache.load_v(layer, j, 0, int(R), kr.data());
-    return kr.data();
+    return reinterpret_cast<const float*>(rope_keys + j * kr_bytes);
   };
   for (int i = 0; i < n_q; ++i) {
     float* si = scores.data() + i * n_pos;

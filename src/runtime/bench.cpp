@@ -195,6 +195,7 @@ BenchResult run_bench(Engine& engine, const BenchParams& p) {
   r.model_path = model.file().path();
   r.arch = model.arch();
   r.isa = qdot_best().isa;
+  r.kv_type = dtype_name(engine.kv_type());
   r.line_prefetch = line_prefetch_to_l2 ? "l2" : "l1";
   r.file_bytes = model.file().file_size();
   r.threads = engine.pool().size();

@@ -26,6 +26,7 @@ struct BenchStat {
 
 struct BenchResult {
   std::string model_path, arch, isa;
+  std::string kv_type;        // the KV cache's element type: "f16", "q8_0", "f32"
   std::string line_prefetch;  // "l1" or "l2": where the weight readers' prefetches go (qdot.h)
   size_t file_bytes = 0;
   int threads = 0;
