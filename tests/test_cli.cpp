@@ -180,6 +180,24 @@ TEST(Cli, BenchDepthPrecedesEveryTest) {
   expect_one_line_error(run("bench -p 8 -n 8 -d 40 -c 32"), "is smaller than the 49 tokens");
 }
 
+// --kv-type q8_0: the bundled model's latents in Q8_0 blocks (64 values: 68 bytes instead of
+// 128), its rotary key (16 values, 32 bytes) in F16: 100 of 160 bytes a position and layer.
+TEST(Cli, BenchReadsAQ8CacheOfFewerBytes) {
+  const CliResult f16 = run("bench -p 0 -n 8 -d 40 -r 1 --json");
+  const CliResult q8 = run("bench -p 0 -n 8 -d 40 -r 1 --json --kv-type q8_0");
+  ASSERT_EQ(f16.status, 0) << f16.err;
+  ASSERT_EQ(q8.status, 0) << q8.err;
+  const auto a = nlohmann::json::parse(f16.out), b = nlohmann::json::parse(q8.out);
+  EXPECT_EQ(a["kv_type"].get<std::string>(), "f16");
+  EXPECT_EQ(b["kv_type"].get<std::string>(), "q8_0");
+  EXPECT_NEAR(b["kv_bytes_per_token_read"].get<double>(),
+              a["kv_bytes_per_token_read"].get<double>() * 100 / 160, 1.0);
+  EXPECT_GT(b["decode_tps"].get<double>(), 0);
+  const CliResult bad = run("bench -p 0 -n 8 --kv-type q4_0");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("q4_0 not in {f16,q8_0,f32}"), std::string::npos) << bad.err;
+}
+
 TEST(Cli, QuantizeWritesAMixAndRejectsUnknownTypes) {
   const std::string out = test::bin("test-models/cli-q4km-" + std::to_string(getpid()) + ".gguf");
   const CliResult r = run("quantize " + kStories + " " + out + " q4_k_m -t 2");

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -195,7 +196,8 @@ BenchResult run_bench(Engine& engine, const BenchParams& p) {
   r.model_path = model.file().path();
   r.arch = model.arch();
   r.isa = qdot_best().isa;
-  r.kv_type = dtype_name(engine.kv_type());
+  r.kv_type = dtype_name(engine.kv_type());  // as --kv-type names it: "q8_0"
+  for (char& ch : r.kv_type) ch = char(std::tolower(static_cast<unsigned char>(ch)));
   r.line_prefetch = line_prefetch_to_l2 ? "l2" : "l1";
   r.file_bytes = model.file().file_size();
   r.threads = engine.pool().size();
