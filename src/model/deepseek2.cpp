@@ -95,10 +95,10 @@ DeepSeek2Model::DeepSeek2Model(std::unique_ptr<GgufFile> file) {
 
 namespace {
 // The cache's second stream, MLA's shared rotary key k^R (64 values a position in V2 and V3),
-// stays F16 in a Q8_0 cache: it is a tenth of the bytes (128 of 1216 a position), and it
-// carries the position through RoPE, where a rounding error of 1/254 of a block's largest
-// value would shift every score of the position. Tiny test models have rotary keys shorter
-// than one Q8_0 block (32 values), too.
+// stays F16 in a Q8_0 cache: in Q8_0 it would save 60 of the 672 bytes a position and layer
+// then holds (the latent's 512 values in 544), for rounding in the one part of the key that
+// carries the position. The tiny test models' rotary keys (8 or 16 values) are shorter than
+// one Q8_0 block, too.
 DType rope_key_type(DType kv_type) {
   return kv_type == DType::Q8_0 ? DType::F16 : kv_type;
 }
