@@ -148,6 +148,35 @@ TEST(QuantLayout, Q4_0AndQ8_0KnownBlocks) {
   EXPECT_EQ(y[5], -3.0f);
 }
 
+// Q8_0's quantizer rounds as GGML's reference does (roundf: halves away from zero): every
+// value of blocks whose scale is exactly 1 (largest 127) lies on a half, plus random blocks,
+// against std::lround of the same products.
+TEST(QuantLayout, Q8_0RoundsHalvesAwayFromZero) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  std::vector<float> x;
+  for (int k = -127; k < 127; ++k) x.push_back(float(k) + 0.5f);  // halves, both signs
+  while (x.size() % 31 != 0) x.push_back(0.5f);
+  std::vector<float> blocks;  // each block: 31 halves and 127 (d = 1) or -127
+  for (size_t i = 0; i < x.size(); i += 31) {
+    blocks.insert(blocks.end(), x.begin() + long(i), x.begin() + long(i + 31));
+    blocks.push_back(i % 62 ? -127.0f : 127.0f);
+  }
+  for (int i = 0; i < 64 * 32; ++i) blocks.push_back(nd(rng));
+  const int64_t n = int64_t(blocks.size());
+  std::vector<uint8_t> q(row_bytes(DType::Q8_0, n));
+  quantize_row(DType::Q8_0, blocks.data(), q.data(), n);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = blocks.data() + b * 32;
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 32; ++j)
+      ASSERT_EQ(int8_t(q[size_t(b * 34 + 2 + j)]), int8_t(std::lround(xb[j] * id)))
+          << "block " << b << " value " << xb[j];
+  }
+}
+
 TEST(Dot, DispatchedMatchesReference) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> ud(-1, 1);
