@@ -320,22 +320,33 @@ struct Avx512 {
 #if HONDO_ARM64
 // NEON (every ARMv8 CPU): the AVX-512 scheme on 4-float registers.
 struct Neon {
-  static float32x4_t lo(float16x8_t h) { return vcvt_f32_f16(vget_low_f16(h)); }
-  static float32x4_t hi(float16x8_t h) { return vcvt_high_f32_f16(h); }
-  static float16x8_t load(const uint16_t* p) { return vreinterpretq_f16_u16(vld1q_u16(p)); }
+  // Values c .. c + 7 of a row as F32 in two registers (c % 8 == 0): F16 converted; Q8_0
+  // widened from int8 and multiplied by the block's scale (exact, as on x86).
+  static void load8(const uint16_t* row, int64_t c, float32x4_t& w0, float32x4_t& w1) {
+    const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(row + c));
+    w0 = vcvt_f32_f16(vget_low_f16(h));
+    w1 = vcvt_high_f32_f16(h);
+  }
+  static void load8(const uint8_t* row, int64_t c, float32x4_t& w0, float32x4_t& w1) {
+    const uint8_t* b = Q8Rows::at(row, c);
+    const float d = f16_to_f32(uint16_t(b[0] | b[1] << 8));
+    const int16x8_t v = vmovl_s8(vld1_s8(reinterpret_cast<const int8_t*>(b + 2 + c % 32)));
+    w0 = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(v))), d);
+    w1 = vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(v)), d);
+  }
 
   // Per row: 8 values converted at a time, two accumulators per head.
-  template <class Fmt, int NQ>  // Fmt: F16Rows
-  static void dots(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* q,
+  template <class Fmt, int NQ>
+  static void dots(const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* q,
                    int64_t q_stride, int64_t n, float* out, int64_t o_stride) {
     const int64_t n8 = n / 8 * 8;
     for (int64_t j = 0; j < n_rows; ++j) {
-      const uint16_t* r = rows + j * stride;
+      const typename Fmt::T* r = rows + j * stride;
       float32x4_t acc[NQ][2];
       for (int i = 0; i < NQ; ++i) acc[i][0] = acc[i][1] = vdupq_n_f32(0);
       for (int64_t c = 0; c < n8; c += 8) {
-        const float16x8_t h = load(r + c);
-        const float32x4_t w0 = lo(h), w1 = hi(h);
+        float32x4_t w0, w1;
+        load8(r, c, w0, w1);
         for (int i = 0; i < NQ; ++i) {
           acc[i][0] = vfmaq_f32(acc[i][0], w0, vld1q_f32(q + i * q_stride + c));
           acc[i][1] = vfmaq_f32(acc[i][1], w1, vld1q_f32(q + i * q_stride + c + 4));
@@ -343,7 +354,7 @@ struct Neon {
       }
       for (int i = 0; i < NQ; ++i) {
         float s = vaddvq_f32(vaddq_f32(acc[i][0], acc[i][1]));
-        for (int64_t c = n8; c < n; ++c) s += f16_to_f32(r[c]) * q[i * q_stride + c];
+        for (int64_t c = n8; c < n; ++c) s += Fmt::value(r, c) * q[i * q_stride + c];
         out[i * o_stride + j] += s;
       }
     }
@@ -351,8 +362,8 @@ struct Neon {
 
   // Columns in stripes of 8 * kPairs (kPairs pairs of registers per head), every row into
   // each stripe.
-  template <class Fmt, int NQ>  // Fmt: F16Rows
-  static void sums(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* p,
+  template <class Fmt, int NQ>
+  static void sums(const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* p,
                    int64_t p_stride, int64_t n, float* out, int64_t o_stride) {
     constexpr int kPairs = NQ >= 4 ? 1 : 4 / NQ;
     int64_t c0 = 0;
@@ -361,12 +372,9 @@ struct Neon {
       for (int i = 0; i < NQ; ++i)
         for (int c = 0; c < 2 * kPairs; ++c) acc[i][c] = vdupq_n_f32(0);
       for (int64_t j = 0; j < n_rows; ++j) {
-        const uint16_t* r = rows + j * stride + c0;
+        const typename Fmt::T* r = rows + j * stride;
         float32x4_t w[2 * kPairs];
-        for (int c = 0; c < kPairs; ++c) {
-          const float16x8_t h = load(r + 8 * c);
-          w[2 * c] = lo(h), w[2 * c + 1] = hi(h);
-        }
+        for (int c = 0; c < kPairs; ++c) load8(r, c0 + 8 * c, w[2 * c], w[2 * c + 1]);
         for (int i = 0; i < NQ; ++i)
           for (int c = 0; c < 2 * kPairs; ++c)
             acc[i][c] = vfmaq_n_f32(acc[i][c], w[c], p[i * p_stride + j]);
@@ -374,13 +382,15 @@ struct Neon {
       for (int i = 0; i < NQ; ++i)
         for (int c = 0; c < 2 * kPairs; ++c) vst1q_f32(out + i * o_stride + c0 + 4 * c, acc[i][c]);
     }
-    if (c0 < n) sums_plain(rows + c0, stride, n_rows, p, p_stride, NQ, n - c0, out + c0, o_stride);
+    if (c0 < n)
+      Fmt::sums_plain(Fmt::at(rows, c0), stride, n_rows, p, p_stride, NQ, n - c0, out + c0,
+                      o_stride);
   }
 };
 #endif
 
-// The head count as a template argument (1..kMaxHeadRows; check_heads has checked it), so
-// that the accumulators stay in registers: run(integral_constant<n_q>).
+// The head count as a template argument (1..kMaxHeadRows; best() has checked it), so that
+// the accumulators stay in registers: run(integral_constant<n_q>).
 template <class Run, int... I>
 void by_heads(int n_q, Run run, std::integer_sequence<int, I...>) {
   ((n_q == I + 1 ? (run(std::integral_constant<int, I + 1>{}), true) : false) || ...);
@@ -389,7 +399,7 @@ template <class Run>
 void by_heads(int n_q, Run run) {
   by_heads(n_q, run, std::make_integer_sequence<int, kMaxHeadRows>{});
 }
-// The head count as a template argument, rows as Fmt's units (the API's strides are bytes).
+// Rows as Fmt's units (the API's strides are bytes), by head count.
 template <class Fmt, class Isa>
 void dots_of(const void* rows, int64_t stride, int64_t n_rows, const float* q, int64_t q_stride,
              int n_q, int64_t n, float* out, int64_t o_stride) {
@@ -429,10 +439,12 @@ HeadRowKernels kernels_of(const char* name, auto isa) {
 }
 
 std::vector<HeadRowKernels> variants(DType type) {
-  if (type == DType::Q8_0) {  // NEON: the portable loops only
+  if (type == DType::Q8_0) {
     std::vector<HeadRowKernels> v{kernels_of<Q8Rows>("portable", Plain{})};
 #if HONDO_X86
     if (__builtin_cpu_supports("avx512f")) v.push_back(kernels_of<Q8Rows>("avx512", Avx512{}));
+#elif HONDO_ARM64
+    v.push_back(kernels_of<Q8Rows>("neon", Neon{}));
 #endif
     return v;
   }
