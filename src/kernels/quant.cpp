@@ -182,7 +182,8 @@ void deq_q8_k(const uint8_t* b, float* y) {
 
 // roundf's rounding (halves away from zero) for |v| < 2^23, inline: truncation is one
 // instruction and v - trunc(v) is exact, where std::lround is a library call per value (a Q8_0
-// KV cache quantizes every key and value it stores: ~8 % of a prompt's time went there).
+// KV cache quantizes every key and value it stores: the call was 1.9 % of the samples of a
+// 4096-token prompt).
 inline int round_half_away(float v) {
   int i = int(v);
   const float frac = v - float(i);
