@@ -438,31 +438,28 @@ HeadRowKernels kernels_of(const char* name, auto isa) {
   return {name, dots_of<Fmt, Isa>, sums_of<Fmt, Isa>};
 }
 
-std::vector<HeadRowKernels> variants(DType type) {
-  if (type == DType::Q8_0) {
-    std::vector<HeadRowKernels> v{kernels_of<Q8Rows>("portable", Plain{})};
+// Every variant this CPU can run over rows of Fmt, the portable loops first.
+template <class Fmt>
+std::vector<HeadRowKernels> variants_of() {
+  std::vector<HeadRowKernels> v{kernels_of<Fmt>("portable", Plain{})};
 #if HONDO_X86
-    if (__builtin_cpu_supports("avx512f")) v.push_back(kernels_of<Q8Rows>("avx512", Avx512{}));
+  if (__builtin_cpu_supports("avx512f")) v.push_back(kernels_of<Fmt>("avx512", Avx512{}));
 #elif HONDO_ARM64
-    v.push_back(kernels_of<Q8Rows>("neon", Neon{}));
-#endif
-    return v;
-  }
-  if (type != DType::F16) fail("head rows of ", dtype_name(type), ": only f16 and q8_0");
-  std::vector<HeadRowKernels> v{kernels_of<F16Rows>("portable", Plain{})};
-#if HONDO_X86
-  if (__builtin_cpu_supports("avx512f")) v.push_back(kernels_of<F16Rows>("avx512", Avx512{}));
-#elif HONDO_ARM64
-  v.push_back(kernels_of<F16Rows>("neon", Neon{}));
+  v.push_back(kernels_of<Fmt>("neon", Neon{}));
 #endif
   return v;
 }
 
-// The kernels head_dots and head_sums use for rows of `type`, after checking the call.
-const HeadRowKernels& best(DType type, int n_q, int64_t n) {
-  static const HeadRowKernels f16 = variants(DType::F16).back(), q8 = variants(DType::Q8_0).back();
+void check_type(DType type) {
   if (type != DType::F16 && type != DType::Q8_0)
     fail("head rows of ", dtype_name(type), ": only f16 and q8_0");
+}
+
+// The kernels head_dots and head_sums use for rows of `type`, after checking the call.
+const HeadRowKernels& best(DType type, int n_q, int64_t n) {
+  static const HeadRowKernels f16 = variants_of<F16Rows>().back(),
+                              q8 = variants_of<Q8Rows>().back();
+  check_type(type);
   if (n_q < 1 || n_q > kMaxHeadRows) fail("head rows: ", n_q, " heads, 1 to 8 allowed");
   if (type == DType::Q8_0 && n % Q8Rows::kBlock != 0)
     fail("head rows: ", n, " q8_0 values, a multiple of 32 expected");
@@ -472,7 +469,8 @@ const HeadRowKernels& best(DType type, int n_q, int64_t n) {
 }  // namespace
 
 std::vector<HeadRowKernels> head_rows_variants(DType type) {
-  return variants(type);
+  check_type(type);
+  return type == DType::Q8_0 ? variants_of<Q8Rows>() : variants_of<F16Rows>();
 }
 
 void head_dots(DType type, const void* rows, int64_t stride, int64_t n_rows, const float* q,
