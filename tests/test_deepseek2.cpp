@@ -3,8 +3,10 @@
 // variant, both KV up-projection layouts, and the MLA cache size.
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "model/deepseek2.h"
+#include "model/latent_attention.h"
 #include "model/mla.h"
 #include "model/moe.h"
 #include "runtime/engine.h"
@@ -24,20 +26,21 @@ using test::argmax;
 using test::max_abs_diff;
 using test::range;
 
-class AbsorbedVsNaive : public ::testing::TestWithParam<std::tuple<const char*, MlaMode>> {};
-
 // 512 prompt tokens (prefilled in chunks), then 64 greedy tokens one by one: every position's
-// logits equal the naive reference's within 1e-4 of the logit range.
-TEST_P(AbsorbedVsNaive, LogitsMatchOver512PlusDecode64) {
-  const std::string preset = std::get<0>(GetParam());
-  const MlaMode mode = std::get<1>(GetParam());
+// logits equal the naive reference's within 1e-4 of the logit range. split_positions: decode
+// steps over at least that many positions split them between the threads (mla.h).
+void expect_reference_logits(const std::string& preset, MlaMode mode,
+                             int64_t split_positions = kMlaSplitPositions) {
   const std::string path = test::synthetic(preset + "-ref", deepseek(preset));
   EngineOptions opt;
   opt.kv_type = DType::F32;
   opt.n_ctx = 640;
   opt.n_batch = 128;
+  opt.n_threads = 2;
   Engine e(path, opt);
-  dynamic_cast<DeepSeek2Model&>(e.model()).set_mla_mode(mode);
+  auto& model = dynamic_cast<DeepSeek2Model&>(e.model());
+  model.set_mla_mode(mode);
+  model.set_mla_split_positions(split_positions);
   std::string text;
   for (int i = 0; text.size() < 4000; ++i)
     text += "def f" + std::to_string(i) + "(x):\n    return x * " + std::to_string(i) + "\n";
@@ -61,7 +64,22 @@ TEST_P(AbsorbedVsNaive, LogitsMatchOver512PlusDecode64) {
     worst = std::max(worst, rel);
     ASSERT_LE(rel, 1e-4f) << preset << " position " << p;
   }
-  RecordProperty("worst_relative_diff", std::to_string(worst));
+  ::testing::Test::RecordProperty("worst_relative_diff", std::to_string(worst));
+}
+
+class AbsorbedVsNaive : public ::testing::TestWithParam<std::tuple<const char*, MlaMode>> {};
+
+TEST_P(AbsorbedVsNaive, LogitsMatchOver512PlusDecode64) {
+  expect_reference_logits(std::get<0>(GetParam()), std::get<1>(GetParam()));
+}
+
+// Every decode step with its positions split between two threads (from 512 on: two ranges of
+// four chunks or more each, merged), against the same reference.
+TEST(DeepSeek2, DecodeWithPositionsSplitBetweenThreadsMatchesReference) {
+  for (const char* preset : {"tiny-v2-lite", "tiny-v3"}) {
+    SCOPED_TRACE(preset);
+    expect_reference_logits(preset, MlaMode::Absorbed, 1);
+  }
 }
 
 // Every variant with attention forced absorbed, forced naive (decompressed), and chosen per
@@ -80,6 +98,93 @@ INSTANTIATE_TEST_SUITE_P(DeepSeek2, AbsorbedVsNaive,
                                    : m == MlaMode::Naive  ? "_Naive"
                                                           : "_Auto");
                          });
+
+// Latent attention over ranges of positions (each in chunks, the softmax kept online), the
+// partial results merged, against a double-precision softmax over all positions of the
+// cache's stored values: 11 heads (a run of 8 and one of 3), F32, F16 and Q8_0 latents, ranges
+// within and across chunks, one position alone and an empty range.
+TEST(LatentAttention, RangesMergeToSoftmaxOverAllPositions) {
+  constexpr int n_pos = 300, L = 96, R = 32, n_q = 11;
+  const float scale = 0.2f;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> ql(size_t(n_q * L)), qr(size_t(n_q * R));
+  for (float& x : ql) x = nd(rng);
+  for (float& x : qr) x = nd(rng);
+  for (auto [kt, vt] : {std::pair{DType::F32, DType::F32}, std::pair{DType::F16, DType::F16},
+                        std::pair{DType::Q8_0, DType::F16}}) {
+    SCOPED_TRACE(dtype_name(kt));
+    KvCache cache(1, n_pos, L, R, kt, vt);
+    std::vector<float> lat(size_t(n_pos * L)), kr(size_t(n_pos * R));  // as stored
+    for (int j = 0; j < n_pos; ++j) {
+      std::vector<float> c(L), k(R);
+      for (float& x : c) x = nd(rng);
+      for (float& x : k) x = nd(rng);
+      cache.store(0, j, c.data(), k.data());
+      cache.load_k(0, j, 0, L, lat.data() + j * L);
+      cache.load_v(0, j, 0, R, kr.data() + j * R);
+    }
+    cache.set_n_past(n_pos);
+    std::vector<double> want(size_t(n_q * L));  // [n_q, L]
+    for (int i = 0; i < n_q; ++i) {
+      std::vector<double> s(n_pos);
+      for (int j = 0; j < n_pos; ++j) {
+        double d = 0;
+        for (int c = 0; c < L; ++c) d += double(ql[size_t(i * L + c)]) * lat[size_t(j * L + c)];
+        for (int c = 0; c < R; ++c) d += double(qr[size_t(i * R + c)]) * kr[size_t(j * R + c)];
+        s[size_t(j)] = d * scale;
+      }
+      const double mx = *std::max_element(s.begin(), s.end());
+      double sum = 0;
+      for (double& x : s) sum += (x = std::exp(x - mx));
+      for (int j = 0; j < n_pos; ++j)
+        for (int c = 0; c < L; ++c)
+          want[size_t(i * L + c)] += s[size_t(j)] / sum * lat[size_t(j * L + c)];
+    }
+    for (const std::vector<int>& cuts : std::vector<std::vector<int>>{
+             {0, 300}, {0, 1, 300}, {0, 64, 129, 300}, {0, 150, 150, 300}, {0, 37, 299, 300}}) {
+      const int n_parts = int(cuts.size()) - 1;
+      std::vector<float> stats(size_t(n_parts * 2 * n_q)), accs(size_t(n_parts * n_q * L));
+      std::vector<LatentPartial> parts;
+      for (int k = 0; k < n_parts; ++k) {
+        parts.push_back({&stats[size_t(k * 2 * n_q)], &stats[size_t(k * 2 * n_q + n_q)],
+                         &accs[size_t(k * n_q * L)], L});
+        attend_latent_range(cache, 0, cuts[size_t(k)], cuts[size_t(k + 1)], L, R,
+                            {ql.data(), L, qr.data(), R, n_q}, scale, parts.back());
+      }
+      std::vector<float> o(L);
+      for (int i = 0; i < n_q; ++i) {
+        merge_latent_partials(parts.data(), n_parts, i, L, o.data());
+        for (int c = 0; c < L; ++c)
+          ASSERT_NEAR(o[size_t(c)], want[size_t(i * L + c)], 2e-5)
+              << n_parts << " parts, head " << i << " value " << c;
+      }
+    }
+  }
+}
+
+// Decode steps over many positions split them, a range per thread; short contexts, single
+// threads and batches of many tokens do not.
+TEST(LatentAttention, SplitPositionsBetweenThreads) {
+  auto ranges = split_positions({4999}, 2, 4096);
+  ASSERT_EQ(ranges.size(), 2u);
+  EXPECT_EQ(ranges[0].begin, 0);
+  EXPECT_EQ(ranges[0].end, 2500);
+  EXPECT_EQ(ranges[1].begin, 2500);
+  EXPECT_EQ(ranges[1].end, 5000);
+  EXPECT_TRUE(split_positions({3000}, 2, 4096).empty());
+  EXPECT_TRUE(split_positions({4999}, 1, 4096).empty());
+  EXPECT_TRUE(split_positions(std::vector<int>(kSplitTokens + 1, 5000), 2, 4096).empty());
+  ranges = split_positions({100, 4999}, 4, 1);  // the short one stays whole
+  ASSERT_EQ(ranges.size(), 5u);
+  EXPECT_EQ(ranges[0].token, 0);
+  EXPECT_EQ(ranges[0].end, 101);
+  for (size_t k = 1; k < 5; ++k) {
+    EXPECT_EQ(ranges[k].token, 1);
+    EXPECT_EQ(ranges[k].begin, k == 1 ? 0 : ranges[k - 1].end);
+  }
+  EXPECT_EQ(ranges[4].end, 5000);
+}
 
 TEST(DeepSeek2, CostModelPrefersNaiveForPrefillAbsorbedForDecode) {
   const auto c = DeepSeek2Config::from_gguf(

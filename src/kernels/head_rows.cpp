@@ -22,12 +22,6 @@ namespace hondo {
 
 namespace {
 
-// Rows per run of the weighted sums (Avx512::sums): 64 rows of a 512-value F16 latent are
-// 64 KiB, read from memory once and then from cache by the other stripes. One thread, 65536
-// such rows, 8 heads: 32, 64, 128 and 256 rows a run read 59, 64, 71 and 63 ns a row (the
-// dots over the same rows 60-70).
-constexpr int64_t kSumRows = 64;
-
 // Portable: head by head with the single-head kernels (F16 converted per head).
 void dots_plain(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* q,
                 int64_t q_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
@@ -37,8 +31,12 @@ void dots_plain(const uint16_t* rows, int64_t stride, int64_t n_rows, const floa
 }
 void sums_plain(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* p,
                 int64_t p_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
-  for (int i = 0; i < n_q; ++i)
-    f16_weighted_sum(rows, stride, p + i * p_stride, n_rows, n, out + i * o_stride);
+  thread_local std::vector<float> sum;  // [n] one head's sums
+  sum.resize(size_t(n));
+  for (int i = 0; i < n_q; ++i) {
+    f16_weighted_sum(rows, stride, p + i * p_stride, n_rows, n, sum.data());
+    for (int64_t c = 0; c < n; ++c) out[i * o_stride + c] += sum[size_t(c)];
+  }
 }
 
 // Portable over Q8_0 rows (`stride` bytes apart): each row dequantized by the reference
@@ -56,7 +54,6 @@ void q8_sums_plain(const uint8_t* rows, int64_t stride, int64_t n_rows, const fl
                    int64_t p_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
   thread_local std::vector<float> w;  // [n] one row's values
   w.resize(size_t(n));
-  for (int i = 0; i < n_q; ++i) std::fill(out + i * o_stride, out + i * o_stride + n, 0.0f);
   for (int64_t j = 0; j < n_rows; ++j) {
     dequantize_row(DType::Q8_0, rows + j * stride, w.data(), n);
     for (int i = 0; i < n_q; ++i) axpy_f32(p[i * p_stride + j], w.data(), out + i * o_stride, n);
@@ -116,10 +113,10 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 load16(const uin
 template <class Fmt>
 __attribute__((always_inline)) inline void prefetch_rows_ahead(const typename Fmt::T* rows,
                                                                int64_t stride, int64_t j,
-                                                               int64_t count, int64_t n_rows,
+                                                               int64_t count, int64_t n_fetch,
                                                                int64_t n) {
   const int64_t bytes = Fmt::bytes(n);
-  for (int64_t k = j + kRowsAhead; k < std::min(n_rows, j + kRowsAhead + count); ++k)
+  for (int64_t k = j + kRowsAhead; k < std::min(n_fetch, j + kRowsAhead + count); ++k)
     for (int64_t b = 0; b < bytes; b += 64)
       __builtin_prefetch(reinterpret_cast<const char*>(rows + k * stride) + b, 0, 2);
 }
@@ -131,10 +128,10 @@ template <class Fmt, int W>
 __attribute__((always_inline)) inline void prefetch_next_run(const typename Fmt::T* rows,
                                                              int64_t stride, int64_t j,
                                                              int64_t count, int64_t j0,
-                                                             int64_t n_rows, int64_t n,
+                                                             int64_t n_fetch, int64_t n,
                                                              int64_t c0) {
-  if (j0 == 0 && c0 == 0) prefetch_rows_ahead<Fmt>(rows, stride, j, count, n_rows, n);
-  for (int64_t k = j + kSumRows; k < std::min(n_rows, j + kSumRows + count); ++k) {
+  if (j0 == 0 && c0 == 0) prefetch_rows_ahead<Fmt>(rows, stride, j, count, n_fetch, n);
+  for (int64_t k = j + kSumRows; k < std::min(n_fetch, j + kSumRows + count); ++k) {
     const char* first = reinterpret_cast<const char*>(Fmt::at(rows + k * stride, c0));
     for (int64_t b = 0; b < Fmt::bytes(W); b += 64) __builtin_prefetch(first + b, 0, 2);
   }
@@ -258,27 +255,26 @@ struct Avx512 {
   // one-head dots by 10 % (256 rows from cache, 1.12-1.16 against 1.26-1.30 us, identical code
   // 32 bytes apart).
   template <class Fmt, int NQ>
-  __attribute__((target("avx512f"), aligned(64))) static void dots(const typename Fmt::T* rows,
-                                                                   int64_t stride, int64_t n_rows,
-                                                                   const float* q, int64_t q_stride,
-                                                                   int64_t n, float* out,
-                                                                   int64_t o_stride) {
+  __attribute__((target("avx512f"), aligned(64))) static void dots(
+      const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* q, int64_t q_stride,
+      int64_t n, float* out, int64_t o_stride, int64_t fetch_end) {
     constexpr int kRows = NQ >= 4 ? 1 : 4 / NQ;
+    const int64_t n_fetch = std::max(n_rows, fetch_end);
     int64_t j = 0;
     if constexpr (NQ == 1)
       if (n % 32 == 0)
         for (; j + 16 <= n_rows; j += 16) {
-          prefetch_rows_ahead<Fmt>(rows, stride, j, 16, n_rows, n);
+          prefetch_rows_ahead<Fmt>(rows, stride, j, 16, n_fetch, n);
           dot16<Fmt>(rows + j * stride, stride, q, n, out + j);
         }
     if constexpr (NQ == 2 || NQ == 4 || NQ == 8)
       if (n % 16 == 0)
         for (; j + 16 / NQ <= n_rows; j += 16 / NQ) {
-          prefetch_rows_ahead<Fmt>(rows, stride, j, 16 / NQ, n_rows, n);
+          prefetch_rows_ahead<Fmt>(rows, stride, j, 16 / NQ, n_fetch, n);
           dot_rows16<Fmt, NQ>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
         }
     for (; j + kRows <= n_rows; j += kRows) {
-      prefetch_rows_ahead<Fmt>(rows, stride, j, kRows, n_rows, n);
+      prefetch_rows_ahead<Fmt>(rows, stride, j, kRows, n_fetch, n);
       dot_rows<Fmt, NQ, kRows>(rows + j * stride, stride, q, q_stride, n, out + j, o_stride);
     }
     for (; j < n_rows; ++j)
@@ -293,43 +289,40 @@ struct Avx512 {
   // row wider than one stripe came from memory again at every stripe: 16384 rows of a
   // 512-value latent, 8 heads, one thread: 100 ns a row against 43 from cache.
   template <class Fmt, int NQ>
-  __attribute__((target("avx512f"), aligned(64))) static void sums(const typename Fmt::T* rows,
-                                                                   int64_t stride, int64_t n_rows,
-                                                                   const float* p, int64_t p_stride,
-                                                                   int64_t n, float* out,
-                                                                   int64_t o_stride) {
+  __attribute__((target("avx512f"), aligned(64))) static void sums(
+      const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* p, int64_t p_stride,
+      int64_t n, float* out, int64_t o_stride, int64_t fetch_end) {
     constexpr int kRegs = NQ >= 4 ? 2 : 8 / NQ;
     const int64_t n_full = n / (16 * kRegs) * (16 * kRegs);  // columns of whole stripes
-    for (int64_t j0 = 0; j0 < n_rows || j0 == 0; j0 += kSumRows) {
+    const int64_t n_fetch = std::max(n_rows, fetch_end);
+    for (int64_t j0 = 0; j0 < n_rows; j0 += kSumRows) {
       const int64_t j1 = std::min(n_rows, j0 + kSumRows);
       for (int64_t c0 = 0; c0 < n_full; c0 += 16 * kRegs)
-        sum_stripe<Fmt, NQ, kRegs>(rows, stride, j0, j1, n_rows, p, p_stride, n, c0, j0 > 0,
-                                   out + c0, o_stride);
+        sum_stripe<Fmt, NQ, kRegs>(rows, stride, j0, j1, n_fetch, p, p_stride, n, c0, out + c0,
+                                   o_stride);
     }
     if (n_full < n)
       Fmt::sums_plain(Fmt::at(rows, n_full), stride, n_rows, p, p_stride, NQ, n - n_full,
                       out + n_full, o_stride);
   }
   // Rows j0 .. j1 - 1 into columns c0 .. c0 + 16 * kRegs - 1 of the NQ heads' sums, added to
-  // what out holds if `add`, else stored. Each row asks for the same columns of the row a run
-  // later, so that the stripes of one run bring in the next run as they go, a run ahead; the
-  // first run asks for its rows kRowsAhead ahead in its first stripe.
+  // what out holds. Each row asks for the same columns of the row a run later (below n_fetch),
+  // so that the stripes of one run bring in the next run as they go, a run ahead; the first
+  // run asks for its rows kRowsAhead ahead in its first stripe.
   template <class Fmt, int NQ, int kRegs>
   __attribute__((target("avx512f"), always_inline)) static inline void sum_stripe(
-      const typename Fmt::T* rows, int64_t stride, int64_t j0, int64_t j1, int64_t n_rows,
-      const float* p, int64_t p_stride, int64_t n, int64_t c0, bool add, float* out,
-      int64_t o_stride) {
+      const typename Fmt::T* rows, int64_t stride, int64_t j0, int64_t j1, int64_t n_fetch,
+      const float* p, int64_t p_stride, int64_t n, int64_t c0, float* out, int64_t o_stride) {
     __m512 acc[NQ][kRegs];
     for (int i = 0; i < NQ; ++i)
-      for (int c = 0; c < kRegs; ++c)
-        acc[i][c] = add ? _mm512_loadu_ps(out + i * o_stride + 16 * c) : _mm512_setzero_ps();
+      for (int c = 0; c < kRegs; ++c) acc[i][c] = _mm512_loadu_ps(out + i * o_stride + 16 * c);
     int64_t j = j0;
     // One head: two rows a step into two sets of accumulators, chains half as long.
     if constexpr (NQ == 1) {
       __m512 acc2[kRegs];
       for (int c = 0; c < kRegs; ++c) acc2[c] = _mm512_setzero_ps();
       for (; j + 2 <= j1; j += 2) {
-        prefetch_next_run<Fmt, 16 * kRegs>(rows, stride, j, 2, j0, n_rows, n, c0);
+        prefetch_next_run<Fmt, 16 * kRegs>(rows, stride, j, 2, j0, n_fetch, n, c0);
         const typename Fmt::T* r = rows + j * stride;
         const __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
         for (int c = 0; c < kRegs; ++c) {
@@ -340,7 +333,7 @@ struct Avx512 {
       for (int c = 0; c < kRegs; ++c) acc[0][c] = _mm512_add_ps(acc[0][c], acc2[c]);
     }
     for (; j < j1; ++j) {
-      prefetch_next_run<Fmt, 16 * kRegs>(rows, stride, j, 1, j0, n_rows, n, c0);
+      prefetch_next_run<Fmt, 16 * kRegs>(rows, stride, j, 1, j0, n_fetch, n, c0);
       const typename Fmt::T* r = rows + j * stride;
       __m512 w[kRegs];
       for (int c = 0; c < kRegs; ++c) w[c] = load16(r, c0 + 16 * c);
@@ -378,7 +371,7 @@ struct Neon {
   // Per row: 8 values converted at a time, two accumulators per head.
   template <class Fmt, int NQ>
   static void dots(const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* q,
-                   int64_t q_stride, int64_t n, float* out, int64_t o_stride) {
+                   int64_t q_stride, int64_t n, float* out, int64_t o_stride, int64_t) {
     const int64_t n8 = n / 8 * 8;
     for (int64_t j = 0; j < n_rows; ++j) {
       const typename Fmt::T* r = rows + j * stride;
@@ -401,19 +394,19 @@ struct Neon {
   }
 
   // Columns in stripes of 8 * kPairs (kPairs pairs of registers per head), every row of a
-  // run of kSumRows into each stripe, the runs' sums kept in out (as Avx512::sums).
+  // run of kSumRows into each stripe, the sums added to out (as Avx512::sums; no prefetches).
   template <class Fmt, int NQ>
   static void sums(const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* p,
-                   int64_t p_stride, int64_t n, float* out, int64_t o_stride) {
+                   int64_t p_stride, int64_t n, float* out, int64_t o_stride, int64_t) {
     constexpr int kPairs = NQ >= 4 ? 1 : 4 / NQ;
     const int64_t n_full = n / (8 * kPairs) * (8 * kPairs);  // columns of whole stripes
-    for (int64_t j0 = 0; j0 < n_rows || j0 == 0; j0 += kSumRows) {
+    for (int64_t j0 = 0; j0 < n_rows; j0 += kSumRows) {
       const int64_t j1 = std::min(n_rows, j0 + kSumRows);
       for (int64_t c0 = 0; c0 < n_full; c0 += 8 * kPairs) {
         float32x4_t acc[NQ][2 * kPairs];
         for (int i = 0; i < NQ; ++i)
           for (int c = 0; c < 2 * kPairs; ++c)
-            acc[i][c] = j0 > 0 ? vld1q_f32(out + i * o_stride + c0 + 4 * c) : vdupq_n_f32(0);
+            acc[i][c] = vld1q_f32(out + i * o_stride + c0 + 4 * c);
         for (int64_t j = j0; j < j1; ++j) {
           const typename Fmt::T* r = rows + j * stride;
           float32x4_t w[2 * kPairs];
@@ -447,32 +440,34 @@ void by_heads(int n_q, Run run) {
 // Rows as Fmt's units (the API's strides are bytes), by head count.
 template <class Fmt, class Isa>
 void dots_of(const void* rows, int64_t stride, int64_t n_rows, const float* q, int64_t q_stride,
-             int n_q, int64_t n, float* out, int64_t o_stride) {
+             int n_q, int64_t n, float* out, int64_t o_stride, int64_t fetch_end) {
   const auto* r = static_cast<const typename Fmt::T*>(rows);
   const int64_t s = stride / int64_t(sizeof(typename Fmt::T));
   by_heads(n_q, [&](auto nq) {
-    Isa::template dots<Fmt, decltype(nq)::value>(r, s, n_rows, q, q_stride, n, out, o_stride);
+    Isa::template dots<Fmt, decltype(nq)::value>(r, s, n_rows, q, q_stride, n, out, o_stride,
+                                                 fetch_end);
   });
 }
 template <class Fmt, class Isa>
 void sums_of(const void* rows, int64_t stride, int64_t n_rows, const float* p, int64_t p_stride,
-             int n_q, int64_t n, float* out, int64_t o_stride) {
+             int n_q, int64_t n, float* out, int64_t o_stride, int64_t fetch_end) {
   const auto* r = static_cast<const typename Fmt::T*>(rows);
   const int64_t s = stride / int64_t(sizeof(typename Fmt::T));
   by_heads(n_q, [&](auto nq) {
-    Isa::template sums<Fmt, decltype(nq)::value>(r, s, n_rows, p, p_stride, n, out, o_stride);
+    Isa::template sums<Fmt, decltype(nq)::value>(r, s, n_rows, p, p_stride, n, out, o_stride,
+                                                 fetch_end);
   });
 }
 // The portable loops behind the same signature.
 struct Plain {
   template <class Fmt, int NQ>
   static void dots(const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* q,
-                   int64_t q_stride, int64_t n, float* out, int64_t o_stride) {
+                   int64_t q_stride, int64_t n, float* out, int64_t o_stride, int64_t) {
     Fmt::dots_plain(rows, stride, n_rows, q, q_stride, NQ, n, out, o_stride);
   }
   template <class Fmt, int NQ>
   static void sums(const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* p,
-                   int64_t p_stride, int64_t n, float* out, int64_t o_stride) {
+                   int64_t p_stride, int64_t n, float* out, int64_t o_stride, int64_t) {
     Fmt::sums_plain(rows, stride, n_rows, p, p_stride, NQ, n, out, o_stride);
   }
 };
@@ -519,13 +514,15 @@ std::vector<HeadRowKernels> head_rows_variants(DType type) {
 }
 
 void head_dots(DType type, const void* rows, int64_t stride, int64_t n_rows, const float* q,
-               int64_t q_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
-  best(type, n_q, n).dots(rows, stride, n_rows, q, q_stride, n_q, n, out, o_stride);
+               int64_t q_stride, int n_q, int64_t n, float* out, int64_t o_stride,
+               int64_t fetch_end) {
+  best(type, n_q, n).dots(rows, stride, n_rows, q, q_stride, n_q, n, out, o_stride, fetch_end);
 }
 
 void head_sums(DType type, const void* rows, int64_t stride, int64_t n_rows, const float* p,
-               int64_t p_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
-  best(type, n_q, n).sums(rows, stride, n_rows, p, p_stride, n_q, n, out, o_stride);
+               int64_t p_stride, int n_q, int64_t n, float* out, int64_t o_stride,
+               int64_t fetch_end) {
+  best(type, n_q, n).sums(rows, stride, n_rows, p, p_stride, n_q, n, out, o_stride, fetch_end);
 }
 
 }  // namespace hondo

@@ -145,7 +145,8 @@ void DeepSeek2Model::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
     const Block& b = blocks_[size_t(l)];
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x + t * E, b.attn_norm.data(), xn + t * E, int(E), cfg_.rms_eps);
-    mla_forward(cfg_, b.mla, rope_, l, batch, tok_pos, cs, sn, xn, tmp, pool, mla_mode_);
+    mla_forward(cfg_, b.mla, rope_, l, batch, tok_pos, cs, sn, xn, tmp, pool, mla_mode_,
+                mla_split_positions_);
     for (size_t i = 0; i < n_x; ++i) x[i] += tmp[i];
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x + t * E, b.ffn_norm.data(), xn + t * E, int(E), cfg_.rms_eps);

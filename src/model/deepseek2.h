@@ -19,6 +19,8 @@ class DeepSeek2Model : public Model {
   const DeepSeek2Config& config() const { return cfg_; }
   // Tests force one attention method; Auto (the default) picks the cheaper per batch.
   void set_mla_mode(MlaMode m) { mla_mode_ = m; }
+  // Decode steps over at least n positions split them between the threads (mla.h).
+  void set_mla_split_positions(int64_t n) { mla_split_positions_ = n; }
   std::string arch() const override { return "deepseek2"; }
   int n_vocab() const override { return cfg_.n_vocab; }
   int n_ctx_train() const override { return cfg_.n_ctx_train; }
@@ -43,6 +45,7 @@ class DeepSeek2Model : public Model {
 
   DeepSeek2Config cfg_;
   MlaMode mla_mode_ = MlaMode::Auto;
+  int64_t mla_split_positions_ = kMlaSplitPositions;
   Rope rope_;
   const Tensor* tok_embd_;  // [n_embd, n_vocab]
   const Tensor* output_;    // [n_embd, n_vocab]

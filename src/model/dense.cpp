@@ -114,7 +114,7 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
   auto head = [&](int64_t task) {
     const Chunk& ch = chunks[size_t(task / n_kv)];
     const int kvh = int(task % n_kv);
-    thread_local std::vector<float> keys, values, scores, part;
+    thread_local std::vector<float> keys, values, scores;
     scores.resize(size_t(ch.n_pos));  // [n_pos]
     if (ch.t1 - ch.t0 == 1 && in_place(*ch.cache)) {
       // One query (decode): read the cache in place, converting in registers (a converted
@@ -123,7 +123,6 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
       // come in blocks of B positions, each block one contiguous run (kv_cache.h).
       const int64_t t = ch.t0, n_pos = tok_pos[size_t(t)] + 1, n_blocks = (n_pos + B - 1) / B;
       const KvCache& cache = *ch.cache;
-      part.resize(size_t(kMaxHeadRows * hd));  // [n_q, hd] one block's share of the outputs
       for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += kMaxHeadRows) {
         const int n_q = std::min(kMaxHeadRows, (kvh + 1) * group - h0);
         const float* qh = q + t * Q + int64_t(h0) * hd;  // [n_q, hd]
@@ -138,16 +137,14 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
                     hd, n_q, hd, scores.data() + b * B, n_pos);
         }
         for (int i = 0; i < n_q; ++i) softmax(scores.data() + i * n_pos, int(n_pos), scale);
+        std::memset(oh, 0, sizeof(float) * size_t(n_q * hd));
         for (int64_t b = 0; b < n_blocks; ++b) {
           if (b + 1 < n_blocks)
             prefetch_block(cache.v_block(layer, kvh, int(b + 1)), cache.v_head_bytes(),
                            rows_in(b + 1, n_pos));
           const uint8_t* v_rows = cache.v_block(layer, kvh, int(b));  // [B, hd] as stored
-          float* dst = b == 0 ? oh : part.data();
           head_sums(cache.v_type(), v_rows, int64_t(cache.v_head_bytes()), rows_in(b, n_pos),
-                    scores.data() + b * B, n_pos, n_q, hd, dst, hd);
-          if (b > 0)
-            for (int64_t i = 0; i < int64_t(n_q) * hd; ++i) oh[i] += part[size_t(i)];
+                    scores.data() + b * B, n_pos, n_q, hd, oh, hd);
         }
       }
       return;

@@ -10,6 +10,7 @@
 #include "kernels/quant.h"
 #include "kernels/vec_dot.h"
 #include "model/attention.h"
+#include "model/latent_attention.h"
 
 namespace hondo {
 
@@ -129,54 +130,12 @@ void tokens_of(const float* head_major, int64_t T, int64_t H, int64_t n, float* 
                   sizeof(float) * size_t(n));
 }
 
-// One token's attention for n_q (<= kMaxHeadRows) heads over its cached latents 0..n_pos-1,
-// in latent space: s_j = (q_lat . c_j + q^R . k^R_j) * scale, p = softmax(s),
-// o_lat = sum_j p_j c_j. ql: [n_q, L] rows ql_stride apart, qr: [n_q, R] rows qr_stride apart,
-// o: [n_q, L] rows o_stride apart. An F16 or Q8_0 cache is read in place, each cached row
-// converted once for all n_q heads (kernels/head_rows.h); the rows of a cache of one head are
-// one run from position 0's (kv_cache.h).
-void attend_latents(const KvCache& cache, int layer, int64_t n_pos, int64_t L, int64_t R,
-                    const float* ql, int64_t ql_stride, const float* qr, int64_t qr_stride, int n_q,
-                    float scale, float* o, int64_t o_stride) {
-  thread_local std::vector<float> scores;                 // the calling thread's own
-  scores.assign(size_t(n_q * n_pos), 0.0f);               // [n_q, n_pos]
-  const uint8_t* latents = cache.k_block(layer, 0, 0);    // [n_pos, L] as stored
-  const uint8_t* rope_keys = cache.v_block(layer, 0, 0);  // [n_pos, R] as stored
-  const int64_t lat_bytes = int64_t(cache.k_head_bytes()), kr_bytes = int64_t(cache.v_head_bytes());
-  if (cache.k_type() != DType::F32) {
-    head_dots(cache.k_type(), latents, lat_bytes, n_pos, ql, ql_stride, n_q, L, scores.data(),
-              n_pos);
-    head_dots(cache.v_type(), rope_keys, kr_bytes, n_pos, qr, qr_stride, n_q, R, scores.data(),
-              n_pos);
-    for (int i = 0; i < n_q; ++i) softmax(scores.data() + i * n_pos, int(n_pos), scale);
-    head_sums(cache.k_type(), latents, lat_bytes, n_pos, scores.data(), n_pos, n_q, L, o, o_stride);
-    return;
-  }
-  // An F32 cache (both streams), read in place.
-  auto latent = [&](int j) -> const float* {  // c_j, [L]
-    return reinterpret_cast<const float*>(latents + j * lat_bytes);
-  };
-  auto rope_key = [&](int j) -> const float* {  // k^R_j, [R]
-    return reinterpret_cast<const float*>(rope_keys + j * kr_bytes);
-  };
-  for (int i = 0; i < n_q; ++i) {
-    float* si = scores.data() + i * n_pos;
-    float* oi = o + i * o_stride;
-    for (int j = 0; j < n_pos; ++j)
-      si[j] = (dot_f32(ql + i * ql_stride, latent(j), L) +
-               dot_f32(qr + i * qr_stride, rope_key(j), R)) *
-              scale;
-    softmax(si, int(n_pos));
-    std::memset(oi, 0, sizeof(float) * size_t(L));
-    for (int j = 0; j < n_pos; ++j) axpy_f32(si[j], latent(j), oi, L);
-  }
-}
 }  // namespace
 
 void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope, int layer,
                  std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos,
                  const float* rope_cos, const float* rope_sin, const float* xn, float* out,
-                 ThreadPool& pool, MlaMode mode) {
+                 ThreadPool& pool, MlaMode mode, int64_t split_min_positions) {
   if (mode == MlaMode::Auto) {
     // Naive is chosen when it costs fewer multiply-adds and its decompressed keys and values
     // (every cached position of the batch; the values twice, as computed and transposed) stay
@@ -237,10 +196,8 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
   //   q_lat[h, t] = W_UK,h^T q^C[t, h]                                  [L]
   //   o_lat[h, t] = sum_j softmax_j((q_lat . c_j + q^R . k^R_j) scale) c_j   [L]
   //   o[t, h]     = W_UV,h o_lat[h, t]                                  [V]
-  // None of the three needs another head, so each thread takes whole heads and does all three
-  // for them: one parallel loop a layer, and every cached latent read once per run of up to
-  // kMaxHeadRows of a thread's heads. The per-head products take head-major [H, T, n] rows;
-  // with one token (decode) that is the token-major layout itself, read and written in place.
+  // The per-head products take head-major [H, T, n] rows; with one token (decode) that is the
+  // token-major layout itself, read and written in place.
   const bool one = T == 1;
   float* o = scratch(o_buf, size_t(T * H * V));                               // [T, H * V]
   float* q_nope = one ? nullptr : scratch(q_nope_buf, size_t(H * T * nope));  // [H, T, nope]
@@ -252,21 +209,67 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
   for (const SeqBatch& s : batch)
     for (size_t i = 0; i < s.tokens.size(); ++i) tok_cache.push_back(s.cache);
   const float scale = c.softmax_scale();
-  pool.parallel_for(H, [&](int64_t h_begin, int64_t h_end) {
-    ThreadPool& alone = ThreadPool::this_thread();
-    for (int64_t h0 = h_begin; h0 < h_end; h0 += kMaxHeadRows) {
-      const int n_q = int(std::min<int64_t>(kMaxHeadRows, h_end - h0));  // heads of this run
-      for (int64_t h = h0; h < h0 + n_q; ++h)
-        matmul_rows(w.wk_b, h * L, L, one ? q + h * QH : q_nope + h * T * nope, T,
-                    q_lat + h * T * L, alone);
-      for (int64_t t = 0; t < T; ++t)
-        attend_latents(*tok_cache[size_t(t)], layer, tok_pos[size_t(t)] + 1, L, R,
-                       q_lat + (h0 * T + t) * L, T * L, q + (t * H + h0) * QH + nope, QH, n_q,
-                       scale, o_lat + (h0 * T + t) * L, T * L);
-      for (int64_t h = h0; h < h0 + n_q; ++h)
-        matmul_rows(w.wv_b, h * V, V, o_lat + h * T * L, T, o_h + h * T * V, alone);
-    }
-  });
+  auto queries = [&](int64_t t, int64_t h0, int n_q) {  // heads h0 .. h0 + n_q - 1 of token t
+    return LatentQueries{q_lat + (h0 * T + t) * L, T * L, q + (t * H + h0) * QH + nope, QH, n_q};
+  };
+  auto absorb = [&](int64_t h, ThreadPool& alone) {
+    matmul_rows(w.wk_b, h * L, L, one ? q + h * QH : q_nope + h * T * nope, T, q_lat + h * T * L,
+                alone);
+  };
+  auto project = [&](int64_t h, ThreadPool& alone) {
+    matmul_rows(w.wv_b, h * V, V, o_lat + h * T * L, T, o_h + h * T * V, alone);
+  };
+  const std::vector<PositionRange> ranges =
+      split_positions(tok_pos, pool.size(), split_min_positions);
+  if (ranges.empty()) {
+    // Each thread takes whole heads and does all three steps for them: one parallel loop a
+    // layer, and every cached latent read once per token by each thread.
+    pool.parallel_for(H, [&](int64_t h_begin, int64_t h_end) {
+      ThreadPool& alone = ThreadPool::this_thread();
+      thread_local std::vector<float> m_buf, l_buf;
+      float* m = scratch(m_buf, size_t(h_end - h_begin));  // [heads]
+      float* l = scratch(l_buf, size_t(h_end - h_begin));  // [heads]
+      for (int64_t h = h_begin; h < h_end; ++h) absorb(h, alone);
+      for (int64_t t = 0; t < T; ++t) {
+        const LatentPartial part{m, l, o_lat + (h_begin * T + t) * L, T * L};
+        attend_latent_range(*tok_cache[size_t(t)], layer, 0, tok_pos[size_t(t)] + 1, L, R,
+                            queries(t, h_begin, int(h_end - h_begin)), scale, part);
+        for (int i = 0; i < h_end - h_begin; ++i)  // normalized in place
+          merge_latent_partials(&part, 1, i, L, o_lat + ((h_begin + i) * T + t) * L);
+      }
+      for (int64_t h = h_begin; h < h_end; ++h) project(h, alone);
+    });
+  } else {
+    // Long contexts: the threads split each token's positions (flash-decoding), so that each
+    // cached latent is read by one thread only, all heads taking their scores from it while it
+    // is in cache; the partial results are merged per head before W_UV.
+    pool.parallel_for(H, [&](int64_t h_begin, int64_t h_end) {
+      for (int64_t h = h_begin; h < h_end; ++h) absorb(h, ThreadPool::this_thread());
+    });
+    const int64_t n_parts = int64_t(ranges.size());
+    thread_local std::vector<float> stat_buf, part_buf;
+    float* stats = scratch(stat_buf, size_t(n_parts * 2 * H));  // [n_parts, 2, H]: m, l
+    float* accs = scratch(part_buf, size_t(n_parts * H * L));   // [n_parts, H, L]
+    std::vector<LatentPartial> parts;
+    for (int64_t k = 0; k < n_parts; ++k)
+      parts.push_back({stats + k * 2 * H, stats + k * 2 * H + H, accs + k * H * L, L});
+    pool.parallel_tasks(n_parts, [&](int64_t k) {
+      const PositionRange& r = ranges[size_t(k)];
+      attend_latent_range(*tok_cache[size_t(r.token)], layer, r.begin, r.end, L, R,
+                          queries(r.token, 0, int(H)), scale, parts[size_t(k)]);
+    });
+    pool.parallel_for(H, [&](int64_t h_begin, int64_t h_end) {
+      for (int64_t h = h_begin; h < h_end; ++h) {
+        for (int64_t k = 0; k < n_parts;) {  // each token's parts follow one another
+          const int64_t t = ranges[size_t(k)].token, k0 = k;
+          while (k < n_parts && ranges[size_t(k)].token == t) ++k;
+          merge_latent_partials(&parts[size_t(k0)], int(k - k0), int(h), L,
+                                o_lat + (h * T + t) * L);
+        }
+        project(h, ThreadPool::this_thread());
+      }
+    });
+  }
 
   // The output projection over all heads: [T, H * V] -> [T, E].
   if (!one) tokens_of(o_h, T, H, V, o);

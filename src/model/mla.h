@@ -45,6 +45,11 @@ enum class MlaMode { Auto, Absorbed, Naive };
 // position of the batch; the values twice, as computed and transposed) fit in this much.
 constexpr double kMlaNaiveScratchBytes = 512.0 * 1024 * 1024;
 
+// Decode steps whose tokens attend over at least this many positions split them between the
+// threads (model/latent_attention.h). V2-Lite's shape with 4 layers, 2 threads: at 16384
+// positions 50-62 t/s against 44-56 with the heads split; at 4096 the same within noise.
+constexpr int64_t kMlaSplitPositions = 4096;
+
 // Attention of a batch of sequences' new tokens. xn: [n_tok, n_embd] (normalised input),
 // out: [n_tok, n_embd]. Stores each token's latent and rotary key in its sequence's cache.
 // rope_cos, rope_sin: [n_tok, qk_rope / 2], Rope::angles of each token's position (the same
@@ -52,7 +57,8 @@ constexpr double kMlaNaiveScratchBytes = 512.0 * 1024 * 1024;
 void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope, int layer,
                  std::vector<SeqBatch>& batch, const std::vector<int>& tok_pos,
                  const float* rope_cos, const float* rope_sin, const float* xn, float* out,
-                 ThreadPool& pool, MlaMode mode = MlaMode::Auto);
+                 ThreadPool& pool, MlaMode mode = MlaMode::Auto,
+                 int64_t split_min_positions = kMlaSplitPositions);
 
 // The multiply-adds of each method for a batch, as Auto compares them.
 double mla_cost(const DeepSeek2Config& c, const std::vector<SeqBatch>& batch, MlaMode mode);
