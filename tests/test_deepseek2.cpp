@@ -74,7 +74,7 @@ TEST_P(AbsorbedVsNaive, LogitsMatchOver512PlusDecode64) {
 }
 
 // Every decode step with its positions split between two threads (from 512 on: two ranges of
-// four chunks or more each, merged), against the same reference.
+// two chunks or more each, merged), against the same reference.
 TEST(DeepSeek2, DecodeWithPositionsSplitBetweenThreadsMatchesReference) {
   for (const char* preset : {"tiny-v2-lite", "tiny-v3"}) {
     SCOPED_TRACE(preset);

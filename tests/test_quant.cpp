@@ -293,12 +293,12 @@ TEST(HalfRowsDot, EveryVariantTypeAndTokenCountMatchesReference) {
 // Several heads over the same cached rows (decode attention), F16 values or Q8_0 blocks:
 // every variant and head count against a double-precision reference over the rows' stored
 // values, for widths with and without a tail after the vector blocks (F16; Q8_0 rows are whole
-// blocks of 32), and rows enough for the sums' runs of 64 and a part run after them. Both add
+// blocks of 32), and rows enough for a run of the sums (kSumRows) and a part run. Both add
 // to what the output holds; rows asked for beyond the ones used change nothing.
 TEST(HeadRows, EveryVariantAndHeadCountMatchesReference) {
   std::mt19937 rng(17);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  const int64_t n_rows = 150, width = 576, q_stride = 600, o_stride = 610;
+  const int64_t n_rows = kSumRows + 22, width = 576, q_stride = 600, o_stride = 610;
   const int64_t n_used = n_rows - 11;  // rows the kernels read; the others only asked for
   std::vector<float> x(static_cast<size_t>(n_rows * width));  // [n_rows, width] before storing
   for (float& v : x) v = nd(rng);

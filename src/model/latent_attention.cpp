@@ -16,8 +16,8 @@ namespace hondo {
 namespace {
 
 // Positions per chunk: the weighted sums' run (kernels/head_rows.h), so that the sums over one
-// chunk fetch all of the next as they go and the next chunk's scores read it from cache. 64
-// cached rows of V2's latent and rotary key (512 + 64 values) are 72 KiB in F16.
+// chunk fetch all of the next as they go and the next chunk's scores read it from cache. 128
+// cached rows of V2's latent and rotary key (512 + 64 values) are 144 KiB in F16.
 constexpr int64_t kLatentChunk = kSumRows;
 
 // out[i * o_stride + j] += row_j . q_i for n_q heads over n_rows rows of n values, `stride`
