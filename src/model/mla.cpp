@@ -248,11 +248,13 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
     });
     const int64_t n_parts = int64_t(ranges.size());
     thread_local std::vector<float> stat_buf, part_buf;
+    thread_local std::vector<LatentPartial> part_list;
     float* stats = scratch(stat_buf, size_t(n_parts * 2 * H));  // [n_parts, 2, H]: m, l
     float* accs = scratch(part_buf, size_t(n_parts * H * L));   // [n_parts, H, L]
-    std::vector<LatentPartial> parts;
+    part_list.clear();
     for (int64_t k = 0; k < n_parts; ++k)
-      parts.push_back({stats + k * 2 * H, stats + k * 2 * H + H, accs + k * H * L, L});
+      part_list.push_back({stats + k * 2 * H, stats + k * 2 * H + H, accs + k * H * L, L});
+    const LatentPartial* parts = part_list.data();  // the tasks see the list through this
     pool.parallel_tasks(n_parts, [&](int64_t k) {
       const PositionRange& r = ranges[size_t(k)];
       attend_latent_range(*tok_cache[size_t(r.token)], layer, r.begin, r.end, L, R,

@@ -46,8 +46,9 @@ enum class MlaMode { Auto, Absorbed, Naive };
 constexpr double kMlaNaiveScratchBytes = 512.0 * 1024 * 1024;
 
 // Decode steps whose tokens attend over at least this many positions split them between the
-// threads (model/latent_attention.h). V2-Lite's shape with 4 layers, 2 threads: at 16384
-// positions 50-62 t/s against 44-56 with the heads split; at 4096 the same within noise.
+// threads (model/latent_attention.h). V2-Lite's shape with 4 layers, 2 threads, two rounds:
+// at 16384 positions 62.5 and 49.7 t/s against 56.0 and 44.2 with the heads split; at 4096
+// 115.6 and 79.7 against 113.8 and 83.6, the same within noise.
 constexpr int64_t kMlaSplitPositions = 4096;
 
 // Attention of a batch of sequences' new tokens. xn: [n_tok, n_embd] (normalised input),
