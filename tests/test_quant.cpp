@@ -290,9 +290,9 @@ TEST(HalfRowsDot, EveryVariantTypeAndTokenCountMatchesReference) {
     }
 }
 
-// Several heads over the same cached rows (decode attention), F16 values or Q8_0 blocks:
+// Several heads over the same cached rows (decode attention), F32 or F16 values or Q8_0 blocks:
 // every variant and head count against a double-precision reference over the rows' stored
-// values, for widths with and without a tail after the vector blocks (F16; Q8_0 rows are whole
+// values, for widths with and without a tail after the vector blocks (F32, F16; Q8_0 rows are whole
 // blocks of 32), and rows enough for a run of the sums (kSumRows) and a part run. Both add
 // to what the output holds; rows asked for beyond the ones used change nothing.
 TEST(HeadRows, EveryVariantAndHeadCountMatchesReference) {
@@ -306,16 +306,16 @@ TEST(HeadRows, EveryVariantAndHeadCountMatchesReference) {
   for (float& v : q) v = nd(rng);
   std::vector<float> p(static_cast<size_t>(kMaxHeadRows * q_stride));
   for (float& v : p) v = std::fabs(nd(rng));
-  for (DType type : {DType::F16, DType::Q8_0}) {
-    const int64_t stride = int64_t(row_bytes(type, width)) + 6;  // bytes between rows
+  for (DType type : {DType::F32, DType::F16, DType::Q8_0}) {
+    const int64_t stride = int64_t(row_bytes(type, width)) + 8;  // bytes between rows
     std::vector<uint8_t> rows(static_cast<size_t>(n_rows * stride));
     std::vector<float> stored(x.size());  // the rows' values as stored
     for (int64_t j = 0; j < n_rows; ++j) {
       quantize_row(type, x.data() + j * width, rows.data() + j * stride, width);
       dequantize_row(type, rows.data() + j * stride, stored.data() + j * width, width);
     }
-    const auto widths = type == DType::F16 ? std::vector<int64_t>{512, 200, 128, 64, 40, 8}
-                                           : std::vector<int64_t>{576, 512, 128, 96, 64, 32};
+    const auto widths = type != DType::Q8_0 ? std::vector<int64_t>{512, 200, 128, 64, 40, 8}
+                                            : std::vector<int64_t>{576, 512, 128, 96, 64, 32};
     for (int64_t n : widths) {
       for (int n_q = 1; n_q <= kMaxHeadRows; ++n_q) {
         std::vector<double> dots(size_t(n_q * n_used)), sums(size_t(n_q * n));

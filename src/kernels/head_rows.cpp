@@ -22,56 +22,48 @@ namespace hondo {
 
 namespace {
 
-// Portable: head by head with the single-head kernels (F16 converted per head).
-void dots_plain(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* q,
+// Portable: each row converted once by the reference (kernels/quant.h: dequantize_row),
+// then one dot product (or axpy) per head. Rows of Fmt, `stride` units of Fmt::T apart.
+template <class Fmt>
+void plain_dots(const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* q,
                 int64_t q_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
-  for (int i = 0; i < n_q; ++i)
-    for (int64_t j = 0; j < n_rows; ++j)
-      out[i * o_stride + j] += dot_f16(rows + j * stride, q + i * q_stride, n);
-}
-void sums_plain(const uint16_t* rows, int64_t stride, int64_t n_rows, const float* p,
-                int64_t p_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
-  thread_local std::vector<float> sum;  // [n] one head's sums
-  sum.resize(size_t(n));
-  for (int i = 0; i < n_q; ++i) {
-    f16_weighted_sum(rows, stride, p + i * p_stride, n_rows, n, sum.data());
-    for (int64_t c = 0; c < n; ++c) out[i * o_stride + c] += sum[size_t(c)];
-  }
-}
-
-// Portable over Q8_0 rows (`stride` bytes apart): each row dequantized by the reference
-// (kernels/quant.h), then as above.
-void q8_dots_plain(const uint8_t* rows, int64_t stride, int64_t n_rows, const float* q,
-                   int64_t q_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
   thread_local std::vector<float> w;  // [n] one row's values
   w.resize(size_t(n));
   for (int64_t j = 0; j < n_rows; ++j) {
-    dequantize_row(DType::Q8_0, rows + j * stride, w.data(), n);
+    dequantize_row(Fmt::kType, rows + j * stride, w.data(), n);
     for (int i = 0; i < n_q; ++i) out[i * o_stride + j] += dot_f32(w.data(), q + i * q_stride, n);
   }
 }
-void q8_sums_plain(const uint8_t* rows, int64_t stride, int64_t n_rows, const float* p,
-                   int64_t p_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
+template <class Fmt>
+void plain_sums(const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* p,
+                int64_t p_stride, int n_q, int64_t n, float* out, int64_t o_stride) {
   thread_local std::vector<float> w;  // [n] one row's values
   w.resize(size_t(n));
   for (int64_t j = 0; j < n_rows; ++j) {
-    dequantize_row(DType::Q8_0, rows + j * stride, w.data(), n);
+    dequantize_row(Fmt::kType, rows + j * stride, w.data(), n);
     for (int i = 0; i < n_q; ++i) axpy_f32(p[i * p_stride + j], w.data(), out + i * o_stride, n);
   }
 }
 
-// The two row formats, for the kernels below: T the unit of `stride`, at(row, c) where the
+// The row formats, for the kernels below: T the unit of `stride`, at(row, c) where the
 // values from column c on lie (c % 32 == 0 for Q8_0), bytes(n) the size of n values.
+struct F32Rows {
+  using T = float;
+  static constexpr DType kType = DType::F32;
+  static const T* at(const T* row, int64_t c) { return row + c; }
+  static int64_t bytes(int64_t n) { return 4 * n; }
+  static float value(const T* row, int64_t c) { return row[c]; }
+};
 struct F16Rows {
   using T = uint16_t;
+  static constexpr DType kType = DType::F16;
   static const T* at(const T* row, int64_t c) { return row + c; }
   static int64_t bytes(int64_t n) { return 2 * n; }
   static float value(const T* row, int64_t c) { return f16_to_f32(row[c]); }
-  static constexpr auto dots_plain = hondo::dots_plain;
-  static constexpr auto sums_plain = hondo::sums_plain;
 };
 struct Q8Rows {
   using T = uint8_t;
+  static constexpr DType kType = DType::Q8_0;
   static constexpr int64_t kBlock = 32, kBlockBytes = 34;  // GGUF's block_q8_0
   static const T* at(const T* row, int64_t c) { return row + c / kBlock * kBlockBytes; }
   static int64_t bytes(int64_t n) { return n / kBlock * kBlockBytes; }
@@ -79,8 +71,6 @@ struct Q8Rows {
     const T* b = at(row, c);
     return f16_to_f32(uint16_t(b[0] | b[1] << 8)) * float(int8_t(b[2 + c % kBlock]));
   }
-  static constexpr auto dots_plain = q8_dots_plain;
-  static constexpr auto sums_plain = q8_sums_plain;
 };
 
 #if HONDO_X86
@@ -92,11 +82,15 @@ struct Q8Rows {
 inline __attribute__((target("avx512f"))) __m512 load_f16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
-// Values c .. c + 15 of a row as F32 (c % 16 == 0): F16 converted; Q8_0 widened from int8 and
-// multiplied by the block's scale (exact: 8 by 11 significant bits).
+// Values c .. c + 15 of a row as F32 (c % 16 == 0): F32 loaded; F16 converted; Q8_0 widened from
+// int8 and multiplied by the block's scale (exact: 8 by 11 significant bits).
 __attribute__((target("avx512f"), always_inline)) inline __m512 load16(const uint16_t* row,
                                                                        int64_t c) {
   return load_f16(row + c);
+}
+__attribute__((target("avx512f"), always_inline)) inline __m512 load16(const float* row,
+                                                                       int64_t c) {
+  return _mm512_loadu_ps(row + c);
 }
 __attribute__((target("avx512f"), always_inline)) inline __m512 load16(const uint8_t* row,
                                                                        int64_t c) {
@@ -302,7 +296,7 @@ struct Avx512 {
                                    o_stride);
     }
     if (n_full < n)
-      Fmt::sums_plain(Fmt::at(rows, n_full), stride, n_rows, p, p_stride, NQ, n - n_full,
+      plain_sums<Fmt>(Fmt::at(rows, n_full), stride, n_rows, p, p_stride, NQ, n - n_full,
                       out + n_full, o_stride);
   }
   // Rows j0 .. j1 - 1 into columns c0 .. c0 + 16 * kRegs - 1 of the NQ heads' sums, added to
@@ -353,8 +347,12 @@ struct Avx512 {
 #if HONDO_ARM64
 // NEON (every ARMv8 CPU): the AVX-512 scheme on 4-float registers.
 struct Neon {
-  // Values c .. c + 7 of a row as F32 in two registers (c % 8 == 0): F16 converted; Q8_0
-  // widened from int8 and multiplied by the block's scale (exact, as on x86).
+  // Values c .. c + 7 of a row as F32 in two registers (c % 8 == 0): F32 loaded; F16 converted;
+  // Q8_0 widened from int8 and multiplied by the block's scale (exact, as on x86).
+  static void load8(const float* row, int64_t c, float32x4_t& w0, float32x4_t& w1) {
+    w0 = vld1q_f32(row + c);
+    w1 = vld1q_f32(row + c + 4);
+  }
   static void load8(const uint16_t* row, int64_t c, float32x4_t& w0, float32x4_t& w1) {
     const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(row + c));
     w0 = vcvt_f32_f16(vget_low_f16(h));
@@ -421,7 +419,7 @@ struct Neon {
       }
     }
     if (n_full < n)
-      Fmt::sums_plain(Fmt::at(rows, n_full), stride, n_rows, p, p_stride, NQ, n - n_full,
+      plain_sums<Fmt>(Fmt::at(rows, n_full), stride, n_rows, p, p_stride, NQ, n - n_full,
                       out + n_full, o_stride);
   }
 };
@@ -463,12 +461,12 @@ struct Plain {
   template <class Fmt, int NQ>
   static void dots(const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* q,
                    int64_t q_stride, int64_t n, float* out, int64_t o_stride, int64_t) {
-    Fmt::dots_plain(rows, stride, n_rows, q, q_stride, NQ, n, out, o_stride);
+    plain_dots<Fmt>(rows, stride, n_rows, q, q_stride, NQ, n, out, o_stride);
   }
   template <class Fmt, int NQ>
   static void sums(const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* p,
                    int64_t p_stride, int64_t n, float* out, int64_t o_stride, int64_t) {
-    Fmt::sums_plain(rows, stride, n_rows, p, p_stride, NQ, n, out, o_stride);
+    plain_sums<Fmt>(rows, stride, n_rows, p, p_stride, NQ, n, out, o_stride);
   }
 };
 
@@ -491,26 +489,29 @@ std::vector<HeadRowKernels> variants_of() {
 }
 
 void check_type(DType type) {
-  if (type != DType::F16 && type != DType::Q8_0)
-    fail("head rows of ", dtype_name(type), ": only f16 and q8_0");
+  if (type != DType::F32 && type != DType::F16 && type != DType::Q8_0)
+    fail("head rows of ", dtype_name(type), ": only f32, f16 and q8_0");
 }
 
 // The kernels head_dots and head_sums use for rows of `type`, after checking the call.
 const HeadRowKernels& best(DType type, int n_q, int64_t n) {
-  static const HeadRowKernels f16 = variants_of<F16Rows>().back(),
+  static const HeadRowKernels f32 = variants_of<F32Rows>().back(),
+                              f16 = variants_of<F16Rows>().back(),
                               q8 = variants_of<Q8Rows>().back();
   check_type(type);
   if (n_q < 1 || n_q > kMaxHeadRows) fail("head rows: ", n_q, " heads, 1 to 8 allowed");
   if (type == DType::Q8_0 && n % Q8Rows::kBlock != 0)
     fail("head rows: ", n, " q8_0 values, a multiple of 32 expected");
-  return type == DType::Q8_0 ? q8 : f16;
+  return type == DType::Q8_0 ? q8 : type == DType::F16 ? f16 : f32;
 }
 
 }  // namespace
 
 std::vector<HeadRowKernels> head_rows_variants(DType type) {
   check_type(type);
-  return type == DType::Q8_0 ? variants_of<Q8Rows>() : variants_of<F16Rows>();
+  return type == DType::Q8_0  ? variants_of<Q8Rows>()
+         : type == DType::F16 ? variants_of<F16Rows>()
+                              : variants_of<F32Rows>();
 }
 
 void head_dots(DType type, const void* rows, int64_t stride, int64_t n_rows, const float* q,

@@ -28,7 +28,7 @@ constexpr int64_t kRowsAhead = 16;
 // runs of 64 in the same rounds: 128 rows +3 % and +9 %, 256 rows -4 % and +7 %.
 constexpr int64_t kSumRows = 128;
 
-// The rows below are F16 values or Q8_0 blocks (kernels/quant.h: per 32 values an F16 scale
+// The rows below are F32 or F16 values or Q8_0 blocks (kernels/quant.h: per 32 values an F16 scale
 // and 32 int8, 34 bytes; n % 32 == 0), `stride` bytes apart. A Q8_0 row is converted in
 // registers like an F16 one (widened and scaled per block; every value int8 * scale is exact
 // in F32): the results differ from an F16 cache's only by the values' rounding, and a Q8_0 row
@@ -64,7 +64,7 @@ __attribute__((always_inline)) inline void prefetch_rows(const void* rows, int64
     for (int64_t c = 0; c < n; c += 64) __builtin_prefetch(p + c);
 }
 
-// Every variant this CPU can run for rows of `type` (F16 or Q8_0), the portable loops first;
+// Every variant this CPU can run for rows of `type` (F32, F16 or Q8_0), the portable loops first;
 // the functions above use the last. The tests compare each with a double-precision reference.
 struct HeadRowKernels {
   const char* name;

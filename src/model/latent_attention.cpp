@@ -6,7 +6,6 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/dot.h"
 #include "kernels/head_rows.h"
 #include "kernels/vec_math.h"
 #include "model/layers.h"
@@ -19,44 +18,6 @@ namespace {
 // chunk fetch all of the next as they go and the next chunk's scores read it from cache. 128
 // cached rows of V2's latent and rotary key (512 + 64 values) are 144 KiB in F16.
 constexpr int64_t kLatentChunk = kSumRows;
-
-// out[i * o_stride + j] += row_j . q_i for n_q heads over n_rows rows of n values, `stride`
-// bytes apart: the head-row kernels in runs of up to kMaxHeadRows heads (asking for the rows
-// up to fetch_end), or F32 rows.
-void range_dots(DType type, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t fetch_end,
-                const float* q, int64_t q_stride, int n_q, int64_t n, float* out,
-                int64_t o_stride) {
-  for (int h0 = 0; h0 < n_q; h0 += kMaxHeadRows) {
-    const int nq = std::min(kMaxHeadRows, n_q - h0);
-    if (type != DType::F32) {
-      head_dots(type, rows, stride, n_rows, q + h0 * q_stride, q_stride, nq, n, out + h0 * o_stride,
-                o_stride, fetch_end);
-      continue;
-    }
-    for (int i = h0; i < h0 + nq; ++i)
-      for (int64_t j = 0; j < n_rows; ++j)
-        out[i * o_stride + j] +=
-            dot_f32(q + i * q_stride, reinterpret_cast<const float*>(rows + j * stride), n);
-  }
-}
-
-// out[i * o_stride + c] += sum_j p[i * p_stride + j] row_j[c], the same way.
-void range_sums(DType type, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t fetch_end,
-                const float* p, int64_t p_stride, int n_q, int64_t n, float* out,
-                int64_t o_stride) {
-  for (int h0 = 0; h0 < n_q; h0 += kMaxHeadRows) {
-    const int nq = std::min(kMaxHeadRows, n_q - h0);
-    if (type != DType::F32) {
-      head_sums(type, rows, stride, n_rows, p + h0 * p_stride, p_stride, nq, n, out + h0 * o_stride,
-                o_stride, fetch_end);
-      continue;
-    }
-    for (int i = h0; i < h0 + nq; ++i)
-      for (int64_t j = 0; j < n_rows; ++j)
-        axpy_f32(p[i * p_stride + j], reinterpret_cast<const float*>(rows + j * stride),
-                 out + i * o_stride, n);
-  }
-}
 
 }  // namespace
 
@@ -79,8 +40,13 @@ void attend_latent_range(const KvCache& cache, int layer, int64_t j0, int64_t j1
     const uint8_t* lat = latents + c0 * lat_bytes;  // [nc, L] rows lat_bytes apart
     const uint8_t* kr = rope_keys + c0 * kr_bytes;  // [nc, R] rows kr_bytes apart
     std::memset(s, 0, sizeof(float) * size_t(n_q * nc));
-    range_dots(cache.k_type(), lat, lat_bytes, nc, 0, q.ql, q.ql_stride, n_q, L, s, nc);
-    range_dots(cache.v_type(), kr, kr_bytes, nc, fetch, q.qr, q.qr_stride, n_q, R, s, nc);
+    for (int h0 = 0; h0 < n_q; h0 += kMaxHeadRows) {  // the kernels take up to 8 heads a call
+      const int nq = std::min(kMaxHeadRows, n_q - h0);
+      head_dots(cache.k_type(), lat, lat_bytes, nc, q.ql + h0 * q.ql_stride, q.ql_stride, nq, L,
+                s + h0 * nc, nc);
+      head_dots(cache.v_type(), kr, kr_bytes, nc, q.qr + h0 * q.qr_stride, q.qr_stride, nq, R,
+                s + h0 * nc, nc, fetch);
+    }
     // Online softmax: the new maximum m', the sums so far rescaled by e^(m - m') (0 for the
     // first chunk, whose m is -inf; skipped where the maximum stays), the chunk's weights
     // e^(s - m').
@@ -104,7 +70,10 @@ void attend_latent_range(const KvCache& cache, int layer, int64_t j0, int64_t j1
       for (int64_t j = 0; j < nc; ++j) sum += s[i * nc + j];
       out.l[i] += sum;
     }
-    range_sums(cache.k_type(), lat, lat_bytes, nc, fetch, s, nc, n_q, L, out.acc, out.acc_stride);
+    for (int h0 = 0; h0 < n_q; h0 += kMaxHeadRows)
+      head_sums(cache.k_type(), lat, lat_bytes, nc, s + h0 * nc, nc,
+                std::min(kMaxHeadRows, n_q - h0), L, out.acc + h0 * out.acc_stride, out.acc_stride,
+                fetch);
   }
 }
 

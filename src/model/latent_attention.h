@@ -38,8 +38,7 @@ struct LatentQueries {
 
 // The partial attention over positions j0 .. j1 - 1 of layer `layer` of a cache of latents
 // [L] (the K stream) and rotary keys [R] (the V stream), any number of heads. The cache is
-// read in place: F16 and Q8_0 by the head-row kernels (kernels/head_rows.h), F32 by the plain
-// dot products.
+// read in place by the head-row kernels (kernels/head_rows.h: F32, F16 or Q8_0 rows).
 void attend_latent_range(const KvCache& cache, int layer, int64_t j0, int64_t j1, int64_t L,
                          int64_t R, const LatentQueries& q, float scale, const LatentPartial& out);
 
