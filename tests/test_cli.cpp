@@ -133,6 +133,38 @@ TEST(Cli, BenchJsonHasTheFigures) {
   EXPECT_LT(j["weight_bytes_per_token"].get<double>(), j["file_bytes"].get<double>());
 }
 
+// --phases: the decode steps' time by phase of the forward pass, next to the bytes each
+// phase reads; the phases add up to the mean time a token took, and their bytes to what it
+// read. Without the flag there is no breakdown.
+TEST(Cli, BenchPhasesAddUpToTheDecodeStep) {
+  const CliResult r = run("bench -p 0 -n 8 -r 2 --phases --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j.contains("phases")) << r.out;
+  const auto& ph = j["phases"];
+  ASSERT_EQ(ph.size(), 5u);
+  const char* names[] = {"embed", "attention", "ffn", "output", "other"};
+  double seconds = 0, bytes = 0;
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(ph[i]["name"].get<std::string>(), names[i]);
+    seconds += ph[i]["seconds_per_token"].get<double>();
+    bytes += ph[i]["bytes_per_token"].get<double>();
+  }
+  for (size_t i = 1; i < 4; ++i) EXPECT_GT(ph[i]["seconds_per_token"].get<double>(), 0) << i;
+  double per_token = 0;  // mean time a decoded token took over the repetitions
+  for (const auto& tps : j["decode_tps_samples"]) per_token += 0.5 / tps.get<double>();
+  EXPECT_NEAR(seconds, per_token, 0.01 * per_token);
+  EXPECT_EQ(bytes,
+            j["weight_bytes_per_token"].get<double>() + j["kv_bytes_per_token_read"].get<double>());
+  EXPECT_GE(ph[1]["bytes_per_token"].get<double>(), j["kv_bytes_per_token_read"].get<double>());
+  const CliResult text = run("bench -p 0 -n 4 -r 1 --phases");
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("  attention "), std::string::npos) << text.out;
+  const CliResult plain = run("bench -p 0 -n 4 -r 1 --json");
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  EXPECT_FALSE(nlohmann::json::parse(plain.out).contains("phases"));
+}
+
 // HONDO_PREFETCH chooses the cache the weight readers' line prefetches fill (kernels/qdot.h):
 // bench reports it, the generated text does not depend on it, and a value it does not know is
 // reported on stderr and leaves the CPU's default.

@@ -436,3 +436,56 @@ TEST(Roofline, ProbeMemoryIsWhatDecodingReads) {
   EXPECT_LT(decode_weight_bytes(*f), whole + used_share + 1024 * 1024);  // + embedding row, norms
   EXPECT_GE(decode_weight_bytes(*f), whole + used_share);
 }
+
+// bench --phases: every tensor falls in the phase of the forward pass that reads it, and the
+// phases' bytes add up to what a decoded token reads.
+TEST(Phases, TensorsFallInThePhaseThatReadsThem) {
+  EXPECT_EQ(phase_of_tensor("token_embd.weight"), Phase::kEmbed);
+  EXPECT_EQ(phase_of_tensor("blk.0.attn_norm.weight"), Phase::kAttention);
+  EXPECT_EQ(phase_of_tensor("blk.3.attn_kv_a_mqa.weight"), Phase::kAttention);
+  EXPECT_EQ(phase_of_tensor("blk.3.attn_k_b.weight"), Phase::kAttention);
+  EXPECT_EQ(phase_of_tensor("blk.12.attn_qkv.bias"), Phase::kAttention);
+  EXPECT_EQ(phase_of_tensor("blk.3.ffn_norm.weight"), Phase::kFfn);
+  EXPECT_EQ(phase_of_tensor("blk.3.ffn_gate_inp.weight"), Phase::kFfn);
+  EXPECT_EQ(phase_of_tensor("blk.3.ffn_down_exps.weight"), Phase::kFfn);
+  EXPECT_EQ(phase_of_tensor("blk.3.ffn_up_shexp.weight"), Phase::kFfn);
+  EXPECT_EQ(phase_of_tensor("blk.3.exp_probs_b.bias"), Phase::kFfn);
+  EXPECT_EQ(phase_of_tensor("output_norm.weight"), Phase::kOutput);
+  EXPECT_EQ(phase_of_tensor("output.weight"), Phase::kOutput);
+
+  const auto f = GgufFile::open(test::synthetic("bench-memory-v3", test::tiny("tiny-v3")));
+  const std::array<size_t, kPhaseCount> by_phase = decode_weight_bytes_by_phase(*f);
+  size_t sum = 0;
+  for (size_t b : by_phase) sum += b;
+  EXPECT_EQ(sum, decode_weight_bytes(*f));
+  for (Phase p : {Phase::kAttention, Phase::kFfn, Phase::kOutput})
+    EXPECT_GT(by_phase[size_t(p)], 0u) << phase_name(p);
+}
+
+// The model's marks add to a recording while one is alive, and to nothing otherwise; the
+// dense and the DeepSeek2 forward passes both mark every phase.
+TEST(Phases, ForwardPassesMarkEveryPhaseWhileRecorded) {
+  for (const char* name : {"tiny-qwen2", "tiny-v3"}) {
+    EngineOptions eo;
+    eo.n_threads = 2;
+    eo.n_ctx = 32;
+    Engine e(test::synthetic(std::string("phases-") + name, test::tiny(name)), eo);
+    auto seq = e.new_sequence();
+    std::vector<TokenId> ctx{1, 2, 3};
+    PhaseTotals totals;
+    {
+      PhaseRecording on(totals);
+      EXPECT_EQ(PhaseRecording::current(), &totals);
+      e.eval(*seq, ctx);
+      ctx.push_back(4);
+      e.eval(*seq, ctx);
+    }
+    EXPECT_EQ(PhaseRecording::current(), nullptr);
+    for (Phase p : {Phase::kAttention, Phase::kFfn, Phase::kOutput})
+      EXPECT_GT(totals.seconds[size_t(p)], 0.0) << name << " " << phase_name(p);
+    const PhaseTotals before = totals;
+    ctx.push_back(5);
+    e.eval(*seq, ctx);
+    EXPECT_EQ(totals.seconds, before.seconds) << name;
+  }
+}

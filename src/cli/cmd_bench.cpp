@@ -38,34 +38,54 @@ void print_text(const BenchResult& r) {
   if (r.n_gen > 0)
     std::printf("roofline   %.2f tok/s; decode reaches %.1f %% of it\n", r.roofline_tps,
                 100.0 * r.roofline_fraction);
+  if (!r.phases.empty()) {
+    std::printf("phases     per decoded token: time, bytes read, rate (%% of the bandwidth)\n");
+    for (const PhaseStat& ph : r.phases) {
+      std::printf("  %-10s %8.3f ms", ph.name.c_str(), ph.seconds_per_token * 1e3);
+      if (ph.bytes_per_token >= 1000000 && ph.seconds_per_token > 0)  // not an embedding row
+        std::printf(" %10.1f MB %7.1f GB/s (%.0f %%)", double(ph.bytes_per_token) / 1e6, ph.gbps(),
+                    r.bandwidth_gbps > 0 ? 100.0 * ph.gbps() / r.bandwidth_gbps : 0.0);
+      std::printf("\n");
+    }
+  }
 }
 
 nlohmann::json to_json(const BenchResult& r) {
-  return {{"model", r.model_path},
-          {"arch", r.arch},
-          {"file_bytes", r.file_bytes},
-          {"kernels", r.isa},
-          {"kv_type", r.kv_type},
-          {"line_prefetch", r.line_prefetch},
-          {"threads", r.threads},
-          {"repetitions", r.reps},
-          {"n_prompt", r.n_prompt},
-          {"n_gen", r.n_gen},
-          {"n_depth", r.depth},
-          {"prefill_tps", r.prefill.mean},
-          {"prefill_tps_stddev", r.prefill.stddev},
-          {"prefill_tps_samples", r.prefill.samples},
-          {"decode_tps", r.decode.mean},
-          {"decode_tps_stddev", r.decode.stddev},
-          {"decode_tps_samples", r.decode.samples},
-          {"peak_rss_bytes", r.peak_rss_bytes},
-          {"bandwidth_gbps", r.bandwidth_gbps},
-          {"bandwidth_best_gbps", r.bandwidth_best_gbps},
-          {"bandwidth_worst_gbps", r.bandwidth_worst_gbps},
-          {"weight_bytes_per_token", r.weight_bytes_per_token},
-          {"kv_bytes_per_token_read", r.kv_bytes_per_token_read},
-          {"roofline_tps", r.roofline_tps},
-          {"roofline_fraction", r.roofline_fraction}};
+  nlohmann::json j = {{"model", r.model_path},
+                      {"arch", r.arch},
+                      {"file_bytes", r.file_bytes},
+                      {"kernels", r.isa},
+                      {"kv_type", r.kv_type},
+                      {"line_prefetch", r.line_prefetch},
+                      {"threads", r.threads},
+                      {"repetitions", r.reps},
+                      {"n_prompt", r.n_prompt},
+                      {"n_gen", r.n_gen},
+                      {"n_depth", r.depth},
+                      {"prefill_tps", r.prefill.mean},
+                      {"prefill_tps_stddev", r.prefill.stddev},
+                      {"prefill_tps_samples", r.prefill.samples},
+                      {"decode_tps", r.decode.mean},
+                      {"decode_tps_stddev", r.decode.stddev},
+                      {"decode_tps_samples", r.decode.samples},
+                      {"peak_rss_bytes", r.peak_rss_bytes},
+                      {"bandwidth_gbps", r.bandwidth_gbps},
+                      {"bandwidth_best_gbps", r.bandwidth_best_gbps},
+                      {"bandwidth_worst_gbps", r.bandwidth_worst_gbps},
+                      {"weight_bytes_per_token", r.weight_bytes_per_token},
+                      {"kv_bytes_per_token_read", r.kv_bytes_per_token_read},
+                      {"roofline_tps", r.roofline_tps},
+                      {"roofline_fraction", r.roofline_fraction}};
+  if (!r.phases.empty()) {
+    nlohmann::json phases = nlohmann::json::array();
+    for (const PhaseStat& ph : r.phases)
+      phases.push_back({{"name", ph.name},
+                        {"seconds_per_token", ph.seconds_per_token},
+                        {"bytes_per_token", ph.bytes_per_token},
+                        {"gbps", ph.gbps()}});
+    j["phases"] = phases;
+  }
+  return j;
 }
 
 }  // namespace
@@ -92,6 +112,9 @@ void add_bench(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   cmd->add_flag("--json", o->json, "print one JSON object");
+  cmd->add_flag(
+      "--phases", o->p.phases,
+      "time the decode steps by phase (attention, ffn, output) against the bytes each reads");
   cmd->callback([o] {
     EngineOptions eo = o->model.engine();
     const int needed = o->p.depth + std::max(o->p.n_prompt, o->p.n_gen) + 1;

@@ -1,6 +1,7 @@
 #include "model/deepseek2.h"
 
 #include "core/error.h"
+#include "core/phase_clock.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "model/batch.h"
@@ -136,10 +137,12 @@ void DeepSeek2Model::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
   float* tmp = scratch(tmp_buf, n_x);             // [T, E] a sublayer's output
   float* cs = scratch(cs_buf, size_t(T * half));  // [T, qk_rope / 2]
   float* sn = scratch(sn_buf, size_t(T * half));  // [T, qk_rope / 2]
+  PhaseMarks marks;                               // bench --phases (core/phase_clock.h)
   for (int64_t t = 0; t < T; ++t) {
     dequantize_row(tok_embd_->type, tok_embd_->row(ids[size_t(t)]), x + t * E, E);
     rope_.angles(tok_pos[size_t(t)], cs + t * half, sn + t * half);
   }
+  marks.end(Phase::kEmbed);
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const Block& b = blocks_[size_t(l)];
@@ -148,6 +151,7 @@ void DeepSeek2Model::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
     mla_forward(cfg_, b.mla, rope_, l, batch, tok_pos, cs, sn, xn, tmp, pool, mla_mode_,
                 mla_split_positions_);
     for (size_t i = 0; i < n_x; ++i) x[i] += tmp[i];
+    marks.end(Phase::kAttention);
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x + t * E, b.ffn_norm.data(), xn + t * E, int(E), cfg_.rms_eps);
     if (b.moe)
@@ -155,9 +159,11 @@ void DeepSeek2Model::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
     else
       swiglu_ffn(b.dense, xn, T, E, tmp, pool);
     for (size_t i = 0; i < n_x; ++i) x[i] += tmp[i];
+    marks.end(Phase::kFfn);
   }
 
   finish_batch(batch, x, E, output_norm_, cfg_.rms_eps, *output_, cfg_.n_vocab, pool, logits);
+  marks.end(Phase::kOutput);
 }
 
 }  // namespace hondo

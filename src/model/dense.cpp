@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/phase_clock.h"
 #include "kernels/dot.h"
 #include "kernels/head_rows.h"
 #include "kernels/matmul.h"
@@ -210,10 +211,12 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
   float* u = scratch(u_buf, size_t(T * F));       // [T, F]
   float* cs = scratch(cs_buf, size_t(T * half));  // [T, rope_dim/2]
   float* sn = scratch(sn_buf, size_t(T * half));  // [T, rope_dim/2]
+  PhaseMarks marks;                               // bench --phases (core/phase_clock.h)
   for (int64_t t = 0; t < T; ++t) {
     dequantize_row(tok_embd_->type, tok_embd_->row(ids[size_t(t)]), x + t * E, E);
     rope_.angles(tok_pos[size_t(t)], cs + t * half, sn + t * half);
   }
+  marks.end(Phase::kEmbed);
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const Block& b = blocks_[size_t(l)];
@@ -240,6 +243,7 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
     attention(l, batch, tok_pos, q, att, pool);
     matmul(*b.wo, att, T, tmp, pool);
     for (size_t i = 0; i < n_x; ++i) x[i] += tmp[i];
+    marks.end(Phase::kAttention);
 
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x + t * E, b.ffn_norm.data(), xn + t * E, E, cfg_.rms_eps);
@@ -247,9 +251,11 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
     swiglu(g, u, g, T * F, pool);
     matmul(*b.w_down, g, T, tmp, pool);
     for (size_t i = 0; i < n_x; ++i) x[i] += tmp[i];
+    marks.end(Phase::kFfn);
   }
 
   finish_batch(batch, x, E, output_norm_, cfg_.rms_eps, *output_, cfg_.n_vocab, pool, logits);
+  marks.end(Phase::kOutput);
 }
 
 }  // namespace hondo

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <optional>
 
 #include "kernels/cpu.h"
 #include "kernels/packed.h"
@@ -118,6 +119,22 @@ size_t decode_weight_bytes(const GgufFile& f) {
   size_t total = 0;
   for (const Tensor& t : f.tensors()) total += reads.bytes(t);
   return total;
+}
+
+Phase phase_of_tensor(const std::string& name) {
+  if (name.rfind("blk.", 0) == 0)
+    return name.find(".ffn_") != std::string::npos || name.find(".exp_probs_b") != std::string::npos
+               ? Phase::kFfn
+               : Phase::kAttention;
+  if (name.rfind("output", 0) == 0) return Phase::kOutput;
+  return Phase::kEmbed;
+}
+
+std::array<size_t, kPhaseCount> decode_weight_bytes_by_phase(const GgufFile& f) {
+  const DecodeReads reads(f);
+  std::array<size_t, kPhaseCount> bytes{};
+  for (const Tensor& t : f.tensors()) bytes[size_t(phase_of_tensor(t.name))] += reads.bytes(t);
+  return bytes;
 }
 
 std::vector<MemoryRange> weight_memory(const GgufFile& f) {
@@ -249,6 +266,7 @@ BenchResult run_bench(Engine& engine, const BenchParams& p) {
     probes.push_back(measure_read_bandwidth(engine.pool(), memory, probe_bytes, kProbePasses));
     return probes.back();
   };
+  PhaseTotals phase_totals;  // over every timed decode step (bench --phases)
   if (p.n_gen > 0) {
     double before = probe();
     for (int rep = 0; rep < p.reps; ++rep) {
@@ -260,6 +278,8 @@ BenchResult run_bench(Engine& engine, const BenchParams& p) {
         const auto t0 = std::chrono::steady_clock::now();
         for (; i < end; ++i) {
           ctx.push_back(tokens[size_t(depth + i)]);
+          std::optional<PhaseRecording> recording;
+          if (p.phases) recording.emplace(phase_totals);
           engine.eval(*seq, ctx);
         }
         const double seconds = seconds_since(t0);
@@ -288,6 +308,21 @@ BenchResult run_bench(Engine& engine, const BenchParams& p) {
   const double bytes = double(r.weight_bytes_per_token + r.kv_bytes_per_token_read);
   r.roofline_tps = r.bandwidth_gbps * 1e9 / bytes;
   r.roofline_fraction = roof.fraction;
+  if (p.phases && p.n_gen > 0) {
+    const double n_tokens = double(p.n_gen) * p.reps;
+    const std::array<size_t, kPhaseCount> phase_bytes = decode_weight_bytes_by_phase(model.file());
+    double in_model = 0;
+    for (int i = 0; i < kPhaseCount; ++i) {
+      PhaseStat s{phase_name(Phase(i)), phase_totals.seconds[size_t(i)] / n_tokens,
+                  phase_bytes[size_t(i)]};
+      if (Phase(i) == Phase::kAttention) s.bytes_per_token += r.kv_bytes_per_token_read;
+      in_model += s.seconds_per_token;
+      r.phases.push_back(s);
+    }
+    double per_token = 0;  // mean decode time per token over the repetitions
+    for (double tps : tg) per_token += 1.0 / tps / double(tg.size());
+    r.phases.push_back({"other", std::max(0.0, per_token - in_model), 0});
+  }
   return r;
 }
 

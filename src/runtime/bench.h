@@ -5,23 +5,37 @@
 // the experts it is routed to) plus the KV cache, so bandwidth / bytes-read-per-token is the
 // most tokens per second the machine can decode: the roofline.
 #pragma once
+#include <array>
 #include <string>
 #include <vector>
 
+#include "core/phase_clock.h"
 #include "runtime/engine.h"
 
 namespace hondo {
 
 struct BenchParams {
-  int n_prompt = 512;  // prompt tokens evaluated in one batch (0: skip)
-  int n_gen = 128;     // tokens decoded one at a time (0: skip)
-  int depth = 0;       // tokens already in the context before each test (llama-bench's -d)
-  int reps = 3;        // repetitions of each test
+  int n_prompt = 512;   // prompt tokens evaluated in one batch (0: skip)
+  int n_gen = 128;      // tokens decoded one at a time (0: skip)
+  int depth = 0;        // tokens already in the context before each test (llama-bench's -d)
+  int reps = 3;         // repetitions of each test
+  bool phases = false;  // time the decode steps by phase (core/phase_clock.h)
 };
 
 struct BenchStat {
   double mean = 0, stddev = 0;  // tokens per second over the repetitions
   std::vector<double> samples;
+};
+
+// One phase of the decode steps (core/phase_clock.h), per decoded token: the time it took and
+// the bytes it read (its weights; attention also the KV cache), hence the rate it read them at.
+struct PhaseStat {
+  std::string name;  // "embed", "attention", "ffn", "output", or "other" (outside the model)
+  double seconds_per_token = 0;
+  size_t bytes_per_token = 0;
+  double gbps() const {
+    return seconds_per_token > 0 ? bytes_per_token / seconds_per_token / 1e9 : 0;
+  }
 };
 
 struct BenchResult {
@@ -40,6 +54,7 @@ struct BenchResult {
   size_t kv_bytes_per_token_read = 0;  // mean KV cache bytes read per decoded token
   double roofline_tps = 0;             // bandwidth / (weight + KV bytes per token)
   double roofline_fraction = 0;        // decode time at the bandwidth / decode time taken
+  std::vector<PhaseStat> phases;       // with BenchParams::phases: the model's phases, then other
 };
 
 // A stretch of decoding and the memory bandwidth measured around it.
@@ -65,6 +80,12 @@ Roofline roofline_of(const std::vector<DecodeStretch>& stretches);
 // their used fraction (expert_used_count / expert_count), and multi-token-prediction blocks
 // nothing (plain decoding does not run them).
 size_t decode_weight_bytes(const GgufFile& f);
+// The same by the phase of a forward pass that reads each tensor (phase_of_tensor), indexed by
+// Phase; they add up to decode_weight_bytes.
+std::array<size_t, kPhaseCount> decode_weight_bytes_by_phase(const GgufFile& f);
+// blk.N.ffn_* (experts, router, norm) and blk.N.exp_probs_b: ffn; other blk.N.*: attention;
+// output*: output; anything else (the token embedding): embed.
+Phase phase_of_tensor(const std::string& name);
 
 // Ranges of memory holding the weights decoding reads, as matmul reads them (the repacked
 // tiles, or the matrix where it lies), all resident after one evaluation: repacked matrices
