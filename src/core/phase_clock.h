@@ -2,10 +2,10 @@
 // `hondo bench --phases`: held against the bytes each phase reads, it shows which part of a
 // decoded token falls short of the memory-bandwidth roofline.
 //
-// Off unless a PhaseRecording is alive on the thread that runs the forward pass: the model's
-// marks then cost one thread-local read each. On, each mark reads the clock once. The phases
-// are wall time on that thread, fork/joins and waits for the pool's other threads included,
-// so that they add up to the pass.
+// Off unless a PhaseRecording is alive on the thread that runs the forward pass: a pass then
+// reads one thread-local and each mark is a branch. On, each mark reads the clock once. The
+// phases are wall time on that thread, fork/joins and waits for the pool's other threads
+// included, so that they add up to the pass.
 #pragma once
 #include <array>
 #include <chrono>
