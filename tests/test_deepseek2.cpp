@@ -166,16 +166,21 @@ TEST(LatentAttention, RangesMergeToSoftmaxOverAllPositions) {
 // Decode steps over many positions split them, a range per thread; short contexts, single
 // threads and batches of many tokens do not.
 TEST(LatentAttention, SplitPositionsBetweenThreads) {
-  auto ranges = split_positions({4999}, 2, 4096);
+  auto split = [](const std::vector<int>& tok_pos, int n_threads, int64_t min_positions) {
+    std::vector<PositionRange> r{{7, 7, 7}};  // what the call finds there is replaced
+    split_positions(tok_pos, n_threads, min_positions, r);
+    return r;
+  };
+  auto ranges = split({4999}, 2, 4096);
   ASSERT_EQ(ranges.size(), 2u);
   EXPECT_EQ(ranges[0].begin, 0);
   EXPECT_EQ(ranges[0].end, 2500);
   EXPECT_EQ(ranges[1].begin, 2500);
   EXPECT_EQ(ranges[1].end, 5000);
-  EXPECT_TRUE(split_positions({3000}, 2, 4096).empty());
-  EXPECT_TRUE(split_positions({4999}, 1, 4096).empty());
-  EXPECT_TRUE(split_positions(std::vector<int>(kSplitTokens + 1, 5000), 2, 4096).empty());
-  ranges = split_positions({100, 4999}, 4, 1);  // the short one stays whole
+  EXPECT_TRUE(split({3000}, 2, 4096).empty());
+  EXPECT_TRUE(split({4999}, 1, 4096).empty());
+  EXPECT_TRUE(split(std::vector<int>(kSplitTokens + 1, 5000), 2, 4096).empty());
+  ranges = split({100, 4999}, 4, 1);  // the short one stays whole
   ASSERT_EQ(ranges.size(), 5u);
   EXPECT_EQ(ranges[0].token, 0);
   EXPECT_EQ(ranges[0].end, 101);

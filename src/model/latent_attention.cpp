@@ -95,18 +95,17 @@ void merge_latent_partials(const LatentPartial* parts, int n_parts, int i, int64
   }
 }
 
-std::vector<PositionRange> split_positions(const std::vector<int>& tok_pos, int n_threads,
-                                           int64_t min_positions) {
-  std::vector<PositionRange> ranges;
+void split_positions(const std::vector<int>& tok_pos, int n_threads, int64_t min_positions,
+                     std::vector<PositionRange>& ranges) {
+  ranges.clear();
   const int64_t T = int64_t(tok_pos.size());
-  if (T == 0 || T > kSplitTokens || n_threads < 2) return ranges;
-  if (*std::max_element(tok_pos.begin(), tok_pos.end()) + 1 < min_positions) return ranges;
+  if (T == 0 || T > kSplitTokens || n_threads < 2) return;
+  if (*std::max_element(tok_pos.begin(), tok_pos.end()) + 1 < min_positions) return;
   for (int64_t t = 0; t < T; ++t) {
     const int64_t n = tok_pos[size_t(t)] + 1;
     const int64_t parts = std::clamp<int64_t>(n / kMinRangePositions, 1, n_threads);
     for (int64_t k = 0; k < parts; ++k) ranges.push_back({t, n * k / parts, n * (k + 1) / parts});
   }
-  return ranges;
 }
 
 }  // namespace hondo

@@ -52,12 +52,12 @@ void merge_latent_partials(const LatentPartial* parts, int n_parts, int i, int64
 // over at least min_positions and the batch is a decode step (up to kSplitTokens tokens); each
 // range is then read by one thread. Empty otherwise: the threads take whole heads (fewer
 // passes and merges, each thread reading every row; at short contexts the rows come from
-// cache for the second thread).
+// cache for the second thread). Written into `ranges` (its storage reused from call to call).
 struct PositionRange {
   int64_t token, begin, end;
 };
 constexpr int64_t kSplitTokens = 16, kMinRangePositions = 256;
-std::vector<PositionRange> split_positions(const std::vector<int>& tok_pos, int n_threads,
-                                           int64_t min_positions);
+void split_positions(const std::vector<int>& tok_pos, int n_threads, int64_t min_positions,
+                     std::vector<PositionRange>& ranges);
 
 }  // namespace hondo

@@ -205,9 +205,14 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
   float* o_lat = scratch(o_lat_buf, size_t(H * T * L));                       // [H, T, L]
   float* o_h = one ? o : scratch(o_h_buf, size_t(H * T * V));                 // [H, T, V]
   if (!one) heads_of(q, T, H, QH, nope, q_nope);
-  std::vector<const KvCache*> tok_cache;
+  // Each token's cache and the threads' ranges of positions, in buffers reused from call to
+  // call; the loops below see the caller's through these references.
+  thread_local std::vector<const KvCache*> tok_cache_buf;
+  thread_local std::vector<PositionRange> range_buf;
+  tok_cache_buf.clear();
   for (const SeqBatch& s : batch)
-    for (size_t i = 0; i < s.tokens.size(); ++i) tok_cache.push_back(s.cache);
+    for (size_t i = 0; i < s.tokens.size(); ++i) tok_cache_buf.push_back(s.cache);
+  const std::vector<const KvCache*>& tok_cache = tok_cache_buf;
   const float scale = c.softmax_scale();
   auto queries = [&](int64_t t, int64_t h0, int n_q) {  // heads h0 .. h0 + n_q - 1 of token t
     return LatentQueries{q_lat + (h0 * T + t) * L, T * L, q + (t * H + h0) * QH + nope, QH, n_q};
@@ -219,8 +224,8 @@ void mla_forward(const DeepSeek2Config& c, const MlaWeights& w, const Rope& rope
   auto project = [&](int64_t h, ThreadPool& alone) {
     matmul_rows(w.wv_b, h * V, V, o_lat + h * T * L, T, o_h + h * T * V, alone);
   };
-  const std::vector<PositionRange> ranges =
-      split_positions(tok_pos, pool.size(), split_min_positions);
+  split_positions(tok_pos, pool.size(), split_min_positions, range_buf);
+  const std::vector<PositionRange>& ranges = range_buf;
   if (ranges.empty()) {
     // Each thread takes whole heads and does all three steps for them: one parallel loop a
     // layer, and every cached latent read once per token by each thread.
