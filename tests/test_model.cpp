@@ -15,6 +15,7 @@
 #include "model/attention.h"
 #include "model/dense.h"
 #include "model/kv_cache.h"
+#include "model/layers.h"
 #include "runtime/engine.h"
 #include "test_util.h"
 
@@ -105,6 +106,37 @@ INSTANTIATE_TEST_SUITE_P(Dense, FastVsReference,
                          ::testing::Values(Case{"tiny-llama", "llama-f32"},
                                            Case{"tiny-qwen2", "qwen2-f32"}),
                          [](const auto& p) { return std::string(p.param.tag).substr(0, 5); });
+
+// softmax (model/layers.h) against a double-precision reference, for lengths below, at and
+// past its lanes (16) and with a tail, the largest score anywhere (first, last, in the tail),
+// and scores far apart (e^-x underflowing to 0 for most; two scores 100 above the rest, whose
+// e^x would both reach exp's clamp unless the true maximum is taken off). Each output within
+// 1e-6 relative.
+TEST(Softmax, MatchesDoubleReference) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int n : {1, 2, 15, 16, 17, 33, 100, 1027, 4096}) {
+    for (float spread : {1.0f, 40.0f}) {
+      for (int peak : {0, n - 1, n / 2}) {
+        std::vector<float> x(static_cast<size_t>(n));
+        for (float& v : x) v = spread * nd(rng);
+        const float others = *std::max_element(x.begin(), x.end());
+        x[size_t(peak)] = others + (spread > 1.0f ? 100.0f : 3.0f);              // the largest
+        if (n > 1) x[size_t(peak > 0 ? peak - 1 : 1)] = x[size_t(peak)] - 1.0f;  // and the next
+        const float scale = spread > 1.0f ? 1.0f : 0.125f;
+        const double mx = double(*std::max_element(x.begin(), x.end()));
+        std::vector<double> ref(x.size());
+        double sum = 0;
+        for (size_t i = 0; i < x.size(); ++i) sum += ref[i] = std::exp((x[i] - mx) * scale);
+        std::vector<float> y = x;
+        softmax(y.data(), n, scale);
+        for (size_t i = 0; i < x.size(); ++i)
+          ASSERT_NEAR(y[i], ref[i] / sum, 1e-6 * ref[i] / sum + 1e-12)
+              << "n=" << n << " spread=" << spread << " peak=" << peak << " i=" << i;
+      }
+    }
+  }
+}
 
 // Block attention (prefill) with every float micro-kernel this CPU has, against attention
 // one query at a time in double precision: keys split in two slices with their own strides

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "kernels/quant.h"
 #include "kernels/vec_math.h"
@@ -75,11 +76,27 @@ void Rope::apply(float* x, int n_head, int stride, const float* cs, const float*
 }
 
 void softmax(float* x, int n, float scale) {
-  const float mx = *std::max_element(x, x + n);
+  // The maximum and the sum over kLanes independent lanes, which the compiler turns into
+  // vector operations; the sum's lanes in double, as the single running sum was. One running
+  // maximum and sum waited an add's latency at every element: R1-Distill-1.5B's decode
+  // attention at 1024 positions spent 12 % of its time here (6 heads of 1024 scores per KV
+  // head; test program outside the tree).
+  constexpr int kLanes = 16;
+  const int n_lanes = n / kLanes * kLanes;
+  float lane_max[kLanes];
+  std::fill(lane_max, lane_max + kLanes, -std::numeric_limits<float>::infinity());
+  for (int i = 0; i < n_lanes; i += kLanes)
+    for (int k = 0; k < kLanes; ++k) lane_max[k] = std::max(lane_max[k], x[i + k]);
+  float mx = *std::max_element(lane_max, lane_max + kLanes);
+  for (int i = n_lanes; i < n; ++i) mx = std::max(mx, x[i]);
   for (int i = 0; i < n; ++i) x[i] = (x[i] - mx) * scale;
   exp_f32(x, x, n);
+  double lane_sum[kLanes] = {};
+  for (int i = 0; i < n_lanes; i += kLanes)
+    for (int k = 0; k < kLanes; ++k) lane_sum[k] += double(x[i + k]);
   double sum = 0;
-  for (int i = 0; i < n; ++i) sum += x[i];
+  for (int k = 0; k < kLanes; ++k) sum += lane_sum[k];
+  for (int i = n_lanes; i < n; ++i) sum += x[i];
   const float inv = float(1.0 / sum);
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }
