@@ -233,8 +233,9 @@ std::string cache_model(const std::string& preset) {
 // An F16 cache stays close to the F32 one (its rounding is ~1e-3 relative), and a Q8_0 cache
 // too, less closely (each value within 1/254 of its block's largest), over a batched prefill
 // and then single-token decode steps (which read the cache in place, converting in registers,
-// a dense model's one block of KvCache::kBlock positions at a time: the decode steps cross from
-// the second block into the third), for grouped-query attention and for MLA's latent cache.
+// a dense model's one block of KvCache::kBlock positions at a time: the prompt fills the first
+// block and most of the second, and the decode steps cross into the third), for grouped-query
+// attention and for MLA's latent cache. Compared: the prompt's last logits and each step's.
 class StoredCache : public ::testing::TestWithParam<CacheCase> {};
 TEST_P(StoredCache, CloseToF32) {
   const auto [preset, type] = GetParam();
@@ -242,17 +243,18 @@ TEST_P(StoredCache, CloseToF32) {
   EngineOptions o32, ot;
   o32.kv_type = DType::F32;
   ot.kv_type = type;
-  o32.n_ctx = ot.n_ctx = 256;
+  o32.n_ctx = ot.n_ctx = 2 * KvCache::kBlock + 16;
   Engine e32(path, o32), et(path, ot);
   const int n_prompt = 2 * KvCache::kBlock - 3, n_decode = 6;
-  const std::vector<TokenId> ids = prompt_ids(e32, n_prompt);
+  std::vector<TokenId> ids = prompt_ids(e32, n_prompt);
   auto s32 = e32.new_sequence(), st = et.new_sequence();
-  std::vector<float> l32 = e32.eval(*s32, ids, true), lt = et.eval(*st, ids, true);
   const int V = e32.model().n_vocab();
-  for (int i = 0; i < n_decode; ++i) {  // decode: one token at a time, the F32 engine's choice
-    const std::vector<TokenId> next{argmax(l32.data() + l32.size() - size_t(V), V)};
-    const auto a = e32.eval(*s32, next, false), b = et.eval(*st, next, false);
+  std::vector<float> l32, lt;  // [n_decode + 1, V]: after the prompt, then after each step
+  for (int i = 0; i <= n_decode; ++i) {  // decode: one token at a time, the F32 engine's choice
+    if (i > 0) ids.push_back(argmax(l32.data() + l32.size() - size_t(V), V));
+    const std::vector<float>& a = e32.eval(*s32, ids);
     l32.insert(l32.end(), a.begin(), a.end());
+    const std::vector<float>& b = et.eval(*st, ids);
     lt.insert(lt.end(), b.begin(), b.end());
   }
   const float tolerance = type == DType::Q8_0 ? 0.02f : 0.01f;
@@ -262,27 +264,30 @@ TEST_P(StoredCache, CloseToF32) {
 }
 // Decode steps read the cache in place, one block of KvCache::kBlock positions of a KV head
 // at a time; a batched pass converts the cached rows to F32 first. Both read the same rounded
-// values, so the logits of tokens decoded one at a time across block boundaries equal those
-// of the same tokens in one batch (only float summation orders differ).
+// values, so the logits of tokens decoded one at a time across a block boundary equal those
+// of the same tokens evaluated as one batch after the same prompt (only float summation orders
+// differ).
 TEST_P(StoredCache, DecodeStepsMatchOneBatch) {
   const auto [preset, type] = GetParam();
   const std::string path = cache_model(preset);
   EngineOptions o;
   o.kv_type = type;
-  o.n_ctx = 256;
+  o.n_ctx = 2 * KvCache::kBlock + 16;
   o.n_batch = 256;
   Engine e(path, o);
-  const int n_first = KvCache::kBlock - 5, n_all = 2 * KvCache::kBlock + 7;
+  const int n_first = 2 * KvCache::kBlock - 5, n_all = 2 * KvCache::kBlock + 7;
   const std::vector<TokenId> ids = prompt_ids(e, n_all);
   const int V = e.model().n_vocab();
   auto batch = e.new_sequence(), steps = e.new_sequence();
-  const std::vector<float> all = e.eval(*batch, ids, true);  // [n_all, V]
   std::vector<TokenId> fed(ids.begin(), ids.begin() + n_first);
-  e.eval(*steps, fed, false);
+  e.eval(*batch, fed);
+  e.eval(*steps, fed);
+  const std::vector<float> all = e.eval(*batch, ids, true);  // [n_all - n_first, V]
+  ASSERT_EQ(all.size(), size_t(n_all - n_first) * size_t(V));
   for (int p = n_first; p < n_all; ++p) {
     fed.push_back(ids[size_t(p)]);
     const std::vector<float>& l = e.eval(*steps, fed, false);
-    const float* r = all.data() + size_t(p) * size_t(V);
+    const float* r = all.data() + size_t(p - n_first) * size_t(V);
     EXPECT_LE(max_abs_diff(l.data(), r, size_t(V)), 1e-4f * range(r, size_t(V)))
         << preset << " position " << p;
   }

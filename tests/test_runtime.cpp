@@ -287,19 +287,20 @@ TEST(Roofline, EachStretchAgainstItsOwnBandwidth) {
   EXPECT_EQ(roofline_of({{0.1, 1e9, 0}}).fraction, 0);  // no bandwidth measured: no figure
 }
 
-// The KV cache commits its pages ahead of the positions written: every value stored comes back
-// across commit steps, with rows split into heads (stored by head within blocks of positions)
-// or not, and committing pages keeps what they hold. The values are small integers, exact in
+// The KV cache commits its pages ahead of the positions written, whole blocks of positions at
+// a time: every value stored comes back across commit steps (three here), with rows split into
+// heads (stored by head within blocks of positions) or not, and committing pages keeps what
+// they hold. The values are small integers, exact in
 // F32 and F16; Q8_0 rounds each to within half its block's step (max |x| / 127) plus the
 // scale's F16 rounding.
 TEST(KvCachePages, ValuesSurviveCommitSteps) {
-  const int n_layer = 3, n_ctx = 700;
+  const int n_layer = 3, n_ctx = 2 * KvCache::kBlock + 188;
   struct Case {
     DType k_type, v_type;
     int n_heads, kw, vw, begin, count;  // [begin, begin + count): a load across heads
   };
-  for (const Case& c : {Case{DType::F32, DType::F32, 1, 96, 40, 7, 50},  // steps of 170 (F32)
-                        Case{DType::F16, DType::F16, 1, 96, 40, 7, 50},  // 341 (F16)
+  for (const Case& c : {Case{DType::F32, DType::F32, 1, 96, 40, 7, 50},
+                        Case{DType::F16, DType::F16, 1, 96, 40, 7, 50},
                         Case{DType::F32, DType::F32, 4, 96, 40, 7, 50},
                         Case{DType::F16, DType::F16, 8, 96, 40, 7, 50},
                         Case{DType::Q8_0, DType::Q8_0, 2, 128, 64, 32, 64},
