@@ -9,6 +9,7 @@
 #include "model/latent_attention.h"
 #include "model/mla.h"
 #include "model/moe.h"
+#include "runtime/bench.h"
 #include "runtime/engine.h"
 #include "test_util.h"
 
@@ -218,6 +219,65 @@ TEST(DeepSeek2, KvBAndSplitLayoutsGiveSameLogits) {
   auto sa = a.new_sequence(), sb = b.new_sequence();
   const auto la = a.eval(*sa, ids, true), lb = b.eval(*sb, ids, true);
   EXPECT_LE(max_abs_diff(la.data(), lb.data(), la.size()), 1e-5f * range(la.data(), la.size()));
+}
+
+// An older file's quantized attn_kv_b is split into Q8_0 copies where their rows hold whole
+// blocks (repacked into tiles where they hold whole tile groups, as here: rows of 64), float
+// ones into copies of their own type; the joined model's logits follow the dequantizing
+// reference (which reads attn_kv_b itself) over a prefill and decode steps, and the bench
+// counts the copies' bytes for attn_kv_b.
+TEST(DeepSeek2, JoinedKvBSplitIntoQ8Copies) {
+  SynthSpec s = deepseek("tiny-v2-lite");
+  s.type = DType::Q4_0;
+  s.split_kv_b = false;
+  s.qk_nope = 64, s.kv_lora_rank = 64, s.v_head = 32;
+  const std::string path = test::synthetic("v2-q4-joined-64", s);
+  EngineOptions opt;
+  opt.kv_type = DType::F32;
+  opt.n_ctx = 64;
+  Engine e(path, opt);
+  const DeepSeek2Config& c = dynamic_cast<const DeepSeek2Model&>(e.model()).config();
+  ASSERT_FALSE(c.split_kv_b);
+  EXPECT_EQ(kv_b_copy_type(c, DType::Q4_0), DType::Q8_0);
+  EXPECT_EQ(kv_b_copy_type(c, DType::F16), DType::F16);
+  EXPECT_EQ(kv_b_copy_type(c, DType::BF16), DType::BF16);
+  DeepSeek2Config odd = c;
+  odd.qk_nope = 16;  // rows of W_UK^T shorter than a block
+  EXPECT_EQ(kv_b_copy_type(odd, DType::Q4_0), DType::F32);
+
+  std::vector<TokenId> ids =
+      e.tokenizer().encode("def add(a, b):\n    return a + b\n", true, false);
+  const int V = e.model().n_vocab();
+  auto seq = e.new_sequence();
+  std::vector<float> fast = e.eval(*seq, ids, true);
+  for (int step = 0; step < 4; ++step) {  // decode steps, one token at a time
+    ids.push_back(TokenId(100 + 37 * step));
+    const std::vector<float>& l = e.eval(*seq, ids);
+    fast.insert(fast.end(), l.begin(), l.end());
+  }
+  const std::vector<float> ref = e.model().reference_logits(ids, false);
+  ASSERT_EQ(fast.size(), ref.size());
+  for (size_t p = 0; p < ids.size(); ++p) {
+    const float* r = ref.data() + p * size_t(V);
+    EXPECT_LE(max_abs_diff(fast.data() + p * size_t(V), r, size_t(V)), 0.02f * range(r, size_t(V)))
+        << "position " << p;
+  }
+
+  // The bench: the joined file reads what the split one does, with the Q8_0 copies for the
+  // split file's attn_k_b and attn_v_b.
+  s.split_kv_b = true;
+  const std::string split_path = test::synthetic("v2-q4-split-64", s);
+  auto joined = GgufFile::open(path), split = GgufFile::open(split_path);
+  size_t copies = 0, split_bytes = 0;
+  for (const Tensor& t : joined->tensors())
+    if (t.name.find(".attn_kv_b.") != std::string::npos)
+      copies += row_bytes(DType::Q8_0, t.elements());
+  for (const Tensor& t : split->tensors())
+    if (t.name.find(".attn_k_b.") != std::string::npos ||
+        t.name.find(".attn_v_b.") != std::string::npos)
+      split_bytes += t.nbytes();
+  EXPECT_GT(copies, 0u);
+  EXPECT_EQ(decode_weight_bytes(*joined), decode_weight_bytes(*split) - split_bytes + copies);
 }
 
 // A quantized file stores its KV up-projection (attn_k_b/attn_v_b, or attn_kv_b) quantized

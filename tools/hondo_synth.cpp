@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   hondo::SynthSpec o;
   int n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ff = 0, n_vocab = 0;
   long long seed = 1;
-  bool tied = false;
+  bool tied = false, joined_kv_b = false;
   app.add_option("--preset", preset,
                  "deepseek-coder-1.3b | r1-distill-qwen-1.5b | deepseek-v2-lite | tiny-llama | "
                  "tiny-qwen2 | tiny-v2-lite | tiny-v2 | tiny-v3")
@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
   app.add_option("--n-vocab", n_vocab);
   app.add_option("--seed", seed)->capture_default_str();
   app.add_flag("--tied", tied, "no output.weight: reuse the embedding");
+  app.add_flag("--joined-kv-b", joined_kv_b,
+               "MLA models: one attn_kv_b per layer, as older converters wrote (default: "
+               "attn_k_b and attn_v_b)");
   CLI11_PARSE(app, argc, argv);
   try {
     hondo::SynthSpec s = hondo::SynthSpec::preset(preset);
@@ -48,6 +51,7 @@ int main(int argc, char** argv) {
     if (n_ff) s.n_ff = n_ff;
     if (n_vocab) s.n_vocab = n_vocab;
     s.tied_output = tied;
+    if (joined_kv_b) s.split_kv_b = false;
     s.seed = uint64_t(seed);
     hondo::write_synthetic_model(s, out);
   } catch (const hondo::Error& e) {

@@ -7,6 +7,8 @@
 #include "kernels/dot.h"
 #include "kernels/head_rows.h"
 #include "kernels/matmul.h"
+#include "kernels/packed.h"
+#include "kernels/qdot.h"
 #include "kernels/quant.h"
 #include "kernels/vec_dot.h"
 #include "model/attention.h"
@@ -14,24 +16,53 @@
 
 namespace hondo {
 
+DType kv_b_copy_type(const DeepSeek2Config& c, DType source) {
+  if (source == DType::F32 || source == DType::F16 || source == DType::BF16) return source;
+  return c.qk_nope % 32 == 0 && c.kv_lora_rank % 32 == 0 ? DType::Q8_0 : DType::F32;
+}
+
 void split_kv_b(const DeepSeek2Config& c, const Tensor& kv_b, MlaWeights& w) {
   const int64_t L = c.kv_lora_rank, H = c.n_head, nope = c.qk_nope, v = c.v_head;
-  w.owned.assign(size_t(H * L * nope + H * v * L), 0.0f);
-  float* k_b = w.owned.data();                 // [H][L][nope]
-  float* v_b = w.owned.data() + H * L * nope;  // [H][v][L]
+  std::vector<float> k_b(static_cast<size_t>(H * L * nope));  // [H][L][nope]
+  std::vector<float> v_b(static_cast<size_t>(H * v * L));     // [H][v][L]
   std::vector<float> row(static_cast<size_t>(L));
   for (int64_t h = 0; h < H; ++h)
     for (int64_t d = 0; d < nope + v; ++d) {
       dequantize_row(kv_b.type, kv_b.row(h * (nope + v) + d), row.data(), L);  // kv_b[h, d, :]
       for (int64_t l = 0; l < L; ++l) {
         if (d < nope)
-          k_b[(h * L + l) * nope + d] = row[size_t(l)];
+          k_b[size_t((h * L + l) * nope + d)] = row[size_t(l)];
         else
-          v_b[(h * v + (d - nope)) * L + l] = row[size_t(l)];
+          v_b[size_t((h * v + (d - nope)) * L + l)] = row[size_t(l)];
       }
     }
-  w.wk_b = Tensor{kv_b.name + "[k_b]", DType::F32, 3, {nope, L, H, 1}, k_b};
-  w.wv_b = Tensor{kv_b.name + "[v_b]", DType::F32, 3, {L, v, H, 1}, v_b};
+  const DType type = kv_b_copy_type(c, kv_b.type);
+  const size_t k_bytes = row_bytes(type, H * L * nope), v_bytes = row_bytes(type, H * v * L);
+  w.owned.assign(k_bytes + v_bytes, 0);
+  uint8_t* k_data = w.owned.data();
+  uint8_t* v_data = w.owned.data() + k_bytes;
+  for (int64_t r = 0; r < H * L; ++r)  // rows of W_UK^T: nope values each
+    quantize_row(type, k_b.data() + r * nope, k_data + size_t(r) * row_bytes(type, nope), nope);
+  for (int64_t r = 0; r < H * v; ++r)  // rows of W_UV: L values each
+    quantize_row(type, v_b.data() + r * L, v_data + size_t(r) * row_bytes(type, L), L);
+  w.wk_b = Tensor{kv_b.name + "[k_b]", type, 3, {nope, L, H, 1}, k_data};
+  w.wv_b = Tensor{kv_b.name + "[v_b]", type, 3, {L, v, H, 1}, v_data};
+  // Repacked as the file's matrices are (io/gguf.h, pack_for_matmul), for the tile kernels.
+  Tensor* copies[] = {&w.wk_b, &w.wv_b};
+  const QDotKernels& kernels = qdot_best();
+  size_t packed = 0;
+  for (const Tensor* t : copies)
+    if (can_pack(t->type, t->cols()) && kernels.tile_for(t->type))
+      packed += packed_bytes(t->type, t->rows(), t->cols());
+  if (packed == 0) return;
+  w.owned_tiles = alloc_huge(packed, "the repacked attn_kv_b");
+  uint8_t* dst = w.owned_tiles.get();
+  for (Tensor* t : copies) {
+    if (!can_pack(t->type, t->cols()) || !kernels.tile_for(t->type)) continue;
+    pack_tiles(t->type, t->data, t->rows(), t->cols(), dst);
+    t->packed = dst;
+    dst += packed_bytes(t->type, t->rows(), t->cols());
+  }
 }
 
 void build_uk(const DeepSeek2Config& c, MlaWeights& w) {

@@ -44,8 +44,14 @@ void repack_weights(GgufFile& f, const Tensor* output) {
   auto embedding = [](const Tensor& t) {
     return t.name == "token_embd.weight" || t.name.find("embed_tokens") != std::string::npos;
   };
-  f.pack_for_matmul([&](const Tensor& t) { return !embedding(t) || &t == output; },
-                    [&](const Tensor& t) { return embedding(t); });
+  // An older MLA file's attn_kv_b is never multiplied: the model splits it into copies of its
+  // own (model/mla.h, split_kv_b).
+  auto joined_kv_b = [](const Tensor& t) {
+    return t.name.find(".attn_kv_b.") != std::string::npos;
+  };
+  f.pack_for_matmul(
+      [&](const Tensor& t) { return (!embedding(t) || &t == output) && !joined_kv_b(t); },
+      [&](const Tensor& t) { return embedding(t); });
 }
 
 }  // namespace hondo

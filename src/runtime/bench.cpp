@@ -13,6 +13,8 @@
 #include "kernels/cpu.h"
 #include "kernels/packed.h"
 #include "kernels/qdot.h"
+#include "model/deepseek2_config.h"
+#include "model/mla.h"
 
 namespace hondo {
 
@@ -97,11 +99,14 @@ class DecodeReads {
     n_expert_ = f.get_int(a + ".expert_count", 0);
     n_used_ = f.get_int(a + ".expert_used_count", 0);
     tied_ = f.find_tensor("output.weight") == nullptr;
+    if (a == "deepseek2") mla_ = DeepSeek2Config::from_gguf(f);
   }
-  // Bytes of t read per decoded token (of its GGUF rows).
+  // Bytes of t read per decoded token (of its GGUF rows, or of the engine's copy).
   size_t bytes(const Tensor& t) const {
     if (n_nextn_ > 0 && tensor_block_index(t.name) >= n_blocks_ - n_nextn_) return 0;  // MTP
     if (t.name.rfind("token_embd.", 0) == 0 && !tied_) return t.row_size();
+    if (mla_ && t.name.find(".attn_kv_b.") != std::string::npos)  // its split copies (mla.h)
+      return row_bytes(kv_b_copy_type(*mla_, t.type), t.elements());
     if (t.name.find("_exps.") != std::string::npos && n_expert_ > 0)
       return t.nbytes() * size_t(n_used_) / size_t(n_expert_);
     return t.nbytes();
@@ -110,6 +115,7 @@ class DecodeReads {
  private:
   int64_t n_blocks_, n_nextn_, n_expert_, n_used_;
   bool tied_;
+  std::optional<DeepSeek2Config> mla_;  // an MLA model's shape
 };
 
 }  // namespace
