@@ -293,6 +293,45 @@ TEST_P(StoredCache, DecodeStepsMatchOneBatch) {
   }
 }
 
+// With fewer KV heads than threads, a decode step splits each KV head's positions into
+// ranges, one per thread, the partial results merged per query head (flash-decoding): its
+// logits equal one thread's, which takes whole heads (only float summation orders differ).
+// MQA (1 KV head, 2 threads) and GQA (2 KV heads of 3 query heads, 4 threads), F16 and Q8_0
+// caches, decode steps from the end of the first cache block into the second.
+TEST(DenseModel, DecodeRangesSplitBetweenThreadsMatchOneThread) {
+  struct Split {
+    const char* preset;
+    int n_head_kv, threads;
+  };
+  for (const Split& c : {Split{"tiny-llama", 1, 2}, Split{"tiny-qwen2", 2, 4}}) {
+    SynthSpec s = test::tiny(c.preset);
+    s.n_embd = 32 * s.n_head;
+    s.n_head_kv = c.n_head_kv;
+    const std::string path = test::synthetic(std::string(c.preset) + "-split", s);
+    for (DType type : {DType::F16, DType::Q8_0}) {
+      SCOPED_TRACE(std::string(c.preset) + " " + dtype_name(type));
+      EngineOptions one, many;
+      one.kv_type = many.kv_type = type;
+      one.n_ctx = many.n_ctx = KvCache::kBlock + 64;
+      one.n_threads = 1;
+      many.n_threads = c.threads;
+      Engine e1(path, one), en(path, many);
+      std::vector<TokenId> ids = prompt_ids(e1, KvCache::kBlock - 3);
+      auto s1 = e1.new_sequence(), sn = en.new_sequence();
+      e1.eval(*s1, ids);
+      en.eval(*sn, ids);
+      const int V = e1.model().n_vocab();
+      for (int step = 0; step < 6; ++step) {
+        ids.push_back(TokenId(50 + 31 * step));
+        const std::vector<float> a = e1.eval(*s1, ids);
+        const std::vector<float>& b = en.eval(*sn, ids);
+        EXPECT_LE(max_abs_diff(a.data(), b.data(), size_t(V)), 1e-4f * range(a.data(), size_t(V)))
+            << "position " << ids.size() - 1;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Models, StoredCache,
     ::testing::Combine(::testing::Values("tiny-qwen2", "tiny-llama", "tiny-v2-lite"),

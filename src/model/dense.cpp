@@ -13,6 +13,7 @@
 #include "kernels/quant.h"
 #include "model/attention.h"
 #include "model/batch.h"
+#include "model/latent_attention.h"
 #include "model/layers.h"
 #include "model/weights.h"
 
@@ -60,6 +61,87 @@ std::unique_ptr<KvCache> DenseModel::new_cache(int n_ctx, DType kv_type) const {
   const int w = cfg_.n_head_kv * cfg_.head_dim;
   return std::make_unique<KvCache>(cfg_.n_layer, n_ctx, w, w, kv_type, kv_type, cfg_.n_head_kv);
 }
+
+namespace {
+
+// How many ranges of positions each KV head's attention takes in a decode step: as many as
+// keep every thread busy when the KV heads are fewer than the threads (R1-Distill-Qwen-1.5B
+// has 2: with 8 threads, 6 would wait for the other two), none shorter than
+// kMinRangePositions; 1 (whole heads) otherwise.
+int ranges_per_head(int n_kv, int n_threads, int64_t n_pos) {
+  if (n_kv >= n_threads) return 1;
+  const int64_t want = (n_threads + n_kv - 1) / n_kv;
+  return int(std::max<int64_t>(1, std::min(want, n_pos / kMinRangePositions)));
+}
+
+// One token's attention over n_pos positions of a cache read in place, each KV head's
+// positions in n_split ranges, one (head, range) task at a time per thread: each range's
+// unnormalized attention for the query heads of its group (m = scaled maximum, l = sum of
+// e^(s - m), acc = their weighted sum of values, as model/latent_attention.h), merged per query
+// head (flash-decoding). q, out: [n_head * hd].
+void attend_ranges(const KvCache& cache, int layer, int n_head, int n_kv, int hd, int64_t n_pos,
+                   const float* q, float scale, int n_split, float* out, ThreadPool& pool) {
+  const int group = n_head / n_kv;
+  const int64_t n_tasks = int64_t(n_kv) * n_split;
+  constexpr int64_t B = KvCache::kBlock;
+  const int64_t k_row = int64_t(cache.k_head_bytes()), v_row = int64_t(cache.v_head_bytes());
+  thread_local std::vector<float> m_buf, l_buf, acc_buf;
+  float* m = scratch(m_buf, size_t(n_tasks * group));           // [n_kv, n_split, group]
+  float* l = scratch(l_buf, size_t(n_tasks * group));           // [n_kv, n_split, group]
+  float* acc = scratch(acc_buf, size_t(n_tasks * group * hd));  // [n_kv, n_split, group, hd]
+  // The rows [j0, j1) of one stream (keys, or values) of KV head kvh as runs, one per cache block
+  // they touch: fn(rows as stored, count, offset in the range), the next run's first rows asked
+  // for before each.
+  auto runs = [&](bool keys, int kvh, int64_t j0, int64_t j1, auto fn) {
+    const int64_t row = keys ? k_row : v_row;
+    auto at = [&](int64_t j) {  // position j's row
+      const int64_t b = j / B;
+      return (keys ? cache.k_block(layer, kvh, int(b)) : cache.v_block(layer, kvh, int(b))) +
+             (j - b * B) * row;
+    };
+    for (int64_t j = j0; j < j1;) {
+      const int64_t e = std::min(j1, (j / B + 1) * B);
+      if (e < j1) prefetch_rows(at(e), row, std::min(j1 - e, kRowsAhead), row);
+      fn(at(j), e - j, j - j0);
+      j = e;
+    }
+  };
+  pool.parallel_for(n_tasks, [&](int64_t t0, int64_t t1) {
+    thread_local std::vector<float> scores;
+    for (int64_t task = t0; task < t1; ++task) {
+      const int kvh = int(task / n_split), r = int(task % n_split);
+      const int64_t j0 = n_pos * r / n_split, j1 = n_pos * (r + 1) / n_split, n = j1 - j0;
+      for (int h0 = 0; h0 < group; h0 += kMaxHeadRows) {
+        const int n_q = std::min(kMaxHeadRows, group - h0);
+        const float* qh = q + int64_t(kvh * group + h0) * hd;  // [n_q, hd]
+        float* a = acc + (task * group + h0) * hd;             // [n_q, hd]
+        scores.assign(size_t(n_q * n), 0.0f);                  // [n_q, n]
+        runs(true, kvh, j0, j1, [&](const uint8_t* k, int64_t count, int64_t at) {
+          head_dots(cache.k_type(), k, k_row, count, qh, hd, n_q, hd, scores.data() + at, n);
+        });
+        for (int i = 0; i < n_q; ++i)
+          l[task * group + h0 + i] = float(softmax_unnormalized(scores.data() + i * n, int(n),
+                                                                scale, &m[task * group + h0 + i]));
+        std::memset(a, 0, sizeof(float) * size_t(n_q * hd));
+        runs(false, kvh, j0, j1, [&](const uint8_t* v, int64_t count, int64_t at) {
+          head_sums(cache.v_type(), v, v_row, count, scores.data() + at, n, n_q, hd, a, hd);
+        });
+      }
+    }
+  });
+  thread_local std::vector<LatentPartial> parts;
+  parts.resize(size_t(n_split));
+  for (int kvh = 0; kvh < n_kv; ++kvh) {
+    for (int r = 0; r < n_split; ++r) {
+      const int64_t task = int64_t(kvh) * n_split + r;
+      parts[size_t(r)] = {m + task * group, l + task * group, acc + task * group * hd, hd};
+    }
+    for (int i = 0; i < group; ++i)
+      merge_latent_partials(parts.data(), n_split, i, hd, out + int64_t(kvh * group + i) * hd);
+  }
+}
+
+}  // namespace
 
 // Causal attention for every token of the batch, softmax(q k^T / sqrt(hd)) v per head. A
 // sequence with kMinBlockQueries new tokens or more (prefill) attends in blocks of tokens as
@@ -170,6 +252,17 @@ void DenseModel::attention(int layer, std::vector<SeqBatch>& batch, const std::v
       }
     }
   };
+  // One sequence decoding one token over more positions than its KV heads can keep every thread
+  // busy with: positions split between the threads too.
+  if (chunks.size() == 1 && chunks[0].t1 - chunks[0].t0 == 1 && in_place(*chunks[0].cache)) {
+    const int64_t t = chunks[0].t0, n_pos = tok_pos[size_t(t)] + 1;
+    const int n_split = ranges_per_head(n_kv, pool.size(), n_pos);
+    if (n_split > 1) {
+      attend_ranges(*chunks[0].cache, layer, cfg_.n_head, n_kv, hd, n_pos, q + t * Q, scale,
+                    n_split, out + t * Q, pool);
+      return;
+    }
+  }
   // One sequence decoding one token: its KV heads cost alike, so a static split (a shared task
   // counter costs a cache line crossing cores per task), each thread asking for the next task's
   // keys and values before it works on one (the cache rows are long out of cache, and one

@@ -75,7 +75,7 @@ void Rope::apply(float* x, int n_head, int stride, const float* cs, const float*
   }
 }
 
-void softmax(float* x, int n, float scale) {
+double softmax_unnormalized(float* x, int n, float scale, float* scaled_max) {
   // The maximum and the sum over kLanes independent lanes, which the compiler turns into
   // vector operations; the sum's lanes in double, as the single running sum was. One running
   // maximum and sum waited an add's latency at every element: R1-Distill-1.5B's decode
@@ -97,7 +97,13 @@ void softmax(float* x, int n, float scale) {
   double sum = 0;
   for (int k = 0; k < kLanes; ++k) sum += lane_sum[k];
   for (int i = n_lanes; i < n; ++i) sum += x[i];
-  const float inv = float(1.0 / sum);
+  *scaled_max = mx * scale;
+  return sum;
+}
+
+void softmax(float* x, int n, float scale) {
+  float scaled_max;
+  const float inv = float(1.0 / softmax_unnormalized(x, n, scale, &scaled_max));
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }
 

@@ -37,6 +37,9 @@ struct Rope {
 // x = softmax(scale * x) (scale > 0: attention passes its 1/sqrt(d) here, not in a pass of
 // its own).
 void softmax(float* x, int n, float scale = 1.0f);
+// The same unnormalized: x = e^(scale * (x - max x)); returns their sum and sets *scaled_max
+// to scale * max x (n >= 1).
+double softmax_unnormalized(float* x, int n, float scale, float* scaled_max);
 
 // h = silu(g) * u, silu(g) = g / (1 + e^-g)            g, u, h: [n] (h may be g)
 // Split over the pool's threads from kSwigluSplit values on. The exponentials cost ~0.4 ns a value
