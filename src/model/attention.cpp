@@ -101,19 +101,21 @@ void attend_prefill(const KvCache& cache, int layer, int n_head, int n_kv, int h
   thread_local std::vector<float> keys_buf, vt_buf;
   float* keys = scratch(keys_buf, size_t(n * KV));  // [n_kv, n, hd]: each head's keys in order
   float* vt = scratch(vt_buf, size_t(KV * n));      // [n_kv * hd, n]: values transposed
-  // One task per (cache block, KV head): the head's rows of the block are one run in the cache
-  // (kv_cache.h), converted in one pass; the values then written as columns kTransposeRows
-  // positions at a time.
-  constexpr int64_t B = KvCache::kBlock;
-  const int64_t n_cache_blocks = (n + B - 1) / B;
-  pool.parallel_for(n_cache_blocks * n_kv, [&](int64_t t0, int64_t t1) {
-    thread_local std::vector<float> rows;  // [B, hd] values of one head's block
-    rows.resize(size_t(B * hd));
+  // One task per (kConvertRows positions, KV head): the head's rows of a cache block are one run
+  // (kv_cache.h), converted a piece at a time; the values then written as columns
+  // kTransposeRows positions at a time. Pieces shorter than a cache block keep every thread
+  // busy with few KV heads (R1-Distill-Qwen-1.5B: 2) and the converted rows in L1.
+  constexpr int64_t B = KvCache::kBlock, kConvertRows = 64;
+  static_assert(B % kConvertRows == 0);
+  const int64_t n_pieces = (n + kConvertRows - 1) / kConvertRows;
+  pool.parallel_for(n_pieces * n_kv, [&](int64_t t0, int64_t t1) {
+    thread_local std::vector<float> rows;  // [kConvertRows, hd] values of one piece of a head
+    rows.resize(size_t(kConvertRows * hd));
     for (int64_t task = t0; task < t1; ++task) {
-      const int b = int(task / n_kv), h = int(task % n_kv);
-      const int64_t j0 = b * B, nj = std::min(B, n - j0);
-      cache.load_k_block(layer, h, b, int(nj), keys + (h * n + j0) * hd);
-      cache.load_v_block(layer, h, b, int(nj), rows.data());
+      const int64_t j0 = task / n_kv * kConvertRows, nj = std::min(kConvertRows, n - j0);
+      const int h = int(task % n_kv), b = int(j0 / B), first = int(j0 % B);
+      cache.load_k_block(layer, h, b, first, int(nj), keys + (h * n + j0) * hd);
+      cache.load_v_block(layer, h, b, first, int(nj), rows.data());
       for (int64_t i = 0; i < nj; i += kTransposeRows)
         transpose_rows(rows.data() + i * hd, std::min(kTransposeRows, nj - i), hd,
                        vt + h * hd * n + j0 + i, n);

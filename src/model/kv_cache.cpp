@@ -129,14 +129,16 @@ const uint8_t* KvCache::v_block(int layer, int head, int block) const {
   return v_.get() + offset(layer, block * kBlock, head, v_width_, v_type_);
 }
 
-void KvCache::load_k_block(int layer, int head, int block, int count, float* out) const {
-  assert(count <= kBlock);
-  load_values(k_block(layer, head, block), k_type_, count * (k_width_ / n_heads_), out);
+void KvCache::load_k_block(int layer, int head, int block, int first, int count, float* out) const {
+  assert(first >= 0 && first + count <= kBlock);
+  load_values(k_block(layer, head, block) + size_t(first) * k_head_bytes(), k_type_,
+              count * (k_width_ / n_heads_), out);
 }
 
-void KvCache::load_v_block(int layer, int head, int block, int count, float* out) const {
-  assert(count <= kBlock);
-  load_values(v_block(layer, head, block), v_type_, count * (v_width_ / n_heads_), out);
+void KvCache::load_v_block(int layer, int head, int block, int first, int count, float* out) const {
+  assert(first >= 0 && first + count <= kBlock);
+  load_values(v_block(layer, head, block) + size_t(first) * v_head_bytes(), v_type_,
+              count * (v_width_ / n_heads_), out);
 }
 
 }  // namespace hondo

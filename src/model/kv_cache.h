@@ -58,10 +58,11 @@ class KvCache {
   // stream begin and n are multiples of 32.
   void load_k(int layer, int pos, int begin, int n, float* out) const;
   void load_v(int layer, int pos, int begin, int n, float* out) const;
-  // Rows [0, count) of head `head` in block b (positions b * kBlock ..) as F32, one after the
-  // other: out [count, k_width() / n_heads()] (v_width() / n_heads()); count <= kBlock.
-  void load_k_block(int layer, int head, int block, int count, float* out) const;
-  void load_v_block(int layer, int head, int block, int count, float* out) const;
+  // Rows [first, first + count) of head `head` in block b (positions b * kBlock ..) as F32, one
+  // after the other: out [count, k_width() / n_heads()] (v_width() / n_heads());
+  // first + count <= kBlock.
+  void load_k_block(int layer, int head, int block, int first, int count, float* out) const;
+  void load_v_block(int layer, int head, int block, int first, int count, float* out) const;
   // One head's rows of the positions of block b (b * kBlock ..) as stored, one after the
   // other, k_head_bytes() (v_head_bytes()) apart. In a cache of one head the rows of all
   // positions are one run: k_block(layer, 0, 0) is position 0's, the others follow.
