@@ -296,18 +296,20 @@ TEST_P(StoredCache, DecodeStepsMatchOneBatch) {
 // With fewer KV heads than threads, a decode step splits each KV head's positions into
 // ranges, one per thread, the partial results merged per query head (flash-decoding): its
 // logits equal one thread's, which takes whole heads (only float summation orders differ).
-// MQA (1 KV head, 2 threads) and GQA (2 KV heads of 3 query heads, 4 threads), F16 and Q8_0
-// caches, decode steps from the end of the first cache block into the second.
+// MQA (1 KV head, 2 threads) and GQA (2 KV heads of 3 query heads, or 3 of 2, on 4 threads),
+// F16 and Q8_0 caches, decode steps from the end of the first cache block into the second.
 TEST(DenseModel, DecodeRangesSplitBetweenThreadsMatchOneThread) {
   struct Split {
     const char* preset;
     int n_head_kv, threads;
   };
-  for (const Split& c : {Split{"tiny-llama", 1, 2}, Split{"tiny-qwen2", 2, 4}}) {
+  for (const Split& c :
+       {Split{"tiny-llama", 1, 2}, Split{"tiny-qwen2", 2, 4}, Split{"tiny-qwen2", 3, 4}}) {
     SynthSpec s = test::tiny(c.preset);
     s.n_embd = 32 * s.n_head;
     s.n_head_kv = c.n_head_kv;
-    const std::string path = test::synthetic(std::string(c.preset) + "-split", s);
+    const std::string path =
+        test::synthetic(std::string(c.preset) + "-split" + std::to_string(c.n_head_kv), s);
     for (DType type : {DType::F16, DType::Q8_0}) {
       SCOPED_TRACE(std::string(c.preset) + " " + dtype_name(type));
       EngineOptions one, many;

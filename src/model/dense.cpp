@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "core/error.h"
 #include "core/fp16.h"
@@ -64,13 +65,14 @@ std::unique_ptr<KvCache> DenseModel::new_cache(int n_ctx, DType kv_type) const {
 
 namespace {
 
-// How many ranges of positions each KV head's attention takes in a decode step: as many as
-// keep every thread busy when the KV heads are fewer than the threads (R1-Distill-Qwen-1.5B
-// has 2: with 8 threads, 6 would wait for the other two), none shorter than
-// kMinRangePositions; 1 (whole heads) otherwise.
+// How many ranges of positions each KV head's attention takes in a decode step when the KV
+// heads are fewer than the threads (R1-Distill-Qwen-1.5B has 2: with 8 threads, 6 would wait
+// for the other two): n_threads / gcd(n_threads, n_kv), so that the (head, range) tasks are a
+// whole number per thread (3 KV heads on 8 threads: 24 tasks, not 9 with one thread doing
+// two), none shorter than kMinRangePositions; 1 (whole heads) otherwise.
 int ranges_per_head(int n_kv, int n_threads, int64_t n_pos) {
   if (n_kv >= n_threads) return 1;
-  const int64_t want = (n_threads + n_kv - 1) / n_kv;
+  const int64_t want = n_threads / std::gcd(n_threads, n_kv);
   return int(std::max<int64_t>(1, std::min(want, n_pos / kMinRangePositions)));
 }
 
