@@ -14,6 +14,7 @@
 #include "kernels/qdot.h"
 #include "model/attention.h"
 #include "model/dense.h"
+#include "model/ffn.h"
 #include "model/kv_cache.h"
 #include "model/layers.h"
 #include "runtime/engine.h"
@@ -42,18 +43,35 @@ struct Case {
   const char* tag;
 };
 
-class FastVsReference : public ::testing::TestWithParam<Case> {};
+class FastVsReference : public ::testing::TestWithParam<Case> {
+ protected:
+  // The preset's model with an F32 cache (the reference keeps F32 keys and values).
+  static Engine engine(int n_ctx, int n_batch) {
+    const Case c = GetParam();
+    EngineOptions opt;
+    opt.kv_type = DType::F32;
+    opt.n_ctx = n_ctx;
+    opt.n_batch = n_batch;
+    return Engine(test::synthetic(c.tag, test::tiny(c.preset)), opt);
+  }
+  // fast: [ids.size(), V], the logits after each token of ids. Every position's equal the
+  // reference's within 1e-4 of the logit range.
+  static void expect_reference(Engine& e, const std::vector<TokenId>& ids,
+                               const std::vector<float>& fast) {
+    const int V = e.model().n_vocab();
+    const std::vector<float> ref = e.model().reference_logits(ids);
+    ASSERT_EQ(ref.size(), fast.size());
+    for (size_t p = 0; p < ids.size(); ++p) {
+      const float* r = ref.data() + p * size_t(V);
+      const float tol = 1e-4f * range(r, size_t(V));
+      ASSERT_LE(max_abs_diff(fast.data() + p * size_t(V), r, size_t(V)), tol) << "position " << p;
+    }
+  }
+};
 
-// Prefill of a prompt in one batch, then token-by-token decode: every position's logits equal
-// the reference's within 1e-4 of the logit range.
+// Prefill of a prompt in several batches, then token-by-token decode.
 TEST_P(FastVsReference, LogitsMatchOverPrefillAndDecode) {
-  const Case c = GetParam();
-  const std::string path = test::synthetic(c.tag, test::tiny(c.preset));
-  EngineOptions opt;
-  opt.kv_type = DType::F32;
-  opt.n_ctx = 256;
-  opt.n_batch = 16;  // several prefill chunks
-  Engine e(path, opt);
+  Engine e = engine(256, 16);  // 16: several prefill chunks
   std::vector<TokenId> ids = prompt_ids(e, 40);
   const int V = e.model().n_vocab();
   auto seq = e.new_sequence();
@@ -65,13 +83,15 @@ TEST_P(FastVsReference, LogitsMatchOverPrefillAndDecode) {
     const std::vector<float> l = e.eval(*seq, ids, false);
     fast.insert(fast.end(), l.begin(), l.end());
   }
-  const std::vector<float> ref = e.model().reference_logits(ids);
-  ASSERT_EQ(ref.size(), fast.size());
-  for (size_t p = 0; p < ids.size(); ++p) {
-    const float* r = ref.data() + p * size_t(V);
-    const float tol = 1e-4f * range(r, size_t(V));
-    EXPECT_LE(max_abs_diff(fast.data() + p * size_t(V), r, size_t(V)), tol) << "position " << p;
-  }
+  expect_reference(e, ids, fast);
+}
+
+// A prompt longer than two of the FFN's token passes (model/ffn.h), in one batch.
+TEST_P(FastVsReference, LongBatchMatchesReference) {
+  Engine e = engine(512, 512);
+  const std::vector<TokenId> ids = prompt_ids(e, int(2 * kFfnChunkTokens + 37));
+  auto seq = e.new_sequence();
+  expect_reference(e, ids, e.eval(*seq, ids, /*all_logits=*/true));
 }
 
 // 64 greedy tokens from the fast path equal 64 greedy tokens from the reference.
@@ -184,6 +204,55 @@ TEST(AttentionBlock, EveryMicroKernelMatchesPerQueryReference) {
           ASSERT_NEAR(out[size_t(i * out_ld + c)], want, 2e-5)
               << micro.name << " block at " << b.first << " query " << i << " value " << c;
         }
+      }
+    }
+}
+
+// Prefill attention over a layer of the cache, its KV heads in passes of one, two or all
+// three heads (grouped-query: two query heads each), against attention one query at a time in
+// double precision: a chunk of 70 tokens deep into the context, across a cache block boundary.
+// The passes only change which heads' keys are converted together: all three agree exactly.
+TEST(AttentionPrefill, HeadPassesMatchPerQueryReference) {
+  const int n_kv = 3, group = 2, hd = 16, n_head = n_kv * group, n_pos = 600, n_new = 70;
+  const int64_t KV = int64_t(n_kv) * hd, Q = int64_t(n_head) * hd;
+  KvCache cache(1, 2 * KvCache::kBlock, int(KV), int(KV), DType::F32, DType::F32, n_kv);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> k(size_t(n_pos * KV)), v(size_t(n_pos * KV)), q(size_t(n_new * Q));
+  for (auto* a : {&k, &v, &q})
+    for (float& x : *a) x = nd(rng);
+  for (int j = 0; j < n_pos; ++j) cache.store(0, j, k.data() + j * KV, v.data() + j * KV);
+  std::vector<int> pos(static_cast<size_t>(n_new));
+  for (int i = 0; i < n_new; ++i) pos[size_t(i)] = n_pos - n_new + i;
+  const float scale = 0.25f;
+  ThreadPool pool(2);
+  const int64_t head_bytes = 2 * int64_t(n_pos) * hd * int64_t(sizeof(float));
+  std::vector<std::vector<float>> outs;
+  for (const int64_t pass_bytes : {int64_t(1), 2 * head_bytes, kPrefillPassBytes}) {
+    outs.emplace_back(size_t(n_new * Q), NAN);
+    attend_prefill(cache, 0, n_head, n_kv, hd, pos.data(), n_new, q.data(), Q, scale,
+                   outs.back().data(), Q, pool, pass_bytes);
+  }
+  EXPECT_EQ(outs[0], outs[1]);
+  EXPECT_EQ(outs[0], outs[2]);
+  for (int i = 0; i < n_new; ++i)
+    for (int h = 0; h < n_head; ++h) {
+      const int64_t kv = h / group, n = pos[size_t(i)] + 1;
+      std::vector<double> p(static_cast<size_t>(n));
+      double mx = -1e300, sum = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        double s = 0;
+        for (int c = 0; c < hd; ++c)
+          s += double(q[size_t(i * Q + h * hd + c)]) * k[size_t(j * KV + kv * hd + c)];
+        mx = std::max(mx, p[size_t(j)] = s * scale);
+      }
+      for (double& x : p) sum += (x = std::exp(x - mx));
+      for (int c = 0; c < hd; ++c) {
+        double want = 0;
+        for (int64_t j = 0; j < n; ++j)
+          want += p[size_t(j)] / sum * v[size_t(j * KV + kv * hd + c)];
+        ASSERT_NEAR(outs[0][size_t(i * Q + h * hd + c)], want, 2e-5)
+            << "token " << i << " head " << h << " value " << c;
       }
     }
 }

@@ -90,46 +90,56 @@ void transpose_rows(const float* rows, int64_t n_rows, int64_t width, float* out
 
 void attend_prefill(const KvCache& cache, int layer, int n_head, int n_kv, int hd, const int* pos,
                     int64_t n_new, const float* q, int64_t q_ld, float scale, float* out,
-                    int64_t out_ld, ThreadPool& pool) {
+                    int64_t out_ld, ThreadPool& pool, int64_t pass_bytes) {
   const int64_t n = *std::max_element(pos, pos + n_new) + 1, KV = int64_t(n_kv) * hd;
   const int group = n_head / n_kv;
   if (cache.n_heads() != n_kv || cache.k_width() != KV || cache.v_width() != KV)
     fail("attention over a KV cache of ", cache.n_heads(), " heads and rows of ", cache.k_width(),
          " keys and ", cache.v_width(), " values; expected ", n_kv, " heads and rows of ", KV,
          " each");
+  // The KV heads go in passes of as many as pass_bytes of converted keys and values hold (at
+  // least one): the working memory stays bounded, and a pass's keys stay in cache for its
+  // queries.
+  const int64_t head_bytes = 2 * n * hd * int64_t(sizeof(float));
+  const int per_pass = int(std::clamp<int64_t>(pass_bytes / head_bytes, 1, n_kv));
   // The caller's buffers; the tasks see them through these pointers.
   thread_local std::vector<float> keys_buf, vt_buf;
-  float* keys = scratch(keys_buf, size_t(n * KV));  // [n_kv, n, hd]: each head's keys in order
-  float* vt = scratch(vt_buf, size_t(KV * n));      // [n_kv * hd, n]: values transposed
-  // One task per (kConvertRows positions, KV head): the head's rows of a cache block are one run
-  // (kv_cache.h), converted a piece at a time; the values then written as columns
-  // kTransposeRows positions at a time. Pieces shorter than a cache block keep every thread
-  // busy with few KV heads (R1-Distill-Qwen-1.5B: 2) and the converted rows in L1.
+  float* keys = scratch(keys_buf, size_t(per_pass * n * hd));  // [per_pass, n, hd]: in order
+  float* vt = scratch(vt_buf, size_t(per_pass * hd * n));      // [per_pass * hd, n]: transposed
   constexpr int64_t B = KvCache::kBlock, kConvertRows = 64;
   static_assert(B % kConvertRows == 0);
   const int64_t n_pieces = (n + kConvertRows - 1) / kConvertRows;
-  pool.parallel_for(n_pieces * n_kv, [&](int64_t t0, int64_t t1) {
-    thread_local std::vector<float> rows;  // [kConvertRows, hd] values of one piece of a head
-    rows.resize(size_t(kConvertRows * hd));
-    for (int64_t task = t0; task < t1; ++task) {
-      const int64_t j0 = task / n_kv * kConvertRows, nj = std::min(kConvertRows, n - j0);
-      const int h = int(task % n_kv), b = int(j0 / B), first = int(j0 % B);
-      cache.load_k_block(layer, h, b, first, int(nj), keys + (h * n + j0) * hd);
-      cache.load_v_block(layer, h, b, first, int(nj), rows.data());
-      for (int64_t i = 0; i < nj; i += kTransposeRows)
-        transpose_rows(rows.data() + i * hd, std::min(kTransposeRows, nj - i), hd,
-                       vt + h * hd * n + j0 + i, n);
-    }
-  });
   const int64_t n_blocks = (n_new + kPanelTokens - 1) / kPanelTokens;
-  pool.parallel_tasks(n_blocks * n_head, [&](int64_t task) {
-    const int64_t i0 = (n_blocks - 1 - task / n_head) * kPanelTokens;
-    const int h = int(task % n_head), kvh = h / group;
-    const KeySlice k{keys + kvh * n * hd, hd, q + i0 * q_ld + h * hd, q_ld, hd};
-    attend_query_block(&k, 1, vt + kvh * hd * n, n, hd, pos + i0,
-                       int(std::min<int64_t>(kPanelTokens, n_new - i0)), scale,
-                       out + i0 * out_ld + h * hd, out_ld);
-  });
+  for (int h0 = 0; h0 < n_kv; h0 += per_pass) {
+    const int nh = std::min(per_pass, n_kv - h0);
+    // One task per (kConvertRows positions, KV head): the head's rows of a cache block are one
+    // run (kv_cache.h), converted a piece at a time; the values then written as columns
+    // kTransposeRows positions at a time. Pieces shorter than a cache block keep every thread
+    // busy with few KV heads (R1-Distill-Qwen-1.5B: 2) and the converted rows in L1.
+    pool.parallel_for(n_pieces * nh, [&](int64_t t0, int64_t t1) {
+      thread_local std::vector<float> rows;  // [kConvertRows, hd] values of one piece of a head
+      rows.resize(size_t(kConvertRows * hd));
+      for (int64_t task = t0; task < t1; ++task) {
+        const int64_t j0 = task / nh * kConvertRows, nj = std::min(kConvertRows, n - j0);
+        const int i = int(task % nh), b = int(j0 / B), first = int(j0 % B);
+        cache.load_k_block(layer, h0 + i, b, first, int(nj), keys + (i * n + j0) * hd);
+        cache.load_v_block(layer, h0 + i, b, first, int(nj), rows.data());
+        for (int64_t r = 0; r < nj; r += kTransposeRows)
+          transpose_rows(rows.data() + r * hd, std::min(kTransposeRows, nj - r), hd,
+                         vt + i * hd * n + j0 + r, n);
+      }
+    });
+    // Tasks (block of tokens, query head of the pass), the last blocks (most positions) first.
+    const int64_t heads = int64_t(nh) * group;
+    pool.parallel_tasks(n_blocks * heads, [&](int64_t task) {
+      const int64_t i0 = (n_blocks - 1 - task / heads) * kPanelTokens;
+      const int h = h0 * group + int(task % heads), i = h / group - h0;
+      const KeySlice k{keys + i * n * hd, hd, q + i0 * q_ld + h * hd, q_ld, hd};
+      attend_query_block(&k, 1, vt + i * hd * n, n, hd, pos + i0,
+                         int(std::min<int64_t>(kPanelTokens, n_new - i0)), scale,
+                         out + i0 * out_ld + h * hd, out_ld);
+    });
+  }
 }
 
 }  // namespace hondo

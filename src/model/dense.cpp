@@ -14,6 +14,7 @@
 #include "kernels/quant.h"
 #include "model/attention.h"
 #include "model/batch.h"
+#include "model/ffn.h"
 #include "model/latent_attention.h"
 #include "model/layers.h"
 #include "model/weights.h"
@@ -292,18 +293,18 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
   const int64_t T = int64_t(ids.size());
 
   // Working buffers kept from call to call (layers.h, scratch): a decode step allocates nothing.
-  thread_local std::vector<float> x_buf, xn_buf, tmp_buf, q_buf, att_buf, k_buf, v_buf, g_buf,
-      u_buf, cs_buf, sn_buf;
-  const size_t n_x = size_t(T * E);
+  // Two of them serve twice, which keeps a prompt batch's working memory down: the attention's
+  // output takes the normed input's buffer (xn is dead from the q/k/v products to the ffn's
+  // norm), and each sublayer's output takes q's (dead once attention has read it).
+  thread_local std::vector<float> x_buf, xn_buf, q_buf, k_buf, v_buf, cs_buf, sn_buf;
+  const size_t n_x = size_t(T * E), n_wide = size_t(T * std::max(E, Q));
   float* x = scratch(x_buf, n_x);                 // [T, E] the residual stream
-  float* xn = scratch(xn_buf, n_x);               // [T, E] normed
-  float* tmp = scratch(tmp_buf, n_x);             // [T, E] a sublayer's output
-  float* q = scratch(q_buf, size_t(T * Q));       // [T, Q]
-  float* att = scratch(att_buf, size_t(T * Q));   // [T, Q]
+  float* xn = scratch(xn_buf, n_wide);            // [T, E] normed
+  float* att = xn;                                // [T, Q] attention output, in xn's buffer
+  float* q = scratch(q_buf, n_wide);              // [T, Q]
+  float* tmp = q;                                 // [T, E] a sublayer's output, in q's buffer
   float* k = scratch(k_buf, size_t(T * KV));      // [T, KV]
   float* v = scratch(v_buf, size_t(T * KV));      // [T, KV]
-  float* g = scratch(g_buf, size_t(T * F));       // [T, F]
-  float* u = scratch(u_buf, size_t(T * F));       // [T, F]
   float* cs = scratch(cs_buf, size_t(T * half));  // [T, rope_dim/2]
   float* sn = scratch(sn_buf, size_t(T * half));  // [T, rope_dim/2]
   PhaseMarks marks;                               // bench --phases (core/phase_clock.h)
@@ -342,9 +343,7 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
 
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x + t * E, b.ffn_norm.data(), xn + t * E, E, cfg_.rms_eps);
-    matmul_batch({{b.w_gate, 0, F, xn, T, g}, {b.w_up, 0, F, xn, T, u}}, pool);
-    swiglu(g, u, g, T * F, pool);
-    matmul(*b.w_down, g, T, tmp, pool);
+    swiglu_ffn({b.w_gate, b.w_up, b.w_down, F, 0, 0}, xn, T, E, tmp, pool);
     for (size_t i = 0; i < n_x; ++i) x[i] += tmp[i];
     marks.end(Phase::kFfn);
   }

@@ -1,5 +1,6 @@
 #include "model/ffn.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "kernels/matmul.h"
@@ -9,14 +10,20 @@ namespace hondo {
 
 void swiglu_ffn(const FfnWeights& w, const float* x, int64_t n_tok, int64_t n_embd, float* y,
                 ThreadPool& pool) {
-  thread_local std::vector<float> g_buf, u_buf;  // kept from call to call (layers.h, scratch)
-  const size_t n = size_t(n_tok * w.width);
-  float* g = scratch(g_buf, n);  // [n_tok, width]
-  float* u = scratch(u_buf, n);  // [n_tok, width]
-  matmul_rows(*w.gate, w.gate_row0, w.width, x, n_tok, g, pool);
-  matmul_rows(*w.up, w.gate_row0, w.width, x, n_tok, u, pool);
-  swiglu(g, u, g, int64_t(n), pool);
-  matmul_rows(*w.down, w.down_row0, n_embd, g, n_tok, y, pool);
+  // Kept from call to call (layers.h, scratch), at most kFfnChunkTokens rows of the inner width.
+  thread_local std::vector<float> g_buf, u_buf;
+  const int64_t chunk = std::min(n_tok, kFfnChunkTokens);
+  float* g = scratch(g_buf, size_t(chunk * w.width));  // [chunk, width]
+  float* u = scratch(u_buf, size_t(chunk * w.width));  // [chunk, width]
+  for (int64_t t0 = 0; t0 < n_tok; t0 += chunk) {
+    const int64_t n = std::min(chunk, n_tok - t0);
+    const float* xc = x + t0 * n_embd;  // [n, n_embd]
+    // Gate and up read the same input: one batch, one activation quantization, one loop.
+    matmul_batch({{w.gate, w.gate_row0, w.width, xc, n, g}, {w.up, w.gate_row0, w.width, xc, n, u}},
+                 pool);
+    swiglu(g, u, g, n * w.width, pool);
+    matmul_rows(*w.down, w.down_row0, n_embd, g, n, y + t0 * n_embd, pool);
+  }
 }
 
 }  // namespace hondo
