@@ -31,14 +31,18 @@
 //   u8  q2[2][8][16][4]      bits 2i, 2i+1 of q2[h][c][r][j] = low 2 bits of v[128h + 32i + 4c + j]
 //   u64 qh[8][8]             bit 4r + j of qh[b][c] = bit 2 of v[32b + 4c + j] of row r
 //   weight = d * sc * (v - 4)
-// Q4_K tile super-block (256 values per row), 2368 bytes (16 x 148: the 12 bytes of packed
-// 6-bit sub-block scales per row become 16 plain bytes):
+// Q4_K tile super-block (256 values per row), 2304 bytes (16 x 144, as in the file):
 //   f16 d[16], dmin[16]
-//   u8  sc[8][16], m[8][16]  sub-block j's scale and minimum for row r
+//   u8  scm[8][16]           sub-block j of row r: bits 0-5 its scale sc, bits 6-7 the low two
+//                            bits of its minimum m
+//   u8  mh[4][16]            sub-blocks 2q and 2q + 1 of row r: the high four bits of their m
+//                            (low nibble: 2q, high: 2q + 1)
 //   u8  qs[4][8][16][4]      qs[p][g][r][j] = byte 32p + 4g + j of row r's nibbles (low
 //                            nibble: sub-block 2p, high: 2p + 1, value 4g + j of each)
 //   weight = d * sc * nibble - dmin * m
-// Q5_K tile super-block, 2880 bytes (16 x 180): the Q4_K layout (the low 4 bits) followed by
+// (Until 2026-12-07 sc and m were a byte each, 16 x 148 bytes: decoding read 2.8 % more than the
+// file's bytes of every Q4_K matrix.)
+// Q5_K tile super-block, 2816 bytes (16 x 176): the Q4_K layout (the low 4 bits) followed by
 //   u64 qh[8][8]             bit 4r + j of qh[sub][c] = bit 4 of value 4c + j of sub-block sub
 //                            of row r; weight = d * sc * value - dmin * m
 // Q6_K tile super-block, 3360 bytes (16 x 210), v the 6-bit values 0..63 in row order:

@@ -91,9 +91,8 @@ inline void tile_block(const __m256i* w, const QActRow* a, int64_t ab, __m256 sc
 inline __m256 halves8(const uint8_t* p) {  // 8 f16 -> 8 floats
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
-inline __m256 bytes8(const uint8_t* p) {  // 8 unsigned bytes -> 8 floats
-  return _mm256_cvtepi32_ps(
-      _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+inline __m256i ints8(const uint8_t* p) {  // 8 unsigned bytes -> 8 int32
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
 }
 
 // Nibbles of half h of a tile block's 4 groups of 64 bytes (layouts in packed.h).
@@ -211,7 +210,7 @@ template <bool kQ5>
 struct TileK {
   template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-    constexpr int kTileBlock = kTileRows * (kQ5 ? 180 : 148);
+    constexpr int kTileBlock = kTileRows * (kQ5 ? 176 : 144);
     const int64_t nb = k / 256;
     __m256 acc[2][N];
     for (int h = 0; h < 2; ++h)
@@ -220,20 +219,28 @@ struct TileK {
     for (int64_t b = 0; b < nb; ++b, t += kTileBlock) {
       for (int sub = 0; sub < 8; ++sub) {
         prefetch_ahead<kHint>(t + kTileBlock / 8 * sub, kTileBlock / 8);
-        const uint8_t* qs = t + 320 + 512 * (sub / 2);
+        const uint8_t* qs = t + 256 + 512 * (sub / 2);
         const int64_t ab = 8 * b + sub;  // activation block
         for (int h = 0; h < 2; ++h) {
+          // The rows' 6-bit scale and minimum (packed.h): sc = scm & 63, m = scm >> 6 | mh's
+          // nibble << 2.
+          const __m256i scm = ints8(t + 64 + 16 * sub + 8 * h);
+          const __m256i mh = ints8(t + 192 + 16 * (sub / 2) + 8 * h);
+          const __m256i m = _mm256_or_si256(
+              _mm256_srli_epi32(scm, 6),
+              _mm256_and_si256(sub % 2 ? _mm256_srli_epi32(mh, 2) : _mm256_slli_epi32(mh, 2),
+                               _mm256_set1_epi32(60)));
           const __m256 scale =
-              _mm256_mul_ps(halves8(t + 16 * h), bytes8(t + 64 + 16 * sub + 8 * h));
-          const __m256 min =
-              _mm256_mul_ps(halves8(t + 32 + 16 * h), bytes8(t + 192 + 16 * sub + 8 * h));
+              _mm256_mul_ps(halves8(t + 16 * h),
+                            _mm256_cvtepi32_ps(_mm256_and_si256(scm, _mm256_set1_epi32(63))));
+          const __m256 min = _mm256_mul_ps(halves8(t + 32 + 16 * h), _mm256_cvtepi32_ps(m));
           __m256i w[8];
           for (int g = 0; g < 8; ++g) {
             const __m256i v =
                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 64 * g + 32 * h));
             w[g] = _mm256_and_si256(sub % 2 ? _mm256_srli_epi16(v, 4) : v, low4);
           }
-          if (kQ5) add_high_bits(t + 2368 + 64 * sub, h, w);
+          if (kQ5) add_high_bits(t + 2304 + 64 * sub, h, w);
           tile_block<N, 0, true>(w, a, ab, scale, min, acc[h]);
         }
       }
@@ -298,16 +305,13 @@ struct TileQ2K {
     constexpr int kScales = 64, kLow = 320;
     __m256 acc[2][N] = {};
     const __m256i low4 = _mm256_set1_epi32(0xF);
-    auto bytes8 = [](const uint8_t* p) {  // 8 unsigned bytes -> 8 int32
-      return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-    };
     each_group_half<kTileRows * 84, kHint>(
         t, k, [&](const uint8_t* blk, int grp, int h, int64_t ab) __attribute__((always_inline)) {
           __m256i w[8];
           unpack_pairs(blk + kLow, grp, h, w);
           const __m256 d = halves8(blk + 16 * h), dmin = halves8(blk + 32 + 16 * h);
-          const __m256i sm0 = bytes8(blk + kScales + 32 * grp + 8 * h);
-          const __m256i sm1 = bytes8(blk + kScales + 32 * grp + 16 + 8 * h);
+          const __m256i sm0 = ints8(blk + kScales + 32 * grp + 8 * h);
+          const __m256i sm1 = ints8(blk + kScales + 32 * grp + 16 + 8 * h);
           const __m256i sc0 = _mm256_and_si256(sm0, low4), sc1 = _mm256_and_si256(sm1, low4);
           const __m256i m0 = _mm256_srli_epi32(sm0, 4), m1 = _mm256_srli_epi32(sm1, 4);
           for (int j = 0; j < N; ++j) {
