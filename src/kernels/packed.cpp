@@ -89,35 +89,34 @@ struct Blocks32 {
 // Q5_K: the same with 32 bytes of fifth bits (bit j of qh[l]: value l of sub-block j) before
 // the nibbles; in the tile they follow the Q4_K part as one 64-bit lane mask per register.
 // The 6-bit scales and minimums keep the file's 12 bytes a row (packed.h: scm and mh).
-constexpr size_t kKScm = 64, kKMh = 192, kKQs = 256, kKQh = 2304;  // offsets in the tile block
 template <bool kQ5>
 void put_k(const uint8_t* blk, int r, uint8_t* tb) {
-  std::memcpy(tb + 2 * r, blk, 2);           // d
-  std::memcpy(tb + 32 + 2 * r, blk + 2, 2);  // dmin
+  std::memcpy(tb + KTile::kD + 2 * r, blk, 2);         // d
+  std::memcpy(tb + KTile::kDmin + 2 * r, blk + 2, 2);  // dmin
   for (int j = 0; j < 8; ++j) {
     int sc, m;
     kquant::k4_scale_min(blk + 4, j, sc, m);
-    tb[kKScm + 16 * j + r] = uint8_t(sc | (m & 3) << 6);
-    tb[kKMh + 16 * (j / 2) + r] |= uint8_t((m >> 2) << (4 * (j % 2)));
+    tb[KTile::kScm + 16 * j + r] = uint8_t(sc | (m & 3) << 6);
+    tb[KTile::kMh + 16 * (j / 2) + r] |= uint8_t((m >> 2) << (4 * (j % 2)));
   }
   const uint8_t* qs = blk + (kQ5 ? 48 : 16);
   for (int p = 0; p < 4; ++p)
     for (int g = 0; g < 8; ++g)
-      std::memcpy(tb + kKQs + 512 * p + 64 * g + 4 * r, qs + 32 * p + 4 * g, 4);
+      std::memcpy(tb + KTile::kQs + 512 * p + 64 * g + 4 * r, qs + 32 * p + 4 * g, 4);
   if (kQ5)  // qh[sub][c]: bit 4r + j = bit sub of the row's qh[4c + j]
     for (int sub = 0; sub < 8; ++sub)
       for (int c = 0; c < 8; ++c)
         for (int j = 0; j < 4; ++j)
-          tb[kKQh + 64 * sub + 8 * c + (4 * r + j) / 8] |=
+          tb[KTile::kQh + 64 * sub + 8 * c + (4 * r + j) / 8] |=
               uint8_t(((blk[16 + 4 * c + j] >> sub) & 1) << ((4 * r + j) % 8));
 }
 template <bool kQ5>
 void get_k(const uint8_t* tb, int r, uint8_t* blk) {
-  std::memcpy(blk, tb + 2 * r, 2);
-  std::memcpy(blk + 2, tb + 32 + 2 * r, 2);
+  std::memcpy(blk, tb + KTile::kD + 2 * r, 2);
+  std::memcpy(blk + 2, tb + KTile::kDmin + 2 * r, 2);
   uint8_t sc[8], m[8];
   for (int j = 0; j < 8; ++j) {
-    const uint8_t scm = tb[kKScm + 16 * j + r], mh = tb[kKMh + 16 * (j / 2) + r];
+    const uint8_t scm = tb[KTile::kScm + 16 * j + r], mh = tb[KTile::kMh + 16 * (j / 2) + r];
     sc[j] = scm & 63;
     m[j] = uint8_t(scm >> 6 | ((mh >> (4 * (j % 2))) & 15) << 2);
   }
@@ -125,14 +124,15 @@ void get_k(const uint8_t* tb, int r, uint8_t* blk) {
   uint8_t* qs = blk + (kQ5 ? 48 : 16);
   for (int p = 0; p < 4; ++p)
     for (int g = 0; g < 8; ++g)
-      std::memcpy(qs + 32 * p + 4 * g, tb + kKQs + 512 * p + 64 * g + 4 * r, 4);
+      std::memcpy(qs + 32 * p + 4 * g, tb + KTile::kQs + 512 * p + 64 * g + 4 * r, 4);
   if (kQ5) {
     std::memset(blk + 16, 0, 32);
     for (int sub = 0; sub < 8; ++sub)
       for (int c = 0; c < 8; ++c)
         for (int j = 0; j < 4; ++j)
           blk[16 + 4 * c + j] |= uint8_t(
-              ((tb[kKQh + 64 * sub + 8 * c + (4 * r + j) / 8] >> ((4 * r + j) % 8)) & 1) << sub);
+              ((tb[KTile::kQh + 64 * sub + 8 * c + (4 * r + j) / 8] >> ((4 * r + j) % 8)) & 1)
+              << sub);
   }
 }
 
@@ -226,8 +226,8 @@ const TileFormat* tile_format(DType t) {
   static const TileFormat q8_0 = Blocks32<2, false, 32, 0x80>::format();
   static const TileFormat q2_k{256, 84, 16 * 84, put_q2_k, get_q2_k};
   static const TileFormat q3_k{256, 110, 16 * 114, put_q3_k, get_q3_k};
-  static const TileFormat q4_k{256, 144, 16 * 144, put_k<false>, get_k<false>};
-  static const TileFormat q5_k{256, 176, 16 * 176, put_k<true>, get_k<true>};
+  static const TileFormat q4_k{256, 144, KTile::bytes(false), put_k<false>, get_k<false>};
+  static const TileFormat q5_k{256, 176, KTile::bytes(true), put_k<true>, get_k<true>};
   static const TileFormat q6_k{256, 210, 16 * 210, put_q6_k, get_q6_k};
   switch (t) {
     case DType::Q4_0:

@@ -62,6 +62,13 @@ namespace hondo {
 
 constexpr int kTileRows = 16;
 
+// Byte offsets in a Q4_K / Q5_K tile super-block (layout above), for the packing and the
+// kernels alike.
+struct KTile {
+  static constexpr int kD = 0, kDmin = 32, kScm = 64, kMh = 192, kQs = 256, kQh = 2304;
+  static constexpr int bytes(bool q5) { return kTileRows * (q5 ? 176 : 144); }
+};
+
 bool has_tile_layout(DType t);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K .. Q6_K
 // Whether rows of `cols` values of t can be packed: whole tile groups only (64 values for
 // Q4_0, Q5_0, Q8_0; 32 for Q4_1, Q5_1; 256 for the K-quants). Other rows keep the GGUF layout.

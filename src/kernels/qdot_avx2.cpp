@@ -210,7 +210,7 @@ template <bool kQ5>
 struct TileK {
   template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-    constexpr int kTileBlock = kTileRows * (kQ5 ? 176 : 144);
+    constexpr int kTileBlock = KTile::bytes(kQ5);
     const int64_t nb = k / 256;
     __m256 acc[2][N];
     for (int h = 0; h < 2; ++h)
@@ -219,28 +219,29 @@ struct TileK {
     for (int64_t b = 0; b < nb; ++b, t += kTileBlock) {
       for (int sub = 0; sub < 8; ++sub) {
         prefetch_ahead<kHint>(t + kTileBlock / 8 * sub, kTileBlock / 8);
-        const uint8_t* qs = t + 256 + 512 * (sub / 2);
+        const uint8_t* qs = t + KTile::kQs + 512 * (sub / 2);
         const int64_t ab = 8 * b + sub;  // activation block
         for (int h = 0; h < 2; ++h) {
           // The rows' 6-bit scale and minimum (packed.h): sc = scm & 63, m = scm >> 6 | mh's
           // nibble << 2.
-          const __m256i scm = ints8(t + 64 + 16 * sub + 8 * h);
-          const __m256i mh = ints8(t + 192 + 16 * (sub / 2) + 8 * h);
+          const __m256i scm = ints8(t + KTile::kScm + 16 * sub + 8 * h);
+          const __m256i mh = ints8(t + KTile::kMh + 16 * (sub / 2) + 8 * h);
           const __m256i m = _mm256_or_si256(
               _mm256_srli_epi32(scm, 6),
               _mm256_and_si256(sub % 2 ? _mm256_srli_epi32(mh, 2) : _mm256_slli_epi32(mh, 2),
                                _mm256_set1_epi32(60)));
           const __m256 scale =
-              _mm256_mul_ps(halves8(t + 16 * h),
+              _mm256_mul_ps(halves8(t + KTile::kD + 16 * h),
                             _mm256_cvtepi32_ps(_mm256_and_si256(scm, _mm256_set1_epi32(63))));
-          const __m256 min = _mm256_mul_ps(halves8(t + 32 + 16 * h), _mm256_cvtepi32_ps(m));
+          const __m256 min =
+              _mm256_mul_ps(halves8(t + KTile::kDmin + 16 * h), _mm256_cvtepi32_ps(m));
           __m256i w[8];
           for (int g = 0; g < 8; ++g) {
             const __m256i v =
                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 64 * g + 32 * h));
             w[g] = _mm256_and_si256(sub % 2 ? _mm256_srli_epi16(v, 4) : v, low4);
           }
-          if (kQ5) add_high_bits(t + 2304 + 64 * sub, h, w);
+          if (kQ5) add_high_bits(t + KTile::kQh + 64 * sub, h, w);
           tile_block<N, 0, true>(w, a, ab, scale, min, acc[h]);
         }
       }

@@ -234,7 +234,7 @@ struct TileK {
 template <bool kQ5>
 template <int N, LineHint kHint>
 void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-  constexpr int kTileBlock = kTileRows * (kQ5 ? 176 : 144);
+  constexpr int kTileBlock = KTile::bytes(kQ5);
   constexpr int kAhead = kKQuantLinesAhead;
   const int64_t nb = k / 256;
   __m512 acc[N];
@@ -244,21 +244,23 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
     return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   };
   for (int64_t b = 0; b < nb; ++b, t += kTileBlock) {
-    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
+    const __m512 d =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + KTile::kD)));
     const __m512 dmin =
-        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)));
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + KTile::kDmin)));
     for (int sub = 0; sub < 8; ++sub) {
       prefetch_ahead<kHint, kAhead>(t + kTileBlock / 8 * sub, kTileBlock / 8);
       // The rows' 6-bit scale and minimum (packed.h): sc = scm & 63, m = scm >> 6 | mh's
       // nibble << 2, the nibble's two shifts and the mask 60 as one vpternlogd.
-      const __m512i scm = bytes16(t + 64 + 16 * sub), mh = bytes16(t + 192 + 16 * (sub / 2));
+      const __m512i scm = bytes16(t + KTile::kScm + 16 * sub);
+      const __m512i mh = bytes16(t + KTile::kMh + 16 * (sub / 2));
       const __m512i mh4 = sub % 2 ? _mm512_srli_epi32(mh, 2) : _mm512_slli_epi32(mh, 2);
       const __m512i m = _mm512_ternarylogic_epi32(_mm512_srli_epi32(scm, 6), mh4,
                                                   _mm512_set1_epi32(60), 0xF8);  // a | (b & c)
       const __m512 scale =
           _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(scm, _mm512_set1_epi32(63))));
       const __m512 min = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m));
-      const uint8_t* qs = t + 256 + 512 * (sub / 2);
+      const uint8_t* qs = t + KTile::kQs + 512 * (sub / 2);
       const int64_t ab = 8 * b + sub;  // activation block
       __m512i w[8];
       if (!kQ5 && sub % 2) {  // Q4_K's odd sub-blocks: the high nibbles where they lie
@@ -270,7 +272,7 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
         const __m512i v = _mm512_loadu_si512(qs + 64 * g);
         w[g] = _mm512_and_si512(sub % 2 ? _mm512_srli_epi16(v, 4) : v, low4);
       }
-      if (kQ5) add_high_bits(t + 2304 + 64 * sub, w);
+      if (kQ5) add_high_bits(t + KTile::kQh + 64 * sub, w);
       tile_block<N, 0, true>(w, a, ab, scale, min, acc);
     }
   }
