@@ -2,9 +2,22 @@
 
 #include "core/error.h"
 #include "kernels/matmul.h"
+#include "model/attention.h"
+#include "model/kv_cache.h"
 #include "model/layers.h"
 
 namespace hondo {
+
+void prefetch_decode_stores(const std::vector<SeqBatch>& batch, const std::vector<int>& positions,
+                            int layer) {
+  size_t row = 0;
+  for (const SeqBatch& s : batch) {
+    if (s.tokens.size() < size_t(kMinBlockQueries))
+      for (size_t i = 0; i < s.tokens.size(); ++i)
+        s.cache->prefetch_store(layer, positions[row + i]);
+    row += s.tokens.size();
+  }
+}
 
 void gather_batch(const std::vector<SeqBatch>& batch, int n_vocab, std::vector<TokenId>& ids,
                   std::vector<int>& positions) {

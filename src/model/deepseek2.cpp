@@ -146,6 +146,7 @@ void DeepSeek2Model::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const Block& b = blocks_[size_t(l)];
+    prefetch_decode_stores(batch, tok_pos, l);
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x + t * E, b.attn_norm.data(), xn + t * E, int(E), cfg_.rms_eps);
     mla_forward(cfg_, b.mla, rope_, l, batch, tok_pos, cs, sn, xn, tmp, pool, mla_mode_,

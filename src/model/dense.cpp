@@ -316,6 +316,7 @@ void DenseModel::forward(std::vector<SeqBatch>& batch, ThreadPool& pool,
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const Block& b = blocks_[size_t(l)];
+    prefetch_decode_stores(batch, tok_pos, l);
     for (int64_t t = 0; t < T; ++t)
       rms_norm(x + t * E, b.attn_norm.data(), xn + t * E, E, cfg_.rms_eps);
     // q, k and v read the same input: one batch, one activation quantization, one loop.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/huge_pages.h"
@@ -92,6 +93,19 @@ void KvCache::store(int layer, int pos, const float* k, const float* v) {
   for (int h = 0; h < n_heads_; ++h) {
     put(k_.get() + offset(layer, pos, h, k_width_, k_type_), k_type_, k + h * kh, kh);
     put(v_.get() + offset(layer, pos, h, v_width_, v_type_), v_type_, v + h * vh, vh);
+  }
+}
+
+void KvCache::prefetch_store(int layer, int pos) const {
+  if (pos >= committed_) return;
+  for (auto [base, width, type] :
+       {std::tuple{k_.get(), k_width_, k_type_}, {v_.get(), v_width_, v_type_}}) {
+    const size_t head = row_bytes(type, width / n_heads_);
+    for (int h = 0; h < n_heads_; ++h) {
+      const auto p = reinterpret_cast<uintptr_t>(base + offset(layer, pos, h, width, type));
+      for (uintptr_t a = p & ~uintptr_t(63); a < p + head; a += 64)
+        __builtin_prefetch(reinterpret_cast<const void*>(a), 1, 3);
+    }
   }
 }
 

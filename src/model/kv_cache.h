@@ -57,6 +57,9 @@ class KvCache {
   static size_t bytes_per_token(int n_layer, int k_width, int v_width, DType k_type, DType v_type);
 
   void store(int layer, int pos, const float* k, const float* v);  // k: [k_width], v: [v_width]
+  // Asks for the lines store(layer, pos, ..) will write, for a store issued well after (the
+  // layer's first products in between). Nothing for a position whose memory is not committed.
+  void prefetch_store(int layer, int pos) const;
   // Values [begin, begin + n) of the K or V row at (layer, pos), as F32: out: [n]. In a Q8_0
   // stream begin and n are multiples of 32.
   void load_k(int layer, int pos, int begin, int n, float* out) const;
