@@ -3,13 +3,24 @@
 // repacked layouts of packed.h. Compiled with -mavx512vnni -mavx512vl ...
 // GCC 12 warns inside its own _mm512_cvtph_ps / _mm512_cvtepi32_ps (their "undefined"
 // pass-through operand); the warning is about the header, not this code.
+//
+// qdot_avx512_gfni.cpp compiles this file once more with GFNI (HONDO_AVX512_GFNI 1) as the
+// set chosen on CPUs that have it: the same kernels, but Q6_K's high bits moved in place by a
+// GFNI affine transform (TileQ6K).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#ifndef HONDO_AVX512_GFNI
+#define HONDO_AVX512_GFNI 0
+#endif
+#if HONDO_AVX512_GFNI
+#define HONDO_QDOT_NS qdot_avx512gfni
+#else
 #define HONDO_QDOT_NS qdot_avx512vnni
+#endif
 #define HONDO_QDOT_VNNI 1
 #include "kernels/packed.h"
 #include "kernels/qdot_x86.inc"
 
-namespace hondo::qdot_avx512vnni {
+namespace hondo::HONDO_QDOT_NS {
 namespace {
 
 inline __m512i bcast4(const int8_t* p) {  // one 4-byte group of activations to all 16 lanes
@@ -31,8 +42,7 @@ inline __m512i bcast4(const int8_t* p) {  // one 4-byte group of activations to 
 //   kHigh = Nibbles::kPlain:   all 8 registers hold plain values;
 //   kHigh = Nibbles::kUpper: registers 4..7 hold 16 * value (Q4_0, Q4_1: the block's upper
 //                            16 values are its bytes' high nibbles), one chain each half;
-//   kHigh = Nibbles::kAll:   all 8 registers hold 16 * value (odd Q4_K sub-blocks).
-enum class Nibbles { kPlain, kUpper, kAll };
+enum class Nibbles { kPlain, kUpper };
 template <int N, int kOffset, bool kMin, Nibbles kHigh = Nibbles::kPlain>
 inline void tile_block(const __m512i* w, const QActRow* a, int64_t ab, __m512 scale, __m512 offset,
                        __m512* acc) {
@@ -53,7 +63,6 @@ inline void tile_block(const __m512i* w, const QActRow* a, int64_t ab, __m512 sc
         s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
       }
       isum = _mm512_add_epi32(s0, s1);
-      if constexpr (kHigh == Nibbles::kAll) isum = _mm512_srai_epi32(isum, 4);
     }
     const __m512 sum = _mm512_cvtepi32_ps(isum);
     acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(scale, _mm512_set1_ps(a[j].d[ab])), acc[j]);
@@ -222,9 +231,17 @@ void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int6
 constexpr int kKQuantLinesAhead = 6144;
 
 // Q4_K tile: per super-block the 16 rows' d and dmin, then per sub-block j of 32 values the
-// rows' scales d * sc[j] and minimums dmin * m[j] as float vectors, its nibbles in 8
-// registers, and for each activation row
-//   acc += d * sc[j] * d_a * sum(nibble * q_a) - dmin * m[j] * (d_a * sum(q_a)).
+// rows' 6-bit scales sc[j] and minimums m[j] as float vectors, its nibbles in 8 registers,
+// and for each activation row
+//   acc += d * sum_j sc[j] * d_a * sum(nibble * q_a) - dmin * sum_j m[j] * (d_a * sum(q_a)).
+// d and dmin multiply once per super-block, not once per sub-block: the two sums over j run
+// in their own accumulators (the odd sub-blocks' in a third, as their nibbles lie 4 bits up
+// and d / 16 scales them). Where 512-bit operations take two passes (Zen 4) this kernel is
+// bound by its vector operations, not its loads: one thread from L1/L2 needs ~16 cycles per
+// 16 rows x 32 values, and a token's two threads at 35-40 GB/s from DRAM keep each core
+// ~65 % busy. Per sub-block 16 operations unpack and multiply; this form cut the rest from
+// ~18 to ~13 (17.6-20.6 -> 16.4-18.4 cycles; one pass less for sc * d, dmin * m, the odd
+// sub-blocks' shift, and a second mh load).
 // Q5_K: the same with each sub-block's fifth bits added from the lane masks after the nibbles.
 template <bool kQ5>
 struct TileK {
@@ -237,46 +254,70 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
   constexpr int kTileBlock = KTile::bytes(kQ5);
   constexpr int kAhead = kKQuantLinesAhead;
   const int64_t nb = k / 256;
-  __m512 acc[N];
-  for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
+  __m512 acc[N], acc_min[N];
+  for (int j = 0; j < N; ++j) acc[j] = acc_min[j] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0F), high4 = _mm512_set1_epi8(char(0xF0));
   auto bytes16 = [](const uint8_t* p) {  // 16 bytes -> 16 int32
     return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   };
   for (int64_t b = 0; b < nb; ++b, t += kTileBlock) {
+    // Per activation row, over this super-block: sum_j sc[j] * d_a * isum_j for even and odd
+    // sub-blocks, and sum_j m[j] * d_a * sum(q_a).
+    __m512 even[N], odd[N], mins[N];
+    for (int j = 0; j < N; ++j) even[j] = odd[j] = mins[j] = _mm512_setzero_ps();
+    for (int sub = 0; sub < 8; sub += 2) {
+      // The rows' 6-bit scale and minimum (packed.h): sc = scm & 63, m = scm >> 6 | mh's
+      // nibble << 2, the nibble's two shifts and the mask 60 as one vpternlogd. One mh load
+      // serves the pair.
+      const __m512i mh = bytes16(t + KTile::kMh + 16 * (sub / 2));
+      const uint8_t* qs = t + KTile::kQs + 512 * (sub / 2);
+      for (int half = 0; half < 2; ++half) {
+        prefetch_ahead<kHint, kAhead>(t + kTileBlock / 8 * (sub + half), kTileBlock / 8);
+        const __m512i scm = bytes16(t + KTile::kScm + 16 * (sub + half));
+        const __m512i mh4 = half ? _mm512_srli_epi32(mh, 2) : _mm512_slli_epi32(mh, 2);
+        const __m512 sc = _mm512_cvtepi32_ps(_mm512_and_si512(scm, _mm512_set1_epi32(63)));
+        const __m512 m = _mm512_cvtepi32_ps(_mm512_ternarylogic_epi32(
+            _mm512_srli_epi32(scm, 6), mh4, _mm512_set1_epi32(60), 0xF8));  // a | (b & c)
+        __m512i w[8];
+        for (int g = 0; g < 8; ++g) {
+          const __m512i v = _mm512_loadu_si512(qs + 64 * g);
+          // Q4_K's odd sub-blocks: the high nibbles where they lie (16 * nibble).
+          w[g] = half == 0 ? _mm512_and_si512(v, low4)
+                 : kQ5     ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low4)
+                           : _mm512_and_si512(v, high4);
+        }
+        if (kQ5) add_high_bits(t + KTile::kQh + 64 * (sub + half), w);
+        const int64_t ab = 8 * b + sub + half;  // activation block
+        for (int j = 0; j < N; ++j) {
+          const int8_t* q = a[j].q + 32 * ab;
+          __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+          for (int c = 0; c < 8; c += 2) {
+            s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
+            s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
+          }
+          const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+          const __m512 sc_da = _mm512_mul_ps(sc, _mm512_set1_ps(a[j].d[ab]));
+          if (half == 0 || kQ5)
+            even[j] = _mm512_fmadd_ps(sum, sc_da, even[j]);
+          else
+            odd[j] = _mm512_fmadd_ps(sum, sc_da, odd[j]);
+          mins[j] = _mm512_fmadd_ps(m, _mm512_set1_ps(a[j].ds[ab]), mins[j]);
+        }
+      }
+    }
     const __m512 d =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + KTile::kD)));
     const __m512 dmin =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + KTile::kDmin)));
-    for (int sub = 0; sub < 8; ++sub) {
-      prefetch_ahead<kHint, kAhead>(t + kTileBlock / 8 * sub, kTileBlock / 8);
-      // The rows' 6-bit scale and minimum (packed.h): sc = scm & 63, m = scm >> 6 | mh's
-      // nibble << 2, the nibble's two shifts and the mask 60 as one vpternlogd.
-      const __m512i scm = bytes16(t + KTile::kScm + 16 * sub);
-      const __m512i mh = bytes16(t + KTile::kMh + 16 * (sub / 2));
-      const __m512i mh4 = sub % 2 ? _mm512_srli_epi32(mh, 2) : _mm512_slli_epi32(mh, 2);
-      const __m512i m = _mm512_ternarylogic_epi32(_mm512_srli_epi32(scm, 6), mh4,
-                                                  _mm512_set1_epi32(60), 0xF8);  // a | (b & c)
-      const __m512 scale =
-          _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(scm, _mm512_set1_epi32(63))));
-      const __m512 min = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m));
-      const uint8_t* qs = t + KTile::kQs + 512 * (sub / 2);
-      const int64_t ab = 8 * b + sub;  // activation block
-      __m512i w[8];
-      if (!kQ5 && sub % 2) {  // Q4_K's odd sub-blocks: the high nibbles where they lie
-        for (int g = 0; g < 8; ++g) w[g] = _mm512_and_si512(_mm512_loadu_si512(qs + 64 * g), high4);
-        tile_block<N, 0, true, Nibbles::kAll>(w, a, ab, scale, min, acc);
-        continue;
-      }
-      for (int g = 0; g < 8; ++g) {
-        const __m512i v = _mm512_loadu_si512(qs + 64 * g);
-        w[g] = _mm512_and_si512(sub % 2 ? _mm512_srli_epi16(v, 4) : v, low4);
-      }
-      if (kQ5) add_high_bits(t + KTile::kQh + 64 * sub, w);
-      tile_block<N, 0, true>(w, a, ab, scale, min, acc);
+    for (int j = 0; j < N; ++j) {
+      acc[j] = _mm512_fmadd_ps(even[j], d, acc[j]);
+      if (!kQ5)
+        acc[j] = _mm512_fmadd_ps(odd[j], _mm512_mul_ps(d, _mm512_set1_ps(1.0f / 16)), acc[j]);
+      acc_min[j] = _mm512_fmadd_ps(mins[j], dmin, acc_min[j]);
     }
   }
-  for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
+  for (int j = 0; j < N; ++j)
+    _mm512_storeu_ps(out + kTileRows * j, _mm512_sub_ps(acc[j], acc_min[j]));
 }
 
 // Blocks of 32 values whose halves of 16 carry their own int8 scales (Q3_K, Q6_K), values
@@ -329,12 +370,22 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   const int64_t nb = k / 256;
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
-  const __m512i low4 = _mm512_set1_epi8(0x0F), high2 = _mm512_set1_epi8(0x30);
-  // The high bit pairs of group grp moved to bits 4, 5 (bits 2 pair, 2 pair + 1 of qh).
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  // The high bit pairs of group grp moved to bits 4, 5 (bits 2 pair, 2 pair + 1 of qh), the
+  // other bits cleared.
+#if HONDO_AVX512_GFNI
+  // One affine transform per byte (matrix byte 7 - i: the input bits of output bit i).
+  auto high_of = [](__m512i hi, int pair) {
+    const uint64_t m = (uint64_t(1) << (2 * pair)) << 24 | (uint64_t(2) << (2 * pair)) << 16;
+    return _mm512_gf2p8affine_epi64_epi8(hi, _mm512_set1_epi64(int64_t(m)), 0);
+  };
+#else
+  const __m512i high2 = _mm512_set1_epi8(0x30);
   auto high_of = [&](__m512i hi, int pair) {
     hi = pair < 2 ? _mm512_slli_epi16(hi, 4 - 2 * pair) : _mm512_srli_epi16(hi, 2 * pair - 4);
     return _mm512_and_si512(hi, high2);
   };
+#endif
   for (int64_t b = 0; b < nb; ++b, t += kTileRows * 210) {
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
     // Groups in pairs: groups 2g and 2g + 1 share their low nibbles' bytes (low and high
@@ -352,10 +403,17 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
       for (int c = 0; c < 8; ++c) {
         const __m512i lo = _mm512_loadu_si512(ql + 64 * c);
         const __m512i hi = _mm512_loadu_si512(qh + 64 * c);
+#if HONDO_AVX512_GFNI
+        // low4 ? lo : high bits, one bit select (0xCA); 2 operations a register, not 3.
+        w0[c] = _mm512_ternarylogic_epi32(low4, lo, high_of(hi, pair), 0xCA);
+        w1[c] =
+            _mm512_ternarylogic_epi32(low4, _mm512_srli_epi16(lo, 4), high_of(hi, pair + 1), 0xCA);
+#else
         // (lo & 0x0F) | high bits, as one ternary-logic operation: A | (B & C).
         w0[c] = _mm512_ternarylogic_epi32(high_of(hi, pair), lo, low4, 0xF8);
         w1[c] =
             _mm512_ternarylogic_epi32(high_of(hi, pair + 1), _mm512_srli_epi16(lo, 4), low4, 0xF8);
+#endif
       }
       for (int g = 0; g < 2; ++g) {
         if (g == 1) prefetch_ahead<kHint, kKQuantLinesAhead>(t + 420 * (grp + 1), 420);
@@ -451,13 +509,19 @@ void TileQ2K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
 }
 
 }  // namespace
-}  // namespace hondo::qdot_avx512vnni
+}  // namespace hondo::HONDO_QDOT_NS
 
 namespace hondo {
+#if HONDO_AVX512_GFNI
+const QDotKernels& qdot_avx512gfni_kernels() {
+  static const QDotKernels ks = [] {
+    QDotKernels s = HONDO_QDOT_NS::make_set("avx512vnni+gfni");
+#else
 const QDotKernels& qdot_avx512vnni_kernels() {
   static const QDotKernels ks = [] {
-    QDotKernels s = qdot_avx512vnni::make_set("avx512vnni");
-    using namespace qdot_avx512vnni;
+    QDotKernels s = HONDO_QDOT_NS::make_set("avx512vnni");
+#endif
+    using namespace HONDO_QDOT_NS;
     auto set = [&](DType t, QTileFn f) { s.tile[uint32_t(t)] = f; };
     set(DType::Q4_0, tile_any<Tile32<Q4Values, 8, false>>);
     set(DType::Q4_1, tile_any<Tile32<Q4Values, 0, true>>);
