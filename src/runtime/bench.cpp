@@ -72,7 +72,18 @@ __attribute__((always_inline)) inline uint32_t read_ahead(const uint8_t* p, size
   for (uint32_t v : acc) s += v;
   return s;
 }
-HONDO_FLOAT_CLONES uint32_t read_piece(const uint8_t* p, size_t n, bool l2) {
+// Two builds of the reader, which the probe's passes take in turn (measure_read_bandwidth):
+// read_piece_wide with the widest vectors the CPU has (AVX-512, AVX2), read_piece_baseline with
+// the baseline's (SSE2 on x86-64). Neither is always the faster: on a Zen 4 guest, 1 GiB,
+// two threads, the builds in turn, 12 rounds, % of each round's best: baseline 97.4, the
+// AVX-512 clone 85.2, AVX2 84.9 (probes 22-35 GB/s). In a faster state the cloned reader read
+// ~45 GB/s where the same loop compiled in a test program for the native CPU (also 512-bit)
+// and the Q8_0 tiles read ~60: not explained. On Zen 5 the wide clone alone read as fast as
+// the F16 row kernels (note above read_ahead).
+HONDO_FLOAT_CLONES uint32_t read_piece_wide(const uint8_t* p, size_t n, bool l2) {
+  return l2 ? read_ahead<LineHint::kL2>(p, n) : read_ahead<LineHint::kL1>(p, n);
+}
+uint32_t read_piece_baseline(const uint8_t* p, size_t n, bool l2) {
   return l2 ? read_ahead<LineHint::kL2>(p, n) : read_ahead<LineHint::kL1>(p, n);
 }
 
@@ -179,7 +190,9 @@ double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& 
   // Each piece read with software prefetches ahead as the kernels read the weights
   // (read_piece): the hardware prefetchers alone leave a core well below the bandwidth it can
   // reach, and the roofline must be the best rate a reader reaches, not a slow reader's.
+  // Passes alternate between the reader's two builds, the baseline's first (read_piece_wide).
   std::atomic<uint32_t> sink{0};
+  uint32_t (*read_piece)(const uint8_t*, size_t, bool) = read_piece_baseline;
   auto read = [&](int64_t b, int64_t e) {
     uint32_t s = 0;
     for (int64_t i = b; i < e; ++i)
@@ -188,6 +201,7 @@ double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& 
   };
   double best = 0;
   for (int pass = 0; pass < passes; ++pass) {
+    read_piece = pass % 2 ? read_piece_wide : read_piece_baseline;
     const auto t0 = std::chrono::steady_clock::now();
     pool.parallel_for_balanced(int64_t(pieces.size()), 1, read);
     best = std::max(best, double(total) / seconds_since(t0) / 1e9);
