@@ -356,6 +356,18 @@ inline __m512 block_two_scales(const __m512i* w, const QActRow& a, int64_t ab, _
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, _mm512_set1_ps(a.d[ab])), acc);
 }
 
+// The Q6_K tiles ask for their lines into L2 alone (prefetcht1) on every CPU, not only where
+// line_prefetch_to_l2 says so (Intel). On a Zen 4 guest, 1 GiB of tiles on two threads, L1
+// and L2 alternated in one process, 10 rounds, % of the probe: 4096 x 4096 78.3 -> 84.3 and
+// 77.0 -> 82.8, 2048 x 5632 84.6 -> 94.4 (L2 faster in 9, 9 and 10 of 10); decode of
+// R1-Distill-1.5B Q4_K_M (Q6_K ~39 % of its bytes), the two kernels swapped in one process,
+// three runs of 8, 8 and 12 rounds: 82.4 -> 83.7, 81.2 -> 80.7, 79.9 -> 81.0 % of the
+// roofline (higher in 17 of 28 rounds; a small gain, if any). The same test favoured L1 for Q4_K
+// (88.9 vs 80.5), Q5_K (96.4 vs 86.7) and Q4_0 (94.3 vs 82.7), and L2 only slightly for Q5_0
+// (80.7 vs 84.4, 80.0 vs 83.8, 77.4 vs 78.5); those keep the CPU's choice. Not measured on
+// Zen 5, where the L1 choice for AMD was made.
+constexpr LineHint kQ6Hint = LineHint::kL2;
+
 // Q6_K tile: per group of 32 values, the 6-bit values v (0..63) in 8 registers from their low
 // nibbles and high bit pairs; per half of 16 values, with the rows' int8 scales sc and the
 // activation half sums s:  isum = sum_h sc_h * (sum(v * q_a) - 32 * s_h), exact in int32
@@ -394,8 +406,8 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
       // 3360 bytes in 8 steps of 420, one before each group: asked 840 bytes (13 lines) at a
       // time the prefetches held up the arithmetic (see Q5Values). Decode, two sequences
       // taking turns, 30-40 rounds: R1-Distill-1.5B Q4_K_M 1.045, 1.034; Coder-1.3B Q4_K_M
-      // 0.984, 1.037, 1.015.
-      prefetch_ahead<kHint, kKQuantLinesAhead>(t + 420 * grp, 420);
+      // 0.984, 1.037, 1.015. Into L2 alone whatever line_prefetch_to_l2 says (kQ6Hint).
+      prefetch_ahead<kQ6Hint, kKQuantLinesAhead>(t + 420 * grp, 420);
       const uint8_t* ql = t + kLow + 512 * (grp / 2);
       const uint8_t* qh = t + kHigh + 512 * (grp / 4);
       const int pair = grp % 4;
@@ -416,7 +428,7 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
 #endif
       }
       for (int g = 0; g < 2; ++g) {
-        if (g == 1) prefetch_ahead<kHint, kKQuantLinesAhead>(t + 420 * (grp + 1), 420);
+        if (g == 1) prefetch_ahead<kQ6Hint, kKQuantLinesAhead>(t + 420 * (grp + 1), 420);
         const __m512i sc0 = scales16(t + kScales + 32 * (grp + g));
         const __m512i sc1 = scales16(t + kScales + 32 * (grp + g) + 16);
         const int64_t ab = 8 * b + grp + g;  // activation block
