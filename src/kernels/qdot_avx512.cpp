@@ -237,12 +237,17 @@ constexpr int kKQuantLinesAhead = 6144;
 // d and dmin multiply once per super-block, not once per sub-block: the two sums over j run
 // in their own accumulators (the odd sub-blocks' in a third, as their nibbles lie 4 bits up
 // and d / 16 scales them). Where 512-bit operations take two passes (Zen 4) this kernel is
-// bound by its vector operations, not its loads: one thread from L1/L2 needs ~16 cycles per
-// 16 rows x 32 values, and a token's two threads at 35-40 GB/s from DRAM keep each core
-// ~65 % busy. Per sub-block 16 operations unpack and multiply; this form cut the rest from
-// ~18 to ~13 (17.6-20.6 -> 16.4-18.4 cycles; one pass less for sc * d, dmin * m, the odd
-// sub-blocks' shift, and a second mh load).
-// Q5_K: the same with each sub-block's fifth bits added from the lane masks after the nibbles.
+// bound by its vector operations, not its loads: per sub-block 16 of them unpack and multiply,
+// and this form leaves ~13 others where there were ~18. One thread, 144 KB of tiles in L2,
+// the two kernels in alternated runs: 18.5-19.0 against 22.2-22.5 cycles per 16 rows x 32
+// values (in an hour when the same code's figures varied up to 1.5x from run to run). A form
+// that took the sub-blocks in pairs (one mh load, each 64 bytes of nibbles loaded once for
+// both) needed 16.4-18.4 against 17.6-20.6 but read DRAM slower in the model: Coder-1.3B Q4_K_M
+// decode 90.3 -> 87.6 and 79.5 -> 76.3 % of the roofline, the kernels swapped in one process (12
+// rounds each), 2048 x 2048 tiles 93.7 -> 87.8 % of the probe. This one, the same way: Coder 84.1
+// -> 87.3 and 80.5 -> 81.5, R1-Distill-1.5B 86.3 -> 86.7; 2048 x 2048 88.8 -> 93.8 and 92.6
+// -> 94.8, 5504 x 2048 76.1 -> 84.1. Q5_K: the same with each sub-block's fifth bits added from the
+// lane masks after the nibbles.
 template <bool kQ5>
 struct TileK {
   template <int N, LineHint kHint>
@@ -265,44 +270,41 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
     // sub-blocks, and sum_j m[j] * d_a * sum(q_a).
     __m512 even[N], odd[N], mins[N];
     for (int j = 0; j < N; ++j) even[j] = odd[j] = mins[j] = _mm512_setzero_ps();
-    for (int sub = 0; sub < 8; sub += 2) {
+    for (int sub = 0; sub < 8; ++sub) {
+      prefetch_ahead<kHint, kAhead>(t + kTileBlock / 8 * sub, kTileBlock / 8);
       // The rows' 6-bit scale and minimum (packed.h): sc = scm & 63, m = scm >> 6 | mh's
-      // nibble << 2, the nibble's two shifts and the mask 60 as one vpternlogd. One mh load
-      // serves the pair.
+      // nibble << 2, the nibble's two shifts and the mask 60 as one vpternlogd.
+      const __m512i scm = bytes16(t + KTile::kScm + 16 * sub);
       const __m512i mh = bytes16(t + KTile::kMh + 16 * (sub / 2));
+      const __m512i mh4 = sub % 2 ? _mm512_srli_epi32(mh, 2) : _mm512_slli_epi32(mh, 2);
+      const __m512 sc = _mm512_cvtepi32_ps(_mm512_and_si512(scm, _mm512_set1_epi32(63)));
+      const __m512 m = _mm512_cvtepi32_ps(_mm512_ternarylogic_epi32(
+          _mm512_srli_epi32(scm, 6), mh4, _mm512_set1_epi32(60), 0xF8));  // a | (b & c)
       const uint8_t* qs = t + KTile::kQs + 512 * (sub / 2);
-      for (int half = 0; half < 2; ++half) {
-        prefetch_ahead<kHint, kAhead>(t + kTileBlock / 8 * (sub + half), kTileBlock / 8);
-        const __m512i scm = bytes16(t + KTile::kScm + 16 * (sub + half));
-        const __m512i mh4 = half ? _mm512_srli_epi32(mh, 2) : _mm512_slli_epi32(mh, 2);
-        const __m512 sc = _mm512_cvtepi32_ps(_mm512_and_si512(scm, _mm512_set1_epi32(63)));
-        const __m512 m = _mm512_cvtepi32_ps(_mm512_ternarylogic_epi32(
-            _mm512_srli_epi32(scm, 6), mh4, _mm512_set1_epi32(60), 0xF8));  // a | (b & c)
-        __m512i w[8];
-        for (int g = 0; g < 8; ++g) {
-          const __m512i v = _mm512_loadu_si512(qs + 64 * g);
-          // Q4_K's odd sub-blocks: the high nibbles where they lie (16 * nibble).
-          w[g] = half == 0 ? _mm512_and_si512(v, low4)
-                 : kQ5     ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low4)
-                           : _mm512_and_si512(v, high4);
+      const int64_t ab = 8 * b + sub;  // activation block
+      // Q4_K's odd sub-blocks: the high nibbles where they lie (16 * nibble).
+      const bool high = !kQ5 && sub % 2;
+      __m512i w[8];
+      for (int g = 0; g < 8; ++g) {
+        const __m512i v = _mm512_loadu_si512(qs + 64 * g);
+        w[g] = high ? _mm512_and_si512(v, high4)
+                    : _mm512_and_si512(sub % 2 ? _mm512_srli_epi16(v, 4) : v, low4);
+      }
+      if (kQ5) add_high_bits(t + KTile::kQh + 64 * sub, w);
+      for (int j = 0; j < N; ++j) {
+        const int8_t* q = a[j].q + 32 * ab;
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+        for (int c = 0; c < 8; c += 2) {
+          s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
+          s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
         }
-        if (kQ5) add_high_bits(t + KTile::kQh + 64 * (sub + half), w);
-        const int64_t ab = 8 * b + sub + half;  // activation block
-        for (int j = 0; j < N; ++j) {
-          const int8_t* q = a[j].q + 32 * ab;
-          __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-          for (int c = 0; c < 8; c += 2) {
-            s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
-            s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
-          }
-          const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-          const __m512 sc_da = _mm512_mul_ps(sc, _mm512_set1_ps(a[j].d[ab]));
-          if (half == 0 || kQ5)
-            even[j] = _mm512_fmadd_ps(sum, sc_da, even[j]);
-          else
-            odd[j] = _mm512_fmadd_ps(sum, sc_da, odd[j]);
-          mins[j] = _mm512_fmadd_ps(m, _mm512_set1_ps(a[j].ds[ab]), mins[j]);
-        }
+        const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+        const __m512 sc_da = _mm512_mul_ps(sc, _mm512_set1_ps(a[j].d[ab]));
+        if (high)
+          odd[j] = _mm512_fmadd_ps(sum, sc_da, odd[j]);
+        else
+          even[j] = _mm512_fmadd_ps(sum, sc_da, even[j]);
+        mins[j] = _mm512_fmadd_ps(m, _mm512_set1_ps(a[j].ds[ab]), mins[j]);
       }
     }
     const __m512 d =
