@@ -94,7 +94,6 @@ TEST(KernelBuild, StreamingKernelsKeepTheirPrefetches) {
   expect_prefetches(kernels, "vec_dot.cpp.o", "rows_dot_avx2_t<", 2);
   // Every repacked-tile kernel (Q8_0 tiles take the page hint alone).
   expect_prefetches(kernels, "qdot_avx512.cpp.o", "::run<", 1);
-  expect_prefetches(kernels, "qdot_avx512_gfni.cpp.o", "::run<", 1);
   expect_prefetches(kernels, "qdot_avx2.cpp.o", "::run<", 1);
   // The latent / KV cache rows of decode attention.
   expect_prefetches(kernels, "head_rows.cpp.o", "Avx512::dots<", 1);
@@ -113,8 +112,7 @@ TEST(KernelBuild, LinePrefetchHintIsFixedPerKernel) {
   std::string error;
   ASSERT_TRUE(count_prefetches(std::string(HONDO_BIN_DIR) + "/libhondo_kernels.a", kernels, error))
       << error;
-  for (const std::string obj :
-       {"qdot_avx512.cpp.o", "qdot_avx512_gfni.cpp.o", "qdot_avx2.cpp.o", "vec_dot.cpp.o"}) {
+  for (const std::string obj : {"qdot_avx512.cpp.o", "qdot_avx2.cpp.o", "vec_dot.cpp.o"}) {
     ASSERT_NE(kernels.find(obj), kernels.end()) << obj << " is not in the library";
     int l1 = 0, l2 = 0;  // instantiations with line prefetches of their hint
     for (const auto& [fn, f] : kernels[obj]) {

@@ -3,24 +3,13 @@
 // repacked layouts of packed.h. Compiled with -mavx512vnni -mavx512vl ...
 // GCC 12 warns inside its own _mm512_cvtph_ps / _mm512_cvtepi32_ps (their "undefined"
 // pass-through operand); the warning is about the header, not this code.
-//
-// qdot_avx512_gfni.cpp compiles this file once more with GFNI (HONDO_AVX512_GFNI 1) as the
-// set chosen on CPUs that have it: the same kernels, but Q6_K's high bits moved in place by a
-// GFNI affine transform (TileQ6K).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#ifndef HONDO_AVX512_GFNI
-#define HONDO_AVX512_GFNI 0
-#endif
-#if HONDO_AVX512_GFNI
-#define HONDO_QDOT_NS qdot_avx512gfni
-#else
 #define HONDO_QDOT_NS qdot_avx512vnni
-#endif
 #define HONDO_QDOT_VNNI 1
 #include "kernels/packed.h"
 #include "kernels/qdot_x86.inc"
 
-namespace hondo::HONDO_QDOT_NS {
+namespace hondo::qdot_avx512vnni {
 namespace {
 
 inline __m512i bcast4(const int8_t* p) {  // one 4-byte group of activations to all 16 lanes
@@ -360,14 +349,21 @@ inline __m512 block_two_scales(const __m512i* w, const QActRow& a, int64_t ab, _
 
 // The Q6_K tiles ask for their lines into L2 alone (prefetcht1) on every CPU, not only where
 // line_prefetch_to_l2 says so (Intel). On a Zen 4 guest, 1 GiB of tiles on two threads, L1
-// and L2 alternated in one process, 10 rounds, % of the probe: 4096 x 4096 78.3 -> 84.3 and
-// 77.0 -> 82.8, 2048 x 5632 84.6 -> 94.4 (L2 faster in 9, 9 and 10 of 10); decode of
-// R1-Distill-1.5B Q4_K_M (Q6_K ~39 % of its bytes), the two kernels swapped in one process,
-// three runs of 8, 8 and 12 rounds: 82.4 -> 83.7, 81.2 -> 80.7, 79.9 -> 81.0 % of the
-// roofline (higher in 17 of 28 rounds; a small gain, if any). The same test favoured L1 for Q4_K
-// (88.9 vs 80.5), Q5_K (96.4 vs 86.7) and Q4_0 (94.3 vs 82.7), and L2 only slightly for Q5_0
-// (80.7 vs 84.4, 80.0 vs 83.8, 77.4 vs 78.5); those keep the CPU's choice. Not measured on
-// Zen 5, where the L1 choice for AMD was made.
+// and L2 alternated in one process, % of the probe: 4096 x 4096 104.5 -> 105.6, 1536 x 8960
+// 90.4 -> 94.6, 151936 x 1536 (R1's output) 89.0 -> 92.2 (L2 faster in 8 of 12, 10 of 12, 5
+// of 8 rounds). With a GFNI build of this kernel (below, not kept) the gap was wider: 78.3 ->
+// 84.3, 77.0 -> 82.8, 2048 x 5632 84.6 -> 94.4; R1-Distill-1.5B Q4_K_M decode (Q6_K ~39 % of
+// its bytes), the two hints swapped in one process, 28 rounds: +0.7 points of the roofline
+// (higher in 17). The same test favoured L1 for Q4_K (88.9 vs 80.5), Q5_K (96.4 vs 86.7) and
+// Q4_0 (94.3 vs 82.7), and L2 only slightly for Q5_0 (80.7 vs 84.4, 80.0 vs 83.8, 77.4 vs
+// 78.5); those keep the CPU's choice. Not measured on Zen 5, where the L1 choice for AMD was
+// made.
+//
+// Tried twice, not kept: GFNI for the high bit pairs (one vgf2p8affineqb moves a pair to bits
+// 4-5 and clears the rest, then a bit select joins the low nibble: 2 operations a register
+// instead of 3), as a third kernel set. Zen 5 (earlier): no decode gain. Zen 4: 30 -> 26
+// cycles per 16 rows x 32 values from L1, 0 to +2 points of the probe from DRAM, and R1
+// Q4_K_M decode 84.0 vs 83.7 % of the roofline over 12 alternated rounds.
 constexpr LineHint kQ6Hint = LineHint::kL2;
 
 // Q6_K tile: per group of 32 values, the 6-bit values v (0..63) in 8 registers from their low
@@ -384,22 +380,12 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
   const int64_t nb = k / 256;
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  // The high bit pairs of group grp moved to bits 4, 5 (bits 2 pair, 2 pair + 1 of qh), the
-  // other bits cleared.
-#if HONDO_AVX512_GFNI
-  // One affine transform per byte (matrix byte 7 - i: the input bits of output bit i).
-  auto high_of = [](__m512i hi, int pair) {
-    const uint64_t m = (uint64_t(1) << (2 * pair)) << 24 | (uint64_t(2) << (2 * pair)) << 16;
-    return _mm512_gf2p8affine_epi64_epi8(hi, _mm512_set1_epi64(int64_t(m)), 0);
-  };
-#else
-  const __m512i high2 = _mm512_set1_epi8(0x30);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), high2 = _mm512_set1_epi8(0x30);
+  // The high bit pairs of group grp moved to bits 4, 5 (bits 2 pair, 2 pair + 1 of qh).
   auto high_of = [&](__m512i hi, int pair) {
     hi = pair < 2 ? _mm512_slli_epi16(hi, 4 - 2 * pair) : _mm512_srli_epi16(hi, 2 * pair - 4);
     return _mm512_and_si512(hi, high2);
   };
-#endif
   for (int64_t b = 0; b < nb; ++b, t += kTileRows * 210) {
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
     // Groups in pairs: groups 2g and 2g + 1 share their low nibbles' bytes (low and high
@@ -417,17 +403,10 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
       for (int c = 0; c < 8; ++c) {
         const __m512i lo = _mm512_loadu_si512(ql + 64 * c);
         const __m512i hi = _mm512_loadu_si512(qh + 64 * c);
-#if HONDO_AVX512_GFNI
-        // low4 ? lo : high bits, one bit select (0xCA); 2 operations a register, not 3.
-        w0[c] = _mm512_ternarylogic_epi32(low4, lo, high_of(hi, pair), 0xCA);
-        w1[c] =
-            _mm512_ternarylogic_epi32(low4, _mm512_srli_epi16(lo, 4), high_of(hi, pair + 1), 0xCA);
-#else
         // (lo & 0x0F) | high bits, as one ternary-logic operation: A | (B & C).
         w0[c] = _mm512_ternarylogic_epi32(high_of(hi, pair), lo, low4, 0xF8);
         w1[c] =
             _mm512_ternarylogic_epi32(high_of(hi, pair + 1), _mm512_srli_epi16(lo, 4), low4, 0xF8);
-#endif
       }
       for (int g = 0; g < 2; ++g) {
         if (g == 1) prefetch_ahead<kQ6Hint, kKQuantLinesAhead>(t + 420 * (grp + 1), 420);
@@ -523,19 +502,13 @@ void TileQ2K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
 }
 
 }  // namespace
-}  // namespace hondo::HONDO_QDOT_NS
+}  // namespace hondo::qdot_avx512vnni
 
 namespace hondo {
-#if HONDO_AVX512_GFNI
-const QDotKernels& qdot_avx512gfni_kernels() {
-  static const QDotKernels ks = [] {
-    QDotKernels s = HONDO_QDOT_NS::make_set("avx512vnni+gfni");
-#else
 const QDotKernels& qdot_avx512vnni_kernels() {
   static const QDotKernels ks = [] {
-    QDotKernels s = HONDO_QDOT_NS::make_set("avx512vnni");
-#endif
-    using namespace HONDO_QDOT_NS;
+    QDotKernels s = qdot_avx512vnni::make_set("avx512vnni");
+    using namespace qdot_avx512vnni;
     auto set = [&](DType t, QTileFn f) { s.tile[uint32_t(t)] = f; };
     set(DType::Q4_0, tile_any<Tile32<Q4Values, 8, false>>);
     set(DType::Q4_1, tile_any<Tile32<Q4Values, 0, true>>);

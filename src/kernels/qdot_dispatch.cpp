@@ -18,7 +18,6 @@ namespace hondo {
 #if HONDO_X86
 const QDotKernels& qdot_avx2_kernels();
 const QDotKernels& qdot_avx512vnni_kernels();
-const QDotKernels& qdot_avx512gfni_kernels();
 #elif HONDO_ARM64
 const QDotKernels& qdot_neon_kernels();
 #endif
@@ -30,10 +29,9 @@ std::vector<const QDotKernels*> qdot_available() {
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                     __builtin_cpu_supports("f16c");
   if (avx2) sets.push_back(&qdot_avx2_kernels());
-  const bool avx512 = avx2 && __builtin_cpu_supports("avx512vnni") &&
-                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
-  if (avx512) sets.push_back(&qdot_avx512vnni_kernels());
-  if (avx512 && __builtin_cpu_supports("gfni")) sets.push_back(&qdot_avx512gfni_kernels());
+  if (avx2 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw"))
+    sets.push_back(&qdot_avx512vnni_kernels());
 #elif HONDO_ARM64
   if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) sets.push_back(&qdot_neon_kernels());
 #endif
