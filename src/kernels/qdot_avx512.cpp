@@ -227,7 +227,7 @@ constexpr int kKQuantLinesAhead = 6144;
 // in their own accumulators (the odd sub-blocks' in a third, as their nibbles lie 4 bits up
 // and d / 16 scales them). Where 512-bit operations take two passes (Zen 4) this kernel is
 // bound by its vector operations, not its loads: per sub-block 16 of them unpack and multiply,
-// and this form leaves ~13 others where there were ~18. One thread, 144 KB of tiles in L2,
+// and this form leaves ~13 others where there were ~16. One thread, 144 KB of tiles in L2,
 // the two kernels in alternated runs: 18.5-19.0 against 22.2-22.5 cycles per 16 rows x 32
 // values (in an hour when the same code's figures varied up to 1.5x from run to run). A form
 // that took the sub-blocks in pairs (one mh load, each 64 bytes of nibbles loaded once for
