@@ -32,26 +32,31 @@ inline __m512i bcast4(const int8_t* p) {  // one 4-byte group of activations to 
 //   kHigh = Nibbles::kUpper: registers 4..7 hold 16 * value (Q4_0, Q4_1: the block's upper
 //                            16 values are its bytes' high nibbles), one chain each half;
 enum class Nibbles { kPlain, kUpper };
+// s + sum(w * q) over one block of 32 values (register c: values 4c..4c+3), in two chains.
+inline __m512i dot_block(const __m512i* w, const int8_t* q, __m512i s = _mm512_setzero_si512()) {
+  __m512i s1 = _mm512_setzero_si512();
+  for (int c = 0; c < 8; c += 2) {
+    s = _mm512_dpbusd_epi32(s, w[c], bcast4(q + 4 * c));
+    s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
+  }
+  return _mm512_add_epi32(s, s1);
+}
 template <int N, int kOffset, bool kMin, Nibbles kHigh = Nibbles::kPlain>
 inline void tile_block(const __m512i* w, const QActRow* a, int64_t ab, __m512 scale, __m512 offset,
                        __m512* acc) {
   for (int j = 0; j < N; ++j) {
     const int8_t* q = a[j].q + 32 * ab;
     __m512i s0 = kMin ? _mm512_setzero_si512() : _mm512_set1_epi32(-kOffset * sum32(a[j], ab));
-    __m512i s1 = _mm512_setzero_si512();
     __m512i isum;
     if constexpr (kHigh == Nibbles::kUpper) {
+      __m512i s1 = _mm512_setzero_si512();
       for (int c = 0; c < 4; ++c) {
         s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
         s1 = _mm512_dpbusd_epi32(s1, w[c + 4], bcast4(q + 4 * c + 16));
       }
       isum = _mm512_add_epi32(s0, _mm512_srai_epi32(s1, 4));
     } else {
-      for (int c = 0; c < 8; c += 2) {
-        s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
-        s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
-      }
-      isum = _mm512_add_epi32(s0, s1);
+      isum = dot_block(w, q, s0);
     }
     const __m512 sum = _mm512_cvtepi32_ps(isum);
     acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(scale, _mm512_set1_ps(a[j].d[ab])), acc[j]);
@@ -248,8 +253,8 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
   constexpr int kTileBlock = KTile::bytes(kQ5);
   constexpr int kAhead = kKQuantLinesAhead;
   const int64_t nb = k / 256;
-  __m512 acc[N], acc_min[N];
-  for (int j = 0; j < N; ++j) acc[j] = acc_min[j] = _mm512_setzero_ps();
+  __m512 acc[N];
+  for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0F), high4 = _mm512_set1_epi8(char(0xF0));
   auto bytes16 = [](const uint8_t* p) {  // 16 bytes -> 16 int32
     return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -281,13 +286,7 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
       }
       if (kQ5) add_high_bits(t + KTile::kQh + 64 * sub, w);
       for (int j = 0; j < N; ++j) {
-        const int8_t* q = a[j].q + 32 * ab;
-        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-        for (int c = 0; c < 8; c += 2) {
-          s0 = _mm512_dpbusd_epi32(s0, w[c], bcast4(q + 4 * c));
-          s1 = _mm512_dpbusd_epi32(s1, w[c + 1], bcast4(q + 4 * c + 4));
-        }
-        const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+        const __m512 sum = _mm512_cvtepi32_ps(dot_block(w, a[j].q + 32 * ab));
         const __m512 sc_da = _mm512_mul_ps(sc, _mm512_set1_ps(a[j].d[ab]));
         if (high)
           odd[j] = _mm512_fmadd_ps(sum, sc_da, odd[j]);
@@ -300,15 +299,14 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + KTile::kD)));
     const __m512 dmin =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + KTile::kDmin)));
+    const __m512 d16 = _mm512_mul_ps(d, _mm512_set1_ps(1.0f / 16));  // the odd sub-blocks'
     for (int j = 0; j < N; ++j) {
       acc[j] = _mm512_fmadd_ps(even[j], d, acc[j]);
-      if (!kQ5)
-        acc[j] = _mm512_fmadd_ps(odd[j], _mm512_mul_ps(d, _mm512_set1_ps(1.0f / 16)), acc[j]);
-      acc_min[j] = _mm512_fmadd_ps(mins[j], dmin, acc_min[j]);
+      if (!kQ5) acc[j] = _mm512_fmadd_ps(odd[j], d16, acc[j]);
+      acc[j] = _mm512_fnmadd_ps(mins[j], dmin, acc[j]);
     }
   }
-  for (int j = 0; j < N; ++j)
-    _mm512_storeu_ps(out + kTileRows * j, _mm512_sub_ps(acc[j], acc_min[j]));
+  for (int j = 0; j < N; ++j) _mm512_storeu_ps(out + kTileRows * j, acc[j]);
 }
 
 // Blocks of 32 values whose halves of 16 carry their own int8 scales (Q3_K, Q6_K), values
@@ -348,12 +346,12 @@ inline __m512 block_two_scales(const __m512i* w, const QActRow& a, int64_t ab, _
 }
 
 // The Q6_K tiles ask for their lines into L2 alone (prefetcht1) on every CPU, not only where
-// line_prefetch_to_l2 says so (Intel). On a Zen 4 guest, 1 GiB of tiles on two threads, L1
-// and L2 alternated in one process, % of the probe: 4096 x 4096 104.5 -> 105.6, 1536 x 8960
-// 90.4 -> 94.6, 151936 x 1536 (R1's output) 89.0 -> 92.2 (L2 faster in 8 of 12, 10 of 12, 5
-// of 8 rounds). With a GFNI build of this kernel (below, not kept) the gap was wider: 78.3 ->
-// 84.3, 77.0 -> 82.8, 2048 x 5632 84.6 -> 94.4; R1-Distill-1.5B Q4_K_M decode (Q6_K ~39 % of
-// its bytes), the two hints swapped in one process, 28 rounds: +0.7 points of the roofline
+// line_prefetch_to_l2 says so (Intel): the set enters them through tile_l2. On a Zen 4 guest, 1 GiB
+// of tiles on two threads, L1 and L2 alternated in one process, % of the probe: 4096 x 4096 104.5
+// -> 105.6, 1536 x 8960 90.4 -> 94.6, 151936 x 1536 (R1's output) 89.0 -> 92.2 (L2 faster in 8 of
+// 12, 10 of 12, 5 of 8 rounds). With a GFNI build of this kernel (below, not kept) the gap was
+// wider: 78.3 -> 84.3, 77.0 -> 82.8, 2048 x 5632 84.6 -> 94.4; R1-Distill-1.5B Q4_K_M decode (Q6_K
+// ~39 % of its bytes), the two hints swapped in one process, 28 rounds: +0.7 points of the roofline
 // (higher in 17). The same test favoured L1 for Q4_K (88.9 vs 80.5), Q5_K (96.4 vs 86.7) and
 // Q4_0 (94.3 vs 82.7), and L2 only slightly for Q5_0 (80.7 vs 84.4, 80.0 vs 83.8, 77.4 vs
 // 78.5); those keep the CPU's choice. Not measured on Zen 5, where the L1 choice for AMD was
@@ -364,7 +362,6 @@ inline __m512 block_two_scales(const __m512i* w, const QActRow& a, int64_t ab, _
 // instead of 3), as a third kernel set. Zen 5 (earlier): no decode gain. Zen 4: 30 -> 26
 // cycles per 16 rows x 32 values from L1, 0 to +2 points of the probe from DRAM, and R1
 // Q4_K_M decode 84.0 vs 83.7 % of the roofline over 12 alternated rounds.
-constexpr LineHint kQ6Hint = LineHint::kL2;
 
 // Q6_K tile: per group of 32 values, the 6-bit values v (0..63) in 8 registers from their low
 // nibbles and high bit pairs; per half of 16 values, with the rows' int8 scales sc and the
@@ -394,8 +391,8 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
       // 3360 bytes in 8 steps of 420, one before each group: asked 840 bytes (13 lines) at a
       // time the prefetches held up the arithmetic (see Q5Values). Decode, two sequences
       // taking turns, 30-40 rounds: R1-Distill-1.5B Q4_K_M 1.045, 1.034; Coder-1.3B Q4_K_M
-      // 0.984, 1.037, 1.015. Into L2 alone whatever line_prefetch_to_l2 says (kQ6Hint).
-      prefetch_ahead<kQ6Hint, kKQuantLinesAhead>(t + 420 * grp, 420);
+      // 0.984, 1.037, 1.015.
+      prefetch_ahead<kHint, kKQuantLinesAhead>(t + 420 * grp, 420);
       const uint8_t* ql = t + kLow + 512 * (grp / 2);
       const uint8_t* qh = t + kHigh + 512 * (grp / 4);
       const int pair = grp % 4;
@@ -409,7 +406,7 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
             _mm512_ternarylogic_epi32(high_of(hi, pair + 1), _mm512_srli_epi16(lo, 4), low4, 0xF8);
       }
       for (int g = 0; g < 2; ++g) {
-        if (g == 1) prefetch_ahead<kQ6Hint, kKQuantLinesAhead>(t + 420 * (grp + 1), 420);
+        if (g == 1) prefetch_ahead<kHint, kKQuantLinesAhead>(t + 420 * (grp + 1), 420);
         const __m512i sc0 = scales16(t + kScales + 32 * (grp + g));
         const __m512i sc1 = scales16(t + kScales + 32 * (grp + g) + 16);
         const int64_t ab = 8 * b + grp + g;  // activation block
@@ -519,7 +516,7 @@ const QDotKernels& qdot_avx512vnni_kernels() {
     set(DType::Q3_K, tile_any<TileQ3K>);
     set(DType::Q4_K, tile_any<TileK<false>>);
     set(DType::Q5_K, tile_any<TileK<true>>);
-    set(DType::Q6_K, tile_any<TileQ6K>);
+    set(DType::Q6_K, tile_l2<TileQ6K>);  // see TileQ6K
     return s;
   }();
   return ks;
