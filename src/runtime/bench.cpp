@@ -190,7 +190,7 @@ double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& 
   // Each piece read with software prefetches ahead as the kernels read the weights
   // (read_piece): the hardware prefetchers alone leave a core well below the bandwidth it can
   // reach, and the roofline must be the best rate a reader reaches, not a slow reader's.
-  // Passes alternate between the reader's two builds, the baseline's first (read_piece_wide).
+  // Passes alternate between the reader's two builds (see read_piece_wide), the baseline's first.
   std::atomic<uint32_t> sink{0};
   uint32_t (*read_piece)(const uint8_t*, size_t, bool) = read_piece_baseline;
   auto read = [&](int64_t b, int64_t e) {
