@@ -122,6 +122,10 @@ TEST(KernelBuild, LinePrefetchHintIsFixedPerKernel) {
       } else if (fn.find("(hondo::LineHint)1>") != std::string::npos) {
         EXPECT_EQ(f.t0, 0) << obj << ": " << fn << " (hint L2) has prefetcht0";
         l2 += f.t1 > 0;
+      } else if (fn.find("(hondo::LineHint)2>") != std::string::npos) {
+        // LineHint::kNone: the page hint alone (prefetcht2), no line prefetches.
+        EXPECT_EQ(f.t0 + f.t1, 0) << obj << ": " << fn << " (no line hint) prefetches lines";
+        EXPECT_GT(f.all, 0) << obj << ": " << fn << " (no line hint) lost its page hint";
       }
     }
     EXPECT_GT(l1, 0) << obj << " has no kernel prefetching lines into L1";

@@ -15,8 +15,9 @@ namespace {
 void print_text(const BenchResult& r) {
   std::printf("model      %s (%s, %.2f GiB)\n", r.model_path.c_str(), r.arch.c_str(),
               double(r.file_bytes) / double(1ull << 30));
-  std::printf("threads    %d   kernels %s (prefetch to %s)   repetitions %d\n", r.threads,
-              r.isa.c_str(), r.line_prefetch.c_str(), r.reps);
+  std::printf("threads    %d   kernels %s (prefetch to %s%s)   repetitions %d\n", r.threads,
+              r.isa.c_str(), r.line_prefetch.c_str(),
+              r.q4_line_prefetch ? "" : "; Q4 tiles: page hint alone", r.reps);
   // Tests after a context of `depth` tokens are named as llama-bench names them: pp512 @ d4096.
   const std::string at = r.depth > 0 ? " @ d" + std::to_string(r.depth) : "";
   if (r.n_prompt > 0)
@@ -57,6 +58,7 @@ nlohmann::json to_json(const BenchResult& r) {
                       {"kernels", r.isa},
                       {"kv_type", r.kv_type},
                       {"line_prefetch", r.line_prefetch},
+                      {"q4_line_prefetch", r.q4_line_prefetch},
                       {"threads", r.threads},
                       {"repetitions", r.reps},
                       {"n_prompt", r.n_prompt},

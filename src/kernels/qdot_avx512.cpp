@@ -137,6 +137,17 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 // group at once, both orders). Q4_0 groups (9 lines) read faster asked for at once: in steps,
 // Coder-1.3B Q4_0 decoded at 0.920, 0.906 and 0.955 of that.
 
+// On AMD Zen 4 the Q4 values take the page hint alone, as Q8 values do everywhere
+// (q4_tiles_page_hint_alone in qdot.h; the set enters them through tile_page). A Zen 4 guest,
+// the kernels with and without their line prefetches swapped in one process around `run_bench`
+// (`-p 0 -n 64`, ABBA), % of the roofline, without / with: Coder-1.3B Q4_0 96.6 / 89.1 (16
+// rounds, faster in 14) and 91.3 / 84.9 (8), R1-Distill-1.5B Q4_0 93.1 / 84.3 (10 of 10),
+// V2-Lite Q4_0 91.7 / 83.9 (6 of 6). 1 GiB of tiles from DRAM, two threads, % of the probe:
+// Q4_0 5504 x 2048 99.0 / 95.0, 2048 x 5504 118.0 / 100.4; Q4_1 5504 x 2048 101.5 / 100.2. The
+// same swap for the other formats kept their prefetches: Q4_K tied (R1 Q4_K_M 79.1 / 80.3),
+// Q5_0 tied (Coder Q4_K_M 86.3 / 86.4), Q6_K lost badly (R1 Q4_K_M 56.9 / 80.2). On Zen 5 the
+// Q4 tiles had read slower without them (prefetch_page in qdot_x86.inc).
+//
 // How far ahead the Q4 and Q5 values ask for their lines (the measurements above).
 constexpr int kBlock32LinesAhead = 8192;
 struct Q4Values {  // Q4_0, Q4_1: 0..15
@@ -507,8 +518,10 @@ const QDotKernels& qdot_avx512vnni_kernels() {
     QDotKernels s = qdot_avx512vnni::make_set("avx512vnni");
     using namespace qdot_avx512vnni;
     auto set = [&](DType t, QTileFn f) { s.tile[uint32_t(t)] = f; };
-    set(DType::Q4_0, tile_any<Tile32<Q4Values, 8, false>>);
-    set(DType::Q4_1, tile_any<Tile32<Q4Values, 0, true>>);
+    using Q4_0 = Tile32<Q4Values, 8, false>;
+    using Q4_1 = Tile32<Q4Values, 0, true>;
+    set(DType::Q4_0, q4_tiles_page_hint_alone ? tile_page<Q4_0> : tile_any<Q4_0>);  // Q4Values
+    set(DType::Q4_1, q4_tiles_page_hint_alone ? tile_page<Q4_1> : tile_any<Q4_1>);
     set(DType::Q5_0, tile_any<Tile32<Q5Values, 16, false>>);
     set(DType::Q5_1, tile_any<Tile32<Q5Values, 0, true>>);
     set(DType::Q8_0, tile_any<Tile32<Q8Values, 128, false>>);

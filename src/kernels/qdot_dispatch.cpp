@@ -8,6 +8,9 @@
 #include "kernels/cpu.h"
 #include "kernels/qdot.h"
 
+#if HONDO_X86
+#include <cpuid.h>
+#endif
 #if HONDO_ARM64
 #include <asm/hwcap.h>
 #include <sys/auxv.h>
@@ -55,6 +58,25 @@ bool choose_line_prefetch_to_l2() {
 #endif
 }
 
+// AMD Zen 4: family 19h (Zen 3 and Zen 4) and AVX-512, which Zen 3 lacks.
+bool choose_q4_page_hint_alone() {
+  if (const char* want = std::getenv("HONDO_Q4_LINES"); want && *want) {
+    if (want == std::string("1")) return false;
+    if (want == std::string("0")) return true;
+    std::fprintf(stderr, "hondo: HONDO_Q4_LINES=%s is not 1 or 0; using the CPU's default\n", want);
+  }
+#if HONDO_X86
+  __builtin_cpu_init();
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__builtin_cpu_is("amd") || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  const unsigned base = (eax >> 8) & 0xF, extended = (eax >> 20) & 0xFF;
+  const unsigned family = base == 0xF ? base + extended : base;
+  return family == 0x19 && __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
 const QDotKernels& choose() {
   const auto sets = qdot_available();
   if (const char* want = std::getenv("HONDO_ISA"); want && *want) {
@@ -70,6 +92,7 @@ const QDotKernels& choose() {
 }  // namespace
 
 extern const bool line_prefetch_to_l2 = choose_line_prefetch_to_l2();
+extern const bool q4_tiles_page_hint_alone = choose_q4_page_hint_alone();
 
 const QDotKernels& qdot_best() {
   static const QDotKernels& ks = choose();
