@@ -114,8 +114,9 @@ void run(benchmark::State& state, DType t, bool packed, int64_t n_tok, int64_t k
   state.SetItemsProcessed(int64_t(state.iterations()) * n_tok * kRows * kCols);
 }
 
-// The bandwidth probe of `hondo bench` over the same 1 GiB (as F16 rows): the rate the decode
-// figures above are to be held against, best run interleaved with them
+// The bandwidth probe of `hondo bench` over the same 1 GiB (as F16 rows), one pass: its first
+// reader alone (the baseline build with line prefetches), the rate the decode figures above
+// are to be held against, best run interleaved with them
 // (--benchmark_enable_random_interleaving).
 void read_probe(benchmark::State& state) {
   const Weights& w = weights(DType::F16, false, 4096, kDecodeBytes);

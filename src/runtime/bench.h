@@ -103,8 +103,9 @@ std::vector<MemoryRange> weight_memory(const GgufFile& f);
 // Read bandwidth in GB/s (1e9 bytes/s) with all of the pool's threads summing `pass_bytes`
 // taken from `memory` in order (again from the start if it holds less), shared out as matmul
 // shares weights and read with a software prefetch ahead as the tile kernels read; the best
-// of `passes` passes, which alternate between the reader built with the baseline's vectors
-// and with the widest the CPU has (neither is the faster on every CPU).
+// of `passes` passes, which take four readers in turn: built with the baseline's vectors or
+// with the widest the CPU has, each asking ahead for every line or for each page alone
+// (none of them is the fastest on every CPU).
 double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& memory,
                               size_t pass_bytes, int passes);
 
