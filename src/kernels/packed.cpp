@@ -137,62 +137,60 @@ void get_k(const uint8_t* tb, int r, uint8_t* blk) {
 }
 
 // Q6_K: GGUF block = ql[128], qh[64], i8 scales[16], f16 d.
-constexpr size_t kQ6Scales = 32, kQ6Low = 288, kQ6High = 2336;  // offsets in the tile block
 void put_q6_k(const uint8_t* blk, int r, uint8_t* tb) {
-  std::memcpy(tb + 2 * r, blk + 208, 2);
-  for (int g = 0; g < 16; ++g) tb[kQ6Scales + 16 * g + r] = blk[192 + g];
+  std::memcpy(tb + Q6KTile::kD + 2 * r, blk + 208, 2);
+  for (int g = 0; g < 16; ++g) tb[Q6KTile::kSc + 16 * g + r] = blk[192 + g];
   uint8_t v[256];
   kquant::q6_values(blk, blk + 128, v);
   for (int i = 0; i < 256; ++i) {
     const int g = (i % 32) / 4, j = i % 4;
     const int p = i / 64, nib = (i % 64) / 32;  // low nibbles: 64 values per p
-    tb[kQ6Low + 512 * p + 64 * g + 4 * r + j] |= uint8_t((v[i] & 0xF) << (4 * nib));
+    tb[Q6KTile::kQl + 512 * p + 64 * g + 4 * r + j] |= uint8_t((v[i] & 0xF) << (4 * nib));
     const int h = i / 128, pair = (i % 128) / 32;  // high pairs: 128 values per h
-    tb[kQ6High + 512 * h + 64 * g + 4 * r + j] |= uint8_t((v[i] >> 4) << (2 * pair));
+    tb[Q6KTile::kQh + 512 * h + 64 * g + 4 * r + j] |= uint8_t((v[i] >> 4) << (2 * pair));
   }
 }
 void get_q6_k(const uint8_t* tb, int r, uint8_t* blk) {
-  std::memcpy(blk + 208, tb + 2 * r, 2);
-  for (int g = 0; g < 16; ++g) blk[192 + g] = tb[kQ6Scales + 16 * g + r];
+  std::memcpy(blk + 208, tb + Q6KTile::kD + 2 * r, 2);
+  for (int g = 0; g < 16; ++g) blk[192 + g] = tb[Q6KTile::kSc + 16 * g + r];
   uint8_t v[256];
   for (int i = 0; i < 256; ++i) {
     const int g = (i % 32) / 4, j = i % 4;
     const int p = i / 64, nib = (i % 64) / 32, h = i / 128, pair = (i % 128) / 32;
-    const int lo = (tb[kQ6Low + 512 * p + 64 * g + 4 * r + j] >> (4 * nib)) & 0xF;
-    const int hi = (tb[kQ6High + 512 * h + 64 * g + 4 * r + j] >> (2 * pair)) & 3;
+    const int lo = (tb[Q6KTile::kQl + 512 * p + 64 * g + 4 * r + j] >> (4 * nib)) & 0xF;
+    const int hi = (tb[Q6KTile::kQh + 512 * h + 64 * g + 4 * r + j] >> (2 * pair)) & 3;
     v[i] = uint8_t(lo | (hi << 4));
   }
   kquant::q6_store(v, blk, blk + 128);
 }
 
 // Q3_K: GGUF block = hmask[32], qs[64], 12 bytes of packed 6-bit scales, f16 d.
-constexpr size_t kQ3Scales = 32, kQ3Low = 288, kQ3High = 1312;  // offsets in the tile block
 void put_q3_k(const uint8_t* blk, int r, uint8_t* tb) {
-  std::memcpy(tb + 2 * r, blk + 108, 2);
+  std::memcpy(tb + Q3KTile::kD + 2 * r, blk + 108, 2);
   int sc[16];
   kquant::q3_scales(blk + 96, sc);
-  for (int g = 0; g < 16; ++g) tb[kQ3Scales + 16 * g + r] = uint8_t(int8_t(sc[g]));
+  for (int g = 0; g < 16; ++g) tb[Q3KTile::kSc + 16 * g + r] = uint8_t(int8_t(sc[g]));
   uint8_t v[256];
   kquant::q3_values(blk, blk + 32, v);
   for (int i = 0; i < 256; ++i) {
     const int blk32 = i / 32, c = (i % 32) / 4, j = i % 4;
     const int h = i / 128, pair = (i % 128) / 32;  // low 2 bits: 128 values per h
-    tb[kQ3Low + 512 * h + 64 * c + 4 * r + j] |= uint8_t((v[i] & 3) << (2 * pair));
+    tb[Q3KTile::kQ2 + 512 * h + 64 * c + 4 * r + j] |= uint8_t((v[i] & 3) << (2 * pair));
     const int bit = 4 * r + j;  // third bit: one 64-bit lane mask per (block, register)
-    tb[kQ3High + 64 * blk32 + 8 * c + bit / 8] |= uint8_t(((v[i] >> 2) & 1) << (bit % 8));
+    tb[Q3KTile::kQh + 64 * blk32 + 8 * c + bit / 8] |= uint8_t(((v[i] >> 2) & 1) << (bit % 8));
   }
 }
 void get_q3_k(const uint8_t* tb, int r, uint8_t* blk) {
-  std::memcpy(blk + 108, tb + 2 * r, 2);
+  std::memcpy(blk + 108, tb + Q3KTile::kD + 2 * r, 2);
   int sc[16];
-  for (int g = 0; g < 16; ++g) sc[g] = int8_t(tb[kQ3Scales + 16 * g + r]);
+  for (int g = 0; g < 16; ++g) sc[g] = int8_t(tb[Q3KTile::kSc + 16 * g + r]);
   kquant::q3_pack(sc, blk + 96);
   uint8_t v[256];
   for (int i = 0; i < 256; ++i) {
     const int blk32 = i / 32, c = (i % 32) / 4, j = i % 4, h = i / 128, pair = (i % 128) / 32;
     const int bit = 4 * r + j;
-    v[i] = uint8_t(((tb[kQ3Low + 512 * h + 64 * c + 4 * r + j] >> (2 * pair)) & 3) |
-                   (((tb[kQ3High + 64 * blk32 + 8 * c + bit / 8] >> (bit % 8)) & 1) << 2));
+    v[i] = uint8_t(((tb[Q3KTile::kQ2 + 512 * h + 64 * c + 4 * r + j] >> (2 * pair)) & 3) |
+                   (((tb[Q3KTile::kQh + 64 * blk32 + 8 * c + bit / 8] >> (bit % 8)) & 1) << 2));
   }
   kquant::q3_store(v, blk, blk + 32);
 }
@@ -200,22 +198,21 @@ void get_q3_k(const uint8_t* tb, int r, uint8_t* blk) {
 // Q2_K: GGUF block = scales[16] (scale | min << 4 per 16 values), qs[64], f16 d, f16 dmin.
 // Byte qs[32h + m] holds values 128h + 32p + m at bits 2p (p = 0..3), so 4-byte groups of qs
 // go to the tile as they are: register c of half h, lane r = qs[32h + 4c .. +4] of row r.
-constexpr size_t kQ2Scales = 64, kQ2Low = 320;  // offsets in the tile block
 void put_q2_k(const uint8_t* blk, int r, uint8_t* tb) {
-  std::memcpy(tb + 2 * r, blk + 80, 2);       // d
-  std::memcpy(tb + 32 + 2 * r, blk + 82, 2);  // dmin
-  for (int g = 0; g < 16; ++g) tb[kQ2Scales + 16 * g + r] = blk[g];
+  std::memcpy(tb + Q2KTile::kD + 2 * r, blk + 80, 2);
+  std::memcpy(tb + Q2KTile::kDmin + 2 * r, blk + 82, 2);
+  for (int g = 0; g < 16; ++g) tb[Q2KTile::kSc + 16 * g + r] = blk[g];
   for (int h = 0; h < 2; ++h)
     for (int c = 0; c < 8; ++c)
-      std::memcpy(tb + kQ2Low + 512 * h + 64 * c + 4 * r, blk + 16 + 32 * h + 4 * c, 4);
+      std::memcpy(tb + Q2KTile::kQs + 512 * h + 64 * c + 4 * r, blk + 16 + 32 * h + 4 * c, 4);
 }
 void get_q2_k(const uint8_t* tb, int r, uint8_t* blk) {
-  std::memcpy(blk + 80, tb + 2 * r, 2);
-  std::memcpy(blk + 82, tb + 32 + 2 * r, 2);
-  for (int g = 0; g < 16; ++g) blk[g] = tb[kQ2Scales + 16 * g + r];
+  std::memcpy(blk + 80, tb + Q2KTile::kD + 2 * r, 2);
+  std::memcpy(blk + 82, tb + Q2KTile::kDmin + 2 * r, 2);
+  for (int g = 0; g < 16; ++g) blk[g] = tb[Q2KTile::kSc + 16 * g + r];
   for (int h = 0; h < 2; ++h)
     for (int c = 0; c < 8; ++c)
-      std::memcpy(blk + 16 + 32 * h + 4 * c, tb + kQ2Low + 512 * h + 64 * c + 4 * r, 4);
+      std::memcpy(blk + 16 + 32 * h + 4 * c, tb + Q2KTile::kQs + 512 * h + 64 * c + 4 * r, 4);
 }
 
 const TileFormat* tile_format(DType t) {
@@ -224,11 +221,11 @@ const TileFormat* tile_format(DType t) {
   static const TileFormat q5_0 = Blocks32<2, true, 16, 0>::format();
   static const TileFormat q5_1 = Blocks32<1, true, 16, 0>::format();
   static const TileFormat q8_0 = Blocks32<2, false, 32, 0x80>::format();
-  static const TileFormat q2_k{256, 84, 16 * 84, put_q2_k, get_q2_k};
-  static const TileFormat q3_k{256, 110, 16 * 114, put_q3_k, get_q3_k};
+  static const TileFormat q2_k{256, 84, Q2KTile::kBytes, put_q2_k, get_q2_k};
+  static const TileFormat q3_k{256, 110, Q3KTile::kBytes, put_q3_k, get_q3_k};
   static const TileFormat q4_k{256, 144, KTile::bytes(false), put_k<false>, get_k<false>};
   static const TileFormat q5_k{256, 176, KTile::bytes(true), put_k<true>, get_k<true>};
-  static const TileFormat q6_k{256, 210, 16 * 210, put_q6_k, get_q6_k};
+  static const TileFormat q6_k{256, 210, Q6KTile::kBytes, put_q6_k, get_q6_k};
   switch (t) {
     case DType::Q4_0:
       return &q4_0;

@@ -45,6 +45,13 @@
 // Q5_K tile super-block, 2816 bytes (16 x 176): the Q4_K layout (the low 4 bits) followed by
 //   u64 qh[8][8]             bit 4r + j of qh[sub][c] = bit 4 of value 4c + j of sub-block sub
 //                            of row r; weight = d * sc * value - dmin * m
+// Q2_K tile super-block, 1344 bytes (16 x 84), v the 2-bit values 0..3 in row order:
+//   f16 d[16], dmin[16]
+//   u8  sc[16][16]           group g (16 values) of row r: scale (low nibble) and minimum m
+//                            (high nibble), as in the file
+//   u8  qs[2][8][16][4]      qs[h][c][r][j] = byte 32h + 4c + j of row r's qs: bits 2i, 2i+1
+//                            = v[128h + 32i + 4c + j]
+//   weight = d * scale * v - dmin * m
 // Q6_K tile super-block, 3360 bytes (16 x 210), v the 6-bit values 0..63 in row order:
 //   f16 d[16]
 //   i8  sc[16][16]           scale of group g (16 values) of row r
@@ -67,6 +74,16 @@ constexpr int kTileRows = 16;
 struct KTile {
   static constexpr int kD = 0, kDmin = 32, kScm = 64, kMh = 192, kQs = 256, kQh = 2304;
   static constexpr int bytes(bool q5) { return kTileRows * (q5 ? 176 : 144); }
+};
+// The same for the Q2_K, Q3_K and Q6_K tile super-blocks.
+struct Q2KTile {
+  static constexpr int kD = 0, kDmin = 32, kSc = 64, kQs = 320, kBytes = kTileRows * 84;
+};
+struct Q3KTile {
+  static constexpr int kD = 0, kSc = 32, kQ2 = 288, kQh = 1312, kBytes = kTileRows * 114;
+};
+struct Q6KTile {
+  static constexpr int kD = 0, kSc = 32, kQl = 288, kQh = 2336, kBytes = kTileRows * 210;
 };
 
 bool has_tile_layout(DType t);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K .. Q6_K

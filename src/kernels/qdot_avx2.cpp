@@ -255,17 +255,17 @@ struct TileK {
 struct TileQ6K {
   template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-    constexpr int kScales = 32, kLow = 288, kHigh = 2336;  // offsets in the tile block
+    using L = Q6KTile;  // offsets in the tile block
     const int64_t nb = k / 256;
     __m256 acc[2][N];
     for (int h = 0; h < 2; ++h)
       for (int j = 0; j < N; ++j) acc[h][j] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(0x0F), high2 = _mm256_set1_epi8(0x30);
-    for (int64_t b = 0; b < nb; ++b, t += kTileRows * 210) {
+    for (int64_t b = 0; b < nb; ++b, t += L::kBytes) {
       for (int grp = 0; grp < 8; ++grp) {
-        prefetch_ahead<kHint>(t + 420 * grp, 420);  // 3360 bytes in 8 steps
-        const uint8_t* ql = t + kLow + 512 * (grp / 2);
-        const uint8_t* qh = t + kHigh + 512 * (grp / 4);
+        prefetch_ahead<kHint>(t + L::kBytes / 8 * grp, L::kBytes / 8);  // in 8 steps
+        const uint8_t* ql = t + L::kQl + 512 * (grp / 2);
+        const uint8_t* qh = t + L::kQh + 512 * (grp / 4);
         const int pair = grp % 4;  // bits 2 pair, 2 pair + 1 of qh, moved to bits 4, 5
         const int64_t ab = 8 * b + grp;
         for (int h = 0; h < 2; ++h) {
@@ -278,8 +278,8 @@ struct TileQ6K {
                           : _mm256_srli_epi16(hi, 2 * pair - 4);
             w[c] = _mm256_or_si256(_mm256_and_si256(lo, low4), _mm256_and_si256(hi, high2));
           }
-          two_scale_group<32, N>(w, t + kScales + 32 * grp + 8 * h, halves8(t + 16 * h), a, ab,
-                                 acc[h]);
+          two_scale_group<32, N>(w, t + L::kSc + 32 * grp + 8 * h, halves8(t + L::kD + 16 * h), a,
+                                 ab, acc[h]);
         }
       }
     }
@@ -298,21 +298,21 @@ __attribute__((always_inline)) inline void each_group_half(const uint8_t* t, int
     }
 }
 
-// Q2_K tiles (layout in packed.cpp, arithmetic as in qdot_avx512.cpp): 2-bit values of 4
+// Q2_K tiles (layout in packed.h, arithmetic as in qdot_avx512.cpp): 2-bit values of 4
 // groups share a byte; 4-bit scales and minimums per 16 values applied in int32.
 struct TileQ2K {
   template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-    constexpr int kScales = 64, kLow = 320;
+    using L = Q2KTile;  // offsets in the tile block
     __m256 acc[2][N] = {};
     const __m256i low4 = _mm256_set1_epi32(0xF);
-    each_group_half<kTileRows * 84, kHint>(
+    each_group_half<L::kBytes, kHint>(
         t, k, [&](const uint8_t* blk, int grp, int h, int64_t ab) __attribute__((always_inline)) {
           __m256i w[8];
-          unpack_pairs(blk + kLow, grp, h, w);
-          const __m256 d = halves8(blk + 16 * h), dmin = halves8(blk + 32 + 16 * h);
-          const __m256i sm0 = ints8(blk + kScales + 32 * grp + 8 * h);
-          const __m256i sm1 = ints8(blk + kScales + 32 * grp + 16 + 8 * h);
+          unpack_pairs(blk + L::kQs, grp, h, w);
+          const __m256 d = halves8(blk + L::kD + 16 * h), dmin = halves8(blk + L::kDmin + 16 * h);
+          const __m256i sm0 = ints8(blk + L::kSc + 32 * grp + 8 * h);
+          const __m256i sm1 = ints8(blk + L::kSc + 32 * grp + 16 + 8 * h);
           const __m256i sc0 = _mm256_and_si256(sm0, low4), sc1 = _mm256_and_si256(sm1, low4);
           const __m256i m0 = _mm256_srli_epi32(sm0, 4), m1 = _mm256_srli_epi32(sm1, 4);
           for (int j = 0; j < N; ++j) {
@@ -333,20 +333,20 @@ struct TileQ2K {
   }
 };
 
-// Q3_K tiles (layout in packed.cpp): 2-bit pairs plus a third bit from a lane mask; -4
+// Q3_K tiles (layout in packed.h): 2-bit pairs plus a third bit from a lane mask; -4
 // applied in int32 with the activation sums of each 16, int8 scales per 16 values.
 struct TileQ3K {
   template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-    constexpr int kScales = 32, kLow = 288, kHigh = 1312;
+    using L = Q3KTile;  // offsets in the tile block
     __m256 acc[2][N] = {};
-    each_group_half<kTileRows * 114, kHint>(
+    each_group_half<L::kBytes, kHint>(
         t, k, [&](const uint8_t* blk, int grp, int h, int64_t ab) __attribute__((always_inline)) {
           __m256i w[8];
-          unpack_pairs(blk + kLow, grp, h, w);
-          add_high_bits(blk + kHigh + 64 * grp, h, w, 4);
-          two_scale_group<4, N>(w, blk + kScales + 32 * grp + 8 * h, halves8(blk + 16 * h), a, ab,
-                                acc[h]);
+          unpack_pairs(blk + L::kQ2, grp, h, w);
+          add_high_bits(blk + L::kQh + 64 * grp, h, w, 4);
+          two_scale_group<4, N>(w, blk + L::kSc + 32 * grp + 8 * h, halves8(blk + L::kD + 16 * h),
+                                a, ab, acc[h]);
         });
     store_halves<N>(acc, out);
   }

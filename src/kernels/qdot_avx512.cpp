@@ -384,7 +384,7 @@ struct TileQ6K {
 };
 template <int N, LineHint kHint>
 void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-  constexpr int kScales = 32, kLow = 288, kHigh = 2336;  // offsets in the tile block
+  using L = Q6KTile;  // offsets in the tile block
   const int64_t nb = k / 256;
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
@@ -394,8 +394,9 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     hi = pair < 2 ? _mm512_slli_epi16(hi, 4 - 2 * pair) : _mm512_srli_epi16(hi, 2 * pair - 4);
     return _mm512_and_si512(hi, high2);
   };
-  for (int64_t b = 0; b < nb; ++b, t += kTileRows * 210) {
-    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
+  for (int64_t b = 0; b < nb; ++b, t += L::kBytes) {
+    const __m512 d =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + L::kD)));
     // Groups in pairs: groups 2g and 2g + 1 share their low nibbles' bytes (low and high
     // nibble) and their high bits' bytes, each loaded once for both.
     for (int grp = 0; grp < 8; grp += 2) {
@@ -403,9 +404,9 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
       // time the prefetches held up the arithmetic (see Q5Values). Decode, two sequences
       // taking turns, 30-40 rounds: R1-Distill-1.5B Q4_K_M 1.045, 1.034; Coder-1.3B Q4_K_M
       // 0.984, 1.037, 1.015.
-      prefetch_ahead<kHint, kKQuantLinesAhead>(t + 420 * grp, 420);
-      const uint8_t* ql = t + kLow + 512 * (grp / 2);
-      const uint8_t* qh = t + kHigh + 512 * (grp / 4);
+      prefetch_ahead<kHint, kKQuantLinesAhead>(t + L::kBytes / 8 * grp, L::kBytes / 8);
+      const uint8_t* ql = t + L::kQl + 512 * (grp / 2);
+      const uint8_t* qh = t + L::kQh + 512 * (grp / 4);
       const int pair = grp % 4;
       __m512i w0[8], w1[8];
       for (int c = 0; c < 8; ++c) {
@@ -417,9 +418,10 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
             _mm512_ternarylogic_epi32(high_of(hi, pair + 1), _mm512_srli_epi16(lo, 4), low4, 0xF8);
       }
       for (int g = 0; g < 2; ++g) {
-        if (g == 1) prefetch_ahead<kHint, kKQuantLinesAhead>(t + 420 * (grp + 1), 420);
-        const __m512i sc0 = scales16(t + kScales + 32 * (grp + g));
-        const __m512i sc1 = scales16(t + kScales + 32 * (grp + g) + 16);
+        if (g == 1)
+          prefetch_ahead<kHint, kKQuantLinesAhead>(t + L::kBytes / 8 * (grp + 1), L::kBytes / 8);
+        const __m512i sc0 = scales16(t + L::kSc + 32 * (grp + g));
+        const __m512i sc1 = scales16(t + L::kSc + 32 * (grp + g) + 16);
         const int64_t ab = 8 * b + grp + g;  // activation block
         for (int j = 0; j < N; ++j)
           acc[j] = block_two_scales<32>(g ? w1 : w0, a[j], ab, sc0, sc1, d, acc[j]);
@@ -437,24 +439,25 @@ struct TileQ3K {
 };
 template <int N, LineHint kHint>
 void TileQ3K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-  constexpr int kScales = 32, kLow = 288, kHigh = 1312, kBlock = kTileRows * 114;
+  using L = Q3KTile;  // offsets in the tile block
   const int64_t nb = k / 256;
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
   const __m512i four = _mm512_set1_epi8(4);
-  for (int64_t b = 0; b < nb; ++b, t += kBlock) {
-    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
+  for (int64_t b = 0; b < nb; ++b, t += L::kBytes) {
+    const __m512 d =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + L::kD)));
     for (int grp = 0; grp < 8; ++grp) {
-      prefetch_ahead<kHint, kKQuantLinesAhead>(t + kBlock / 8 * grp, kBlock / 8);
+      prefetch_ahead<kHint, kKQuantLinesAhead>(t + L::kBytes / 8 * grp, L::kBytes / 8);
       __m512i w[8];
-      unpack_pairs(t + kLow, grp, w);
+      unpack_pairs(t + L::kQ2, grp, w);
       for (int c = 0; c < 8; ++c) {
         uint64_t bits;
-        std::memcpy(&bits, t + kHigh + 64 * grp + 8 * c, 8);
+        std::memcpy(&bits, t + L::kQh + 64 * grp + 8 * c, 8);
         w[c] = _mm512_mask_add_epi8(w[c], _cvtu64_mask64(bits), w[c], four);
       }
-      const __m512i sc0 = scales16(t + kScales + 32 * grp);
-      const __m512i sc1 = scales16(t + kScales + 32 * grp + 16);
+      const __m512i sc0 = scales16(t + L::kSc + 32 * grp);
+      const __m512i sc1 = scales16(t + L::kSc + 32 * grp + 16);
       const int64_t ab = 8 * b + grp;  // activation block
       for (int j = 0; j < N; ++j) acc[j] = block_two_scales<4>(w, a[j], ab, sc0, sc1, d, acc[j]);
     }
@@ -472,23 +475,24 @@ struct TileQ2K {
 };
 template <int N, LineHint kHint>
 void TileQ2K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
-  constexpr int kScales = 64, kLow = 320, kBlock = kTileRows * 84;
+  using L = Q2KTile;  // offsets in the tile block
   const int64_t nb = k / 256;
   __m512 acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi32(0xF);
-  for (int64_t b = 0; b < nb; ++b, t += kBlock) {
-    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
+  for (int64_t b = 0; b < nb; ++b, t += L::kBytes) {
+    const __m512 d =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + L::kD)));
     const __m512 dmin =
-        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)));
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + L::kDmin)));
     for (int grp = 0; grp < 8; ++grp) {
-      prefetch_ahead<kHint, kKQuantLinesAhead>(t + kBlock / 8 * grp, kBlock / 8);
+      prefetch_ahead<kHint, kKQuantLinesAhead>(t + L::kBytes / 8 * grp, L::kBytes / 8);
       __m512i w[8];
-      unpack_pairs(t + kLow, grp, w);
+      unpack_pairs(t + L::kQs, grp, w);
       const __m512i sm0 = _mm512_cvtepu8_epi32(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(t + kScales + 32 * grp)));
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(t + L::kSc + 32 * grp)));
       const __m512i sm1 = _mm512_cvtepu8_epi32(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(t + kScales + 32 * grp + 16)));
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(t + L::kSc + 32 * grp + 16)));
       const __m512i sc0 = _mm512_and_si512(sm0, low4), sc1 = _mm512_and_si512(sm1, low4);
       const __m512i m0 = _mm512_srli_epi32(sm0, 4), m1 = _mm512_srli_epi32(sm1, 4);
       const int64_t ab = 8 * b + grp;  // activation block
