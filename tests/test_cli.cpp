@@ -190,29 +190,35 @@ TEST(Cli, PrefetchTargetIsReportedAndChangesNoResult) {
             nlohmann::json::parse(plain.out)["line_prefetch"]);
 }
 
-// HONDO_Q4_LINES=1 or 0 gives the Q4_0/Q4_1 tiles their line prefetches or the page hint alone
-// (kernels/qdot.h; the CPU's default otherwise): bench reports the choice, the generated text of
-// a Q4_0 model does not depend on it, and a value it does not know is reported on stderr.
-TEST(Cli, Q4LinePrefetchIsReportedAndChangesNoResult) {
+// HONDO_PAGE_HINT=1 or 0 gives the Q4_0/Q4_1 tiles and the F16/BF16 rows the page hint alone or
+// their line prefetches (kernels/qdot.h; the CPU's default otherwise): bench reports the choice,
+// the generated text of a Q4_0 model and of the bundled F16 model does not depend on it, and a
+// value it does not know is reported on stderr.
+TEST(Cli, PageHintAloneIsReportedAndChangesNoResult) {
   const std::string q4 = test::bin("test-models/cli-q4_0-" + std::to_string(getpid()) + ".gguf");
   const CliResult quantized = run("quantize " + std::string(HONDO_SOURCE_DIR) +
                                   "/models/hondo-coder-tiny.gguf " + q4 + " Q4_0");
   ASSERT_EQ(quantized.status, 0) << quantized.err;
-  std::string text[2];
+  std::string text[4];
   for (int i = 0; i < 2; ++i) {
-    const std::string env = std::string("HONDO_Q4_LINES=") + (i ? "1" : "0");
+    const std::string env = std::string("HONDO_PAGE_HINT=") + (i ? "1" : "0");
     const CliResult b = run("bench -m " + q4 + " -p 0 -n 4 -r 1 --json", "", env);
     ASSERT_EQ(b.status, 0) << b.err;
-    EXPECT_EQ(nlohmann::json::parse(b.out)["q4_line_prefetch"].get<bool>(), i == 1);
+    EXPECT_EQ(nlohmann::json::parse(b.out)["page_hint_alone"].get<bool>(), i == 1);
     const CliResult r = run("run -m " + q4 + " -p 'def fibonacci(' -n 16 --temp 0", "", env);
     ASSERT_EQ(r.status, 0) << r.err;
     text[i] = r.out;
+    const CliResult f16 = run("run -p 'def fibonacci(' -n 16 --temp 0", "", env);
+    ASSERT_EQ(f16.status, 0) << f16.err;
+    text[2 + i] = f16.out;
   }
   EXPECT_EQ(text[0], text[1]);
   EXPECT_FALSE(text[0].empty());
-  const CliResult bad = run("bench -m " + q4 + " -p 0 -n 4 -r 1 --json", "", "HONDO_Q4_LINES=2");
+  EXPECT_EQ(text[2], text[3]);
+  EXPECT_FALSE(text[2].empty());
+  const CliResult bad = run("bench -m " + q4 + " -p 0 -n 4 -r 1 --json", "", "HONDO_PAGE_HINT=2");
   ASSERT_EQ(bad.status, 0) << bad.err;
-  EXPECT_NE(bad.err.find("HONDO_Q4_LINES=2 is not 1 or 0"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("HONDO_PAGE_HINT=2 is not 0 or 1"), std::string::npos) << bad.err;
   std::remove(q4.c_str());
 }
 

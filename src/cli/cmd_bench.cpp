@@ -17,7 +17,7 @@ void print_text(const BenchResult& r) {
               double(r.file_bytes) / double(1ull << 30));
   std::printf("threads    %d   kernels %s (prefetch to %s%s)   repetitions %d\n", r.threads,
               r.isa.c_str(), r.line_prefetch.c_str(),
-              r.q4_line_prefetch ? "" : "; Q4 tiles: page hint alone", r.reps);
+              r.page_hint_alone ? "; Q4 tiles and F16/BF16 rows: page hint alone" : "", r.reps);
   // Tests after a context of `depth` tokens are named as llama-bench names them: pp512 @ d4096.
   const std::string at = r.depth > 0 ? " @ d" + std::to_string(r.depth) : "";
   if (r.n_prompt > 0)
@@ -58,7 +58,7 @@ nlohmann::json to_json(const BenchResult& r) {
                       {"kernels", r.isa},
                       {"kv_type", r.kv_type},
                       {"line_prefetch", r.line_prefetch},
-                      {"q4_line_prefetch", r.q4_line_prefetch},
+                      {"page_hint_alone", r.page_hint_alone},
                       {"threads", r.threads},
                       {"repetitions", r.reps},
                       {"n_prompt", r.n_prompt},

@@ -58,7 +58,7 @@ extern const bool line_prefetch_to_l2;
 // the prefetch: 1 GiB of V2-Lite-shaped Q4_0 expert products (14 jobs of 1408 x 2048, two
 // threads) read at 82-90 % of the probe that way and at 96-107 % with the hint fixed (the two
 // builds in turn, 3 rounds each, three times); one thread from L2 67.0-67.4 -> 68.8-71.7 GB/s.
-// kNone: no line prefetches at all, the page hint alone (see q4_tiles_page_hint_alone).
+// kNone: no line prefetches at all, the page hint alone (see page_hint_alone).
 enum class LineHint { kL1, kL2, kNone };
 // Asks for the lines of [p, p + n) into the cache kHint names. Always inlined: GCC treats a
 // prefetch as free of side effects and would delete a call of a function that only
@@ -70,11 +70,12 @@ __attribute__((always_inline)) inline void prefetch_lines(const void* p, int64_t
   for (int64_t i = 0; i < n; i += 64)
     __builtin_prefetch(b + i, 0, kHint == LineHint::kL2 ? 2 : 3);  // prefetcht1 : prefetcht0
 }
-// Whether the Q4_0 and Q4_1 tiles of the AVX-512 set take the page hint alone (LineHint::kNone)
-// instead of the CPU's line prefetches: true on AMD Zen 4 (family 19h with AVX-512), where
-// their line prefetches cost decode 8-10 % of the roofline (qdot_avx512.cpp, Q4Values). Fixed
-// before main runs (qdot_dispatch.cpp); HONDO_Q4_LINES=1 or 0 overrides.
-extern const bool q4_tiles_page_hint_alone;
+// Whether the AVX-512 Q4_0/Q4_1 tiles and the F16/BF16 rows take the page hint alone
+// (LineHint::kNone) instead of the CPU's line prefetches, as the Q8_0 tiles do on every CPU:
+// true on AMD Zen 4 (family 19h with AVX-512), where their line prefetches cost decode 8-10 %
+// (Q4_0) and 2-8 % (F16) of the roofline (qdot_avx512.cpp, Q4Values; vec_dot.cpp). Fixed
+// before main runs (qdot_dispatch.cpp); HONDO_PAGE_HINT=1 or 0 overrides.
+extern const bool page_hint_alone;
 // When the window [p, p + n) being read now starts a new 4 KiB page, that page once more,
 // kPageAhead bytes ahead (hint T2): each page is announced once, before the line prefetches
 // reach it.

@@ -138,7 +138,7 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 // Coder-1.3B Q4_0 decoded at 0.920, 0.906 and 0.955 of that.
 
 // On AMD Zen 4 the Q4 values take the page hint alone, as Q8 values do everywhere
-// (q4_tiles_page_hint_alone in qdot.h; the set enters them through tile_page). A Zen 4 guest,
+// (page_hint_alone in qdot.h; the set enters them through tile_page). A Zen 4 guest,
 // the kernels with and without their line prefetches swapped in one process around `run_bench`
 // (`-p 0 -n 64`, ABBA), % of the roofline, without / with: Coder-1.3B Q4_0 96.6 / 89.1 (16
 // rounds, faster in 14) and 91.3 / 84.9 (8), R1-Distill-1.5B Q4_0 93.1 / 84.3 (10 of 10),
@@ -524,8 +524,8 @@ const QDotKernels& qdot_avx512vnni_kernels() {
     auto set = [&](DType t, QTileFn f) { s.tile[uint32_t(t)] = f; };
     using Q4_0 = Tile32<Q4Values, 8, false>;
     using Q4_1 = Tile32<Q4Values, 0, true>;
-    set(DType::Q4_0, q4_tiles_page_hint_alone ? tile_page<Q4_0> : tile_any<Q4_0>);  // Q4Values
-    set(DType::Q4_1, q4_tiles_page_hint_alone ? tile_page<Q4_1> : tile_any<Q4_1>);
+    set(DType::Q4_0, page_hint_alone ? tile_page<Q4_0> : tile_any<Q4_0>);  // Q4Values
+    set(DType::Q4_1, page_hint_alone ? tile_page<Q4_1> : tile_any<Q4_1>);
     set(DType::Q5_0, tile_any<Tile32<Q5Values, 16, false>>);
     set(DType::Q5_1, tile_any<Tile32<Q5Values, 0, true>>);
     set(DType::Q8_0, tile_any<Tile32<Q8Values, 128, false>>);

@@ -2,6 +2,7 @@
 // instruction sets. Model code only ever calls qdot_best() (through matmul).
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "core/error.h"
@@ -42,14 +43,21 @@ std::vector<const QDotKernels*> qdot_available() {
 }
 
 namespace {
+// Environment variable `name` set to `on` (true) or `off` (false); unset or empty: nothing.
+// Anything else is said on stderr, and nothing: it is read before main, where no exception
+// can reach a caller.
+std::optional<bool> env_switch(const char* name, const char* on, const char* off) {
+  const char* want = std::getenv(name);
+  if (!want || !*want) return std::nullopt;
+  if (want == std::string(on)) return true;
+  if (want == std::string(off)) return false;
+  std::fprintf(stderr, "hondo: %s=%s is not %s or %s; using the CPU's default\n", name, want, off,
+               on);
+  return std::nullopt;
+}
+
 bool choose_line_prefetch_to_l2() {
-  if (const char* want = std::getenv("HONDO_PREFETCH"); want && *want) {
-    if (want == std::string("l1")) return false;
-    if (want == std::string("l2")) return true;
-    // Read before main: no exception can reach a caller here, so say it and go on.
-    std::fprintf(stderr, "hondo: HONDO_PREFETCH=%s is not l1 or l2; using the CPU's default\n",
-                 want);
-  }
+  if (const auto l2 = env_switch("HONDO_PREFETCH", "l2", "l1")) return *l2;
 #if HONDO_X86
   __builtin_cpu_init();
   return __builtin_cpu_is("intel");
@@ -59,12 +67,8 @@ bool choose_line_prefetch_to_l2() {
 }
 
 // AMD Zen 4: family 19h (Zen 3 and Zen 4) and AVX-512, which Zen 3 lacks.
-bool choose_q4_page_hint_alone() {
-  if (const char* want = std::getenv("HONDO_Q4_LINES"); want && *want) {
-    if (want == std::string("1")) return false;
-    if (want == std::string("0")) return true;
-    std::fprintf(stderr, "hondo: HONDO_Q4_LINES=%s is not 1 or 0; using the CPU's default\n", want);
-  }
+bool choose_page_hint_alone() {
+  if (const auto alone = env_switch("HONDO_PAGE_HINT", "1", "0")) return *alone;
 #if HONDO_X86
   __builtin_cpu_init();
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
@@ -92,7 +96,7 @@ const QDotKernels& choose() {
 }  // namespace
 
 extern const bool line_prefetch_to_l2 = choose_line_prefetch_to_l2();
-extern const bool q4_tiles_page_hint_alone = choose_q4_page_hint_alone();
+extern const bool page_hint_alone = choose_page_hint_alone();
 
 const QDotKernels& qdot_best() {
   static const QDotKernels& ks = choose();

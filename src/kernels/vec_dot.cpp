@@ -99,16 +99,22 @@ __attribute__((target("avx2,fma,f16c"))) void axpy_f16_avx2(float a, const uint1
 
 // A kernel for a fixed number of tokens (1 to 4), kernels[n - 1] for n: the run of rows times
 // that many tokens' activations. A row kernel has one such table for each weight type (F16,
-// BF16) and line prefetch hint (LineHint, qdot.h): HintedKernels[bf16][l2]. rows_by_tokens
+// BF16) and line prefetch hint (LineHint, qdot.h): HintedKernels[bf16][hint]. rows_by_tokens
 // takes the one of `type` and this machine's hint, and goes through any count of tokens 4 at a
-// time.
+// time. The hint is kNone where page_hint_alone says so (AMD Zen 4): Coder-1.3B F16 decode on
+// a Zen 4 guest, the two builds in turn (14 pairs of processes, `run_bench` -p 0 -n 32), read
+// 2-8 points of the roofline higher without the line prefetches in every pair that ran in one
+// state of the machine (e.g. 63.8 -> 66.1, 84.8 -> 90.2, 71.2 -> 76.8 %).
 using RowsTimesTokens = void (*)(const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
                                  float* y, int64_t y_stride);
 using TokenKernels = RowsTimesTokens[4];
-using HintedKernels = const TokenKernels* const[2][2];
+using HintedKernels = const TokenKernels* const[2][3];
 void rows_by_tokens(const HintedKernels& tables, DType type, const uint16_t* w, int64_t k,
                     int64_t n_rows, const float* x, int64_t n_tok, float* y, int64_t y_stride) {
-  const TokenKernels& kernels = *tables[type == DType::BF16][line_prefetch_to_l2];
+  const LineHint hint = page_hint_alone       ? LineHint::kNone
+                        : line_prefetch_to_l2 ? LineHint::kL2
+                                              : LineHint::kL1;
+  const TokenKernels& kernels = *tables[type == DType::BF16][int(hint)];
   for (int64_t t = 0; t < n_tok; t += 4)
     kernels[std::min<int64_t>(4, n_tok - t) - 1](w, k, n_rows, x + t * k, y + t * y_stride,
                                                  y_stride);
@@ -158,8 +164,10 @@ constexpr TokenKernels avx2_rows = {
 void rows_dot_avx2(DType type, const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
                    int64_t n_tok, float* y, int64_t y_stride) {
   static constexpr HintedKernels tables = {
-      {&avx2_rows<false, LineHint::kL1>, &avx2_rows<false, LineHint::kL2>},
-      {&avx2_rows<true, LineHint::kL1>, &avx2_rows<true, LineHint::kL2>}};
+      {&avx2_rows<false, LineHint::kL1>, &avx2_rows<false, LineHint::kL2>,
+       &avx2_rows<false, LineHint::kNone>},
+      {&avx2_rows<true, LineHint::kL1>, &avx2_rows<true, LineHint::kL2>,
+       &avx2_rows<true, LineHint::kNone>}};
   rows_by_tokens(tables, type, w, k, n_rows, x, n_tok, y, y_stride);
 }
 
@@ -231,8 +239,10 @@ constexpr TokenKernels avx512_rows = {
 void rows_dot_avx512(DType type, const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
                      int64_t n_tok, float* y, int64_t y_stride) {
   static constexpr HintedKernels tables = {
-      {&avx512_rows<false, LineHint::kL1>, &avx512_rows<false, LineHint::kL2>},
-      {&avx512_rows<true, LineHint::kL1>, &avx512_rows<true, LineHint::kL2>}};
+      {&avx512_rows<false, LineHint::kL1>, &avx512_rows<false, LineHint::kL2>,
+       &avx512_rows<false, LineHint::kNone>},
+      {&avx512_rows<true, LineHint::kL1>, &avx512_rows<true, LineHint::kL2>,
+       &avx512_rows<true, LineHint::kNone>}};
   rows_by_tokens(tables, type, w, k, n_rows, x, n_tok, y, y_stride);
 }
 

@@ -255,7 +255,7 @@ BenchResult run_bench(Engine& engine, const BenchParams& p) {
   r.kv_type = dtype_name(engine.kv_type());  // as --kv-type names it: "q8_0"
   for (char& ch : r.kv_type) ch = char(std::tolower(static_cast<unsigned char>(ch)));
   r.line_prefetch = line_prefetch_to_l2 ? "l2" : "l1";
-  r.q4_line_prefetch = !q4_tiles_page_hint_alone;
+  r.page_hint_alone = page_hint_alone;
   r.file_bytes = model.file().file_size();
   r.threads = engine.pool().size();
   r.n_prompt = p.n_prompt, r.n_gen = p.n_gen, r.depth = p.depth, r.reps = p.reps;
