@@ -104,7 +104,8 @@ __attribute__((target("avx2,fma,f16c"))) void axpy_f16_avx2(float a, const uint1
 // time. The hint is kNone where page_hint_alone says so (AMD Zen 4): Coder-1.3B F16 decode on
 // a Zen 4 guest, the two builds in turn (14 pairs of processes, `run_bench` -p 0 -n 32), read
 // 2-8 points of the roofline higher without the line prefetches in every pair that ran in one
-// state of the machine (e.g. 63.8 -> 66.1, 84.8 -> 90.2, 71.2 -> 76.8 %).
+// state of the machine (e.g. 63.8 -> 66.1, 84.8 -> 90.2, 71.2 -> 76.8 %). BF16 rows, read by the
+// same loops, follow without a measurement of their own (no BF16 file was at hand).
 using RowsTimesTokens = void (*)(const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
                                  float* y, int64_t y_stride);
 using TokenKernels = RowsTimesTokens[4];
