@@ -72,8 +72,8 @@ __attribute__((always_inline)) inline void prefetch_lines(const void* p, int64_t
 }
 // Whether the AVX-512 Q4_0/Q4_1 tiles and the F16/BF16 rows take the page hint alone
 // (LineHint::kNone) instead of the CPU's line prefetches, as the Q8_0 tiles do on every CPU:
-// true on AMD Zen 4 (family 19h with AVX-512), where their line prefetches cost decode 8-10 %
-// (Q4_0) and 2-8 % (F16) of the roofline (qdot_avx512.cpp, Q4Values; vec_dot.cpp). Fixed
+// true on AMD Zen 4 (family 19h with AVX-512), where their line prefetches cost decode 4-9
+// points (Q4_0) and 2-8 (F16) of the roofline (qdot_avx512.cpp, Q4Values; vec_dot.cpp). Fixed
 // before main runs (qdot_dispatch.cpp); HONDO_PAGE_HINT=1 or 0 overrides.
 extern const bool page_hint_alone;
 // When the window [p, p + n) being read now starts a new 4 KiB page, that page once more,

@@ -138,15 +138,17 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 // Coder-1.3B Q4_0 decoded at 0.920, 0.906 and 0.955 of that.
 
 // On AMD Zen 4 the Q4 values take the page hint alone, as Q8 values do everywhere
-// (page_hint_alone in qdot.h; the set enters them through tile_page). A Zen 4 guest,
-// the kernels with and without their line prefetches swapped in one process around `run_bench`
-// (`-p 0 -n 64`, ABBA), % of the roofline, without / with: Coder-1.3B Q4_0 96.6 / 89.1 (16
-// rounds, faster in 14) and 91.3 / 84.9 (8), R1-Distill-1.5B Q4_0 93.1 / 84.3 (10 of 10),
-// V2-Lite Q4_0 91.7 / 83.9 (6 of 6). 1 GiB of tiles from DRAM, two threads, % of the probe:
-// Q4_0 5504 x 2048 99.0 / 95.0, 2048 x 5504 118.0 / 100.4; Q4_1 5504 x 2048 101.5 / 100.2. The
-// same swap for the other formats kept their prefetches: Q4_K tied (R1 Q4_K_M 79.1 / 80.3),
-// Q5_0 tied (Coder Q4_K_M 86.3 / 86.4), Q6_K lost badly (R1 Q4_K_M 56.9 / 80.2). On Zen 5 the
-// Q4 tiles had read slower without them (prefetch_page in qdot_x86.inc).
+// (page_hint_alone in qdot.h; the set enters them through tile_page). A Zen 4 guest, both
+// ways built alike outside the library and swapped in one process around `run_bench` (`-p 0
+// -n 64`, ABBA), % of the roofline, without / with line prefetches: Coder-1.3B Q4_0 84.6 /
+// 78.2 (14 rounds, faster in 14; 80-85 / 71-78 at ~53 GB/s, 92-94 / 88-89 at ~35). Earlier
+// swaps of an outside build against the library's (which favour the outside build by up to
+// ~8 points: docs/PERFORMANCE.md) gave R1-Distill-1.5B Q4_0 93.1 / 84.3 (10 of 10) and V2-Lite
+// Q4_0 91.7 / 83.9 (6 of 6); `hondo bench` with HONDO_PAGE_HINT off and on in turn, Coder Q4_0,
+// 6 pairs: 85.6-112.0 against 74.4-86.5 %. The same swap for the other formats kept their
+// prefetches: Q4_K tied (R1 Q4_K_M 79.1 / 80.3), Q5_0 tied (Coder Q4_K_M 86.3 / 86.4), Q6_K
+// lost badly (R1 Q4_K_M 56.9 / 80.2). On Zen 5 the Q4 tiles had read slower without them
+// (prefetch_page in qdot_x86.inc).
 //
 // How far ahead the Q4 and Q5 values ask for their lines (the measurements above).
 constexpr int kBlock32LinesAhead = 8192;
