@@ -76,6 +76,13 @@ __attribute__((always_inline)) inline void prefetch_lines(const void* p, int64_t
 // points (Q4_0) and 2-8 (F16) of the roofline (qdot_avx512.cpp, Q4Values; vec_dot.cpp). Fixed
 // before main runs (qdot_dispatch.cpp); HONDO_PAGE_HINT=1 or 0 overrides.
 extern const bool page_hint_alone;
+// The CPU's line hint (line_prefetch_to_l2), and the hint of the streams page_hint_alone names.
+inline LineHint line_hint() {
+  return line_prefetch_to_l2 ? LineHint::kL2 : LineHint::kL1;
+}
+inline LineHint plain_stream_hint() {
+  return page_hint_alone ? LineHint::kNone : line_hint();
+}
 // When the window [p, p + n) being read now starts a new 4 KiB page, that page once more,
 // kPageAhead bytes ahead (hint T2): each page is announced once, before the line prefetches
 // reach it.

@@ -96,8 +96,8 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 }
 // The values of one block of a 32-value tile group (layouts in packed.h): kBytes of them from
 // their start, unpacked.
-// kLinePrefetch: whether the per-line prefetches pay for these tiles (see prefetch_page), and
-// kAhead: how far ahead they ask (only where they do).
+// kAhead: how far ahead their line prefetches ask, where they take any (the set enters the
+// tiles that take the page hint alone through tile_page; see prefetch_page).
 // kHigh: how tile_block finds the values in the registers.
 //
 // Q5 values, with the most unpacking per byte of these formats, ask 8 KiB ahead: Coder-1.3B
@@ -153,14 +153,14 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 // How far ahead the Q4 and Q5 values ask for their lines (the measurements above).
 constexpr int kBlock32LinesAhead = 8192;
 struct Q4Values {  // Q4_0, Q4_1: 0..15
-  static constexpr bool kLinePrefetch = true, kStepwise = false;
+  static constexpr bool kStepwise = false;
   static constexpr int kAhead = kBlock32LinesAhead;
   static constexpr int kBytes = 256;
   static constexpr Nibbles kHigh = Nibbles::kUpper;
   static void unpack(const uint8_t* v, __m512i* w) { unpack_nibbles_in_place(v, w); }
 };
 struct Q5Values {  // Q5_0, Q5_1: 0..31
-  static constexpr bool kLinePrefetch = true, kStepwise = true;
+  static constexpr bool kStepwise = true;
   static constexpr int kAhead = kBlock32LinesAhead;
   static constexpr int kBytes = 320;
   static constexpr Nibbles kHigh = Nibbles::kPlain;
@@ -169,8 +169,10 @@ struct Q5Values {  // Q5_0, Q5_1: 0..31
     add_high_bits(v + 256, w);
   }
 };
-struct Q8Values {  // Q8_0: values + 128, stored as such
-  static constexpr bool kLinePrefetch = false, kStepwise = false;
+struct Q8Values {  // Q8_0: values + 128, stored as such; no line prefetches (the set enters
+                   // them through tile_page: the page hint alone, see prefetch_page)
+  static constexpr bool kStepwise = false;
+  static constexpr int kAhead = 0;
   static constexpr int kBytes = 512;
   static constexpr Nibbles kHigh = Nibbles::kPlain;
   static void unpack(const uint8_t* v, __m512i* w) {
@@ -205,10 +207,7 @@ void Tile32<Values, kOffset, kMin>::run(const uint8_t* t, const QActRow* a, int6
   for (int64_t b = 0; b < k / 32; t += kGroup) {
     for (int i = 0; i < kBlocks; ++i, ++b) {
       if (i < kSteps) {
-        if constexpr (Values::kLinePrefetch)
-          prefetch_ahead<kHint, Values::kAhead>(t + kStep * i, kStep);
-        else
-          prefetch_page(t + kStep * i, kStep);
+        prefetch_ahead<kHint, Values::kAhead>(t + kStep * i, kStep);
       }
       const __m512 dw = halves16(t + 32 * i);
       const __m512 offset = kMin ? _mm512_sub_ps(_mm512_setzero_ps(), halves16(t + 32)) : dw;
@@ -530,7 +529,7 @@ const QDotKernels& qdot_avx512vnni_kernels() {
     set(DType::Q4_1, page_hint_alone ? tile_page<Q4_1> : tile_any<Q4_1>);
     set(DType::Q5_0, tile_any<Tile32<Q5Values, 16, false>>);
     set(DType::Q5_1, tile_any<Tile32<Q5Values, 0, true>>);
-    set(DType::Q8_0, tile_any<Tile32<Q8Values, 128, false>>);
+    set(DType::Q8_0, tile_page<Tile32<Q8Values, 128, false>>);  // see prefetch_page
     set(DType::Q2_K, tile_any<TileQ2K>);
     set(DType::Q3_K, tile_any<TileQ3K>);
     set(DType::Q4_K, tile_any<TileK<false>>);

@@ -112,10 +112,7 @@ using TokenKernels = RowsTimesTokens[4];
 using HintedKernels = const TokenKernels* const[2][3];
 void rows_by_tokens(const HintedKernels& tables, DType type, const uint16_t* w, int64_t k,
                     int64_t n_rows, const float* x, int64_t n_tok, float* y, int64_t y_stride) {
-  const LineHint hint = page_hint_alone       ? LineHint::kNone
-                        : line_prefetch_to_l2 ? LineHint::kL2
-                                              : LineHint::kL1;
-  const TokenKernels& kernels = *tables[type == DType::BF16][int(hint)];
+  const TokenKernels& kernels = *tables[type == DType::BF16][int(plain_stream_hint())];
   for (int64_t t = 0; t < n_tok; t += 4)
     kernels[std::min<int64_t>(4, n_tok - t) - 1](w, k, n_rows, x + t * k, y + t * y_stride,
                                                  y_stride);

@@ -216,11 +216,10 @@ double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& 
       s += read_piece(pieces[size_t(i)].data, pieces[size_t(i)].bytes, hint);
     sink.fetch_add(s, std::memory_order_relaxed);
   };
-  const LineHint lines = line_prefetch_to_l2 ? LineHint::kL2 : LineHint::kL1;
   double best = 0;
   for (int pass = 0; pass < passes; ++pass) {
     read_piece = pass % 2 ? read_piece_wide : read_piece_baseline;
-    hint = pass / 2 % 2 ? LineHint::kNone : lines;
+    hint = pass / 2 % 2 ? LineHint::kNone : line_hint();
     const auto t0 = std::chrono::steady_clock::now();
     pool.parallel_for_balanced(int64_t(pieces.size()), 1, read);
     best = std::max(best, double(total) / seconds_since(t0) / 1e9);
