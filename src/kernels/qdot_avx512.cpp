@@ -97,7 +97,8 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 // The values of one block of a 32-value tile group (layouts in packed.h): kBytes of them from
 // their start, unpacked.
 // kAhead: how far ahead their line prefetches ask, where they take any (the set enters the
-// tiles that take the page hint alone through tile_page; see prefetch_page).
+// tiles that take the page hint alone through tile_fixed<..., LineHint::kNone>; see
+// prefetch_page).
 // kHigh: how tile_block finds the values in the registers.
 //
 // Q5 values, with the most unpacking per byte of these formats, ask 8 KiB ahead: Coder-1.3B
@@ -138,7 +139,7 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 // Coder-1.3B Q4_0 decoded at 0.920, 0.906 and 0.955 of that.
 
 // On AMD Zen 4 the Q4 values take the page hint alone, as Q8 values do everywhere
-// (page_hint_alone in qdot.h; the set enters them through tile_page). A Zen 4 guest, both
+// (page_hint_alone in qdot.h; the set enters them through tile_fixed). A Zen 4 guest, both
 // ways built alike outside the library and swapped in one process around `run_bench` (`-p 0
 // -n 64`, ABBA), % of the roofline, without / with line prefetches: Coder-1.3B Q4_0 84.6 /
 // 78.2 (14 rounds, faster in 14; 80-85 / 71-78 at ~53 GB/s, 92-94 / 88-89 at ~35). Earlier
@@ -170,7 +171,7 @@ struct Q5Values {  // Q5_0, Q5_1: 0..31
   }
 };
 struct Q8Values {  // Q8_0: values + 128, stored as such; no line prefetches (the set enters
-                   // them through tile_page: the page hint alone, see prefetch_page)
+                   // them through tile_fixed: the page hint alone, see prefetch_page)
   static constexpr bool kStepwise = false;
   static constexpr int kAhead = 0;
   static constexpr int kBytes = 512;
@@ -358,8 +359,9 @@ inline __m512 block_two_scales(const __m512i* w, const QActRow& a, int64_t ab, _
 }
 
 // The Q6_K tiles ask for their lines into L2 alone (prefetcht1) on every CPU, not only where
-// line_prefetch_to_l2 says so (Intel): the set enters them through tile_l2. On a Zen 4 guest, 1 GiB
-// of tiles on two threads, L1 and L2 alternated in one process, % of the probe: 4096 x 4096 104.5
+// line_prefetch_to_l2 says so (Intel): the set enters them through tile_fixed. On a Zen 4 guest, 1
+// GiB of tiles on two threads, L1 and L2 alternated in one process, % of the probe: 4096 x 4096
+// 104.5
 // -> 105.6, 1536 x 8960 90.4 -> 94.6, 151936 x 1536 (R1's output) 89.0 -> 92.2 (L2 faster in 8 of
 // 12, 10 of 12, 5 of 8 rounds). With a GFNI build of this kernel (below, not kept) the gap was
 // wider: 78.3 -> 84.3, 77.0 -> 82.8, 2048 x 5632 84.6 -> 94.4; R1-Distill-1.5B Q4_K_M decode (Q6_K
@@ -525,16 +527,17 @@ const QDotKernels& qdot_avx512vnni_kernels() {
     auto set = [&](DType t, QTileFn f) { s.tile[uint32_t(t)] = f; };
     using Q4_0 = Tile32<Q4Values, 8, false>;
     using Q4_1 = Tile32<Q4Values, 0, true>;
-    set(DType::Q4_0, page_hint_alone ? tile_page<Q4_0> : tile_any<Q4_0>);  // Q4Values
-    set(DType::Q4_1, page_hint_alone ? tile_page<Q4_1> : tile_any<Q4_1>);
+    constexpr LineHint kPage = LineHint::kNone;  // the page hint alone
+    set(DType::Q4_0, page_hint_alone ? tile_fixed<Q4_0, kPage> : tile_any<Q4_0>);  // Q4Values
+    set(DType::Q4_1, page_hint_alone ? tile_fixed<Q4_1, kPage> : tile_any<Q4_1>);
     set(DType::Q5_0, tile_any<Tile32<Q5Values, 16, false>>);
     set(DType::Q5_1, tile_any<Tile32<Q5Values, 0, true>>);
-    set(DType::Q8_0, tile_page<Tile32<Q8Values, 128, false>>);  // see prefetch_page
+    set(DType::Q8_0, tile_fixed<Tile32<Q8Values, 128, false>, kPage>);  // see prefetch_page
     set(DType::Q2_K, tile_any<TileQ2K>);
     set(DType::Q3_K, tile_any<TileQ3K>);
     set(DType::Q4_K, tile_any<TileK<false>>);
     set(DType::Q5_K, tile_any<TileK<true>>);
-    set(DType::Q6_K, tile_l2<TileQ6K>);  // see TileQ6K
+    set(DType::Q6_K, tile_fixed<TileQ6K, LineHint::kL2>);  // see TileQ6K
     return s;
   }();
   return ks;
