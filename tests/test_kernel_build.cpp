@@ -127,8 +127,11 @@ TEST(KernelBuild, LinePrefetchHintIsFixedPerKernel) {
         l2 += f.t1 > 0;
       } else if (fn.find("(hondo::LineHint)2>") != std::string::npos) {
         // LineHint::kNone: the page hint alone (prefetcht2), no line prefetches.
+        // (tile_fixed, the entry that picks a kernel's N, carries the hint but reads nothing.)
         EXPECT_EQ(f.t0 + f.t1, 0) << obj << ": " << fn << " (no line hint) prefetches lines";
-        EXPECT_GT(f.all, 0) << obj << ": " << fn << " (no line hint) lost its page hint";
+        if (fn.find("tile_fixed<") == std::string::npos) {
+          EXPECT_GT(f.all, 0) << obj << ": " << fn << " (no line hint) lost its page hint";
+        }
       }
     }
     EXPECT_GT(l1, 0) << obj << " has no kernel prefetching lines into L1";
