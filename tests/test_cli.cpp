@@ -190,8 +190,8 @@ TEST(Cli, PrefetchTargetIsReportedAndChangesNoResult) {
             nlohmann::json::parse(plain.out)["line_prefetch"]);
 }
 
-// HONDO_PAGE_HINT=1 or 0 gives the Q4_0/Q4_1 tiles and the F16/BF16 rows the page hint alone or
-// their line prefetches (kernels/qdot.h; the CPU's default otherwise): bench reports the choice,
+// HONDO_PAGE_HINT=1 or 0 gives the Q4_0/Q4_1/Q4_K tiles and the F16/BF16 rows the page hint alone
+// or their line prefetches (kernels/qdot.h; the CPU's default otherwise): bench reports the choice,
 // the generated text of a Q4_0 model and of the bundled F16 model does not depend on it, and a
 // value it does not know is reported on stderr.
 TEST(Cli, PageHintAloneIsReportedAndChangesNoResult) {

@@ -145,9 +145,9 @@ void put_q6_k(const uint8_t* blk, int r, uint8_t* tb) {
   for (int i = 0; i < 256; ++i) {
     const int g = (i % 32) / 4, j = i % 4;
     const int p = i / 64, nib = (i % 64) / 32;  // low nibbles: 64 values per p
-    tb[Q6KTile::kQl + 512 * p + 64 * g + 4 * r + j] |= uint8_t((v[i] & 0xF) << (4 * nib));
+    tb[Q6KTile::ql(p) + 64 * g + 4 * r + j] |= uint8_t((v[i] & 0xF) << (4 * nib));
     const int h = i / 128, pair = (i % 128) / 32;  // high pairs: 128 values per h
-    tb[Q6KTile::kQh + 512 * h + 64 * g + 4 * r + j] |= uint8_t((v[i] >> 4) << (2 * pair));
+    tb[Q6KTile::qh(h) + 64 * g + 4 * r + j] |= uint8_t((v[i] >> 4) << (2 * pair));
   }
 }
 void get_q6_k(const uint8_t* tb, int r, uint8_t* blk) {
@@ -157,8 +157,8 @@ void get_q6_k(const uint8_t* tb, int r, uint8_t* blk) {
   for (int i = 0; i < 256; ++i) {
     const int g = (i % 32) / 4, j = i % 4;
     const int p = i / 64, nib = (i % 64) / 32, h = i / 128, pair = (i % 128) / 32;
-    const int lo = (tb[Q6KTile::kQl + 512 * p + 64 * g + 4 * r + j] >> (4 * nib)) & 0xF;
-    const int hi = (tb[Q6KTile::kQh + 512 * h + 64 * g + 4 * r + j] >> (2 * pair)) & 3;
+    const int lo = (tb[Q6KTile::ql(p) + 64 * g + 4 * r + j] >> (4 * nib)) & 0xF;
+    const int hi = (tb[Q6KTile::qh(h) + 64 * g + 4 * r + j] >> (2 * pair)) & 3;
     v[i] = uint8_t(lo | (hi << 4));
   }
   kquant::q6_store(v, blk, blk + 128);

@@ -55,9 +55,12 @@
 // Q6_K tile super-block, 3360 bytes (16 x 210), v the 6-bit values 0..63 in row order:
 //   f16 d[16]
 //   i8  sc[16][16]           scale of group g (16 values) of row r
-//   u8  ql[4][8][16][4]      ql[p][g][r][j]: low nibble = low 4 bits of v[64p + 4g + j],
+//   then six blocks of 512 bytes, four of low bits and two of high bits:
+//   u8  ql[p][8][16][4]      ql[p][g][r][j]: low nibble = low 4 bits of v[64p + 4g + j],
 //                            high nibble = low 4 bits of v[64p + 32 + 4g + j]
-//   u8  qh[2][8][16][4]      qh[h][g][r][j]: bits 2i, 2i+1 = high 2 bits of v[128h + 32i + 4g + j]
+//   u8  qh[h][8][16][4]      qh[h][g][r][j]: bits 2i, 2i+1 = high 2 bits of v[128h + 32i + 4g + j]
+//   in the order the kernels first read them: ql[0], qh[0], ql[1], ql[2], qh[1], ql[3]
+//   (Q6KTile::ql, qh), so that a tile is read from its start to its end;
 //   weight = d * sc * (v - 32)
 #pragma once
 #include <cstddef>
@@ -83,7 +86,11 @@ struct Q3KTile {
   static constexpr int kD = 0, kSc = 32, kQ2 = 288, kQh = 1312, kBytes = kTileRows * 114;
 };
 struct Q6KTile {
-  static constexpr int kD = 0, kSc = 32, kQl = 288, kQh = 2336, kBytes = kTileRows * 210;
+  static constexpr int kD = 0, kSc = 32, kBytes = kTileRows * 210;
+  // The value blocks, 512 bytes each after the 288 bytes of d and sc, in the order of first
+  // use (groups 0-1 read ql[0] and qh[0], 2-3 ql[1], 4-5 ql[2] and qh[1], 6-7 ql[3]).
+  static constexpr int ql(int p) { return 288 + 512 * (p + (p >= 1) + (p >= 3)); }
+  static constexpr int qh(int h) { return 288 + 512 * (1 + 3 * h); }
 };
 
 bool has_tile_layout(DType t);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K .. Q6_K

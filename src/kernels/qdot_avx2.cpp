@@ -264,8 +264,8 @@ struct TileQ6K {
     for (int64_t b = 0; b < nb; ++b, t += L::kBytes) {
       for (int grp = 0; grp < 8; ++grp) {
         prefetch_ahead<kHint>(t + L::kBytes / 8 * grp, L::kBytes / 8);  // in 8 steps
-        const uint8_t* ql = t + L::kQl + 512 * (grp / 2);
-        const uint8_t* qh = t + L::kQh + 512 * (grp / 4);
+        const uint8_t* ql = t + L::ql(grp / 2);
+        const uint8_t* qh = t + L::qh(grp / 4);
         const int pair = grp % 4;  // bits 2 pair, 2 pair + 1 of qh, moved to bits 4, 5
         const int64_t ab = 8 * b + grp;
         for (int h = 0; h < 2; ++h) {

@@ -147,7 +147,8 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 // ~8 points: docs/PERFORMANCE.md) gave R1-Distill-1.5B Q4_0 93.1 / 84.3 (10 of 10) and V2-Lite
 // Q4_0 91.7 / 83.9 (6 of 6); `hondo bench` with HONDO_PAGE_HINT off and on in turn, Coder Q4_0,
 // 6 pairs: 85.6-112.0 against 74.4-86.5 %. The same swap for the other formats kept their
-// prefetches: Q4_K tied (R1 Q4_K_M 79.1 / 80.3), Q5_0 tied (Coder Q4_K_M 86.3 / 86.4), Q6_K
+// prefetches: Q4_K tied (R1 Q4_K_M 79.1 / 80.3; it took the page hint alone once its blocks were
+// read in address order, see TileK), Q5_0 tied (Coder Q4_K_M 86.3 / 86.4), Q6_K
 // lost badly (R1 Q4_K_M 56.9 / 80.2). On Zen 5 the Q4 tiles had read slower without them
 // (prefetch_page in qdot_x86.inc).
 //
@@ -255,6 +256,19 @@ constexpr int kKQuantLinesAhead = 6144;
 // -> 87.3 and 80.5 -> 81.5, R1-Distill-1.5B 86.3 -> 86.7; 2048 x 2048 88.8 -> 93.8 and 92.6
 // -> 94.8, 5504 x 2048 76.1 -> 84.1. Q5_K: the same with each sub-block's fifth bits added from the
 // lane masks after the nibbles.
+//
+// A block is read in address order: d and dmin first (they were loaded after the sub-blocks,
+// so every block's reads ended with a jump 2 KiB back), its header lines asked for before the
+// nibbles. So read, Q4_K tiles take the page hint alone on Zen 4 (page_hint_alone), as Q4_0
+// does: without their line prefetches they had tied. Zen 4 guest, Coder-1.3B Q4_K_M decode,
+// the Q4_K kernels swapped in one process (`run_bench` -p 0 -n 64, ABBA), % of the roofline,
+// before / in order with the page hint alone, in the rounds at 50+ GB/s: 66.2 / 72.9, 67.6 /
+// 70.7, 68.8 / 72.1, 65.9 / 74.2, and in a second run 68.6 / 78.8, 68.0 / 73.6, 68.6 / 72.7;
+// R1-Distill-1.5B Q4_K_M 68.3 / 71.8, 68.2 / 72.7, 68.5 / 70.9 (before without line prefetches:
+// 65.0, 68.2, 70.5). At ~35 GB/s, even (88.6 / 89.3 over six rounds). In order with the
+// L1 line prefetches: 66.8, 69.2, 70.0, 69.1 in the first run's fast rounds. The three header
+// prefetches alone of the two changes: Coder 74.8, 71.4, 71.2 in the second run. Q5_K (not
+// measured) shares the code; its fifth bits still lie after the nibbles.
 template <bool kQ5>
 struct TileK {
   template <int N, LineHint kHint>
@@ -277,6 +291,15 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
     // sub-blocks, and sum_j m[j] * d_a * sum(q_a).
     __m512 even[N], odd[N], mins[N];
     for (int j = 0; j < N; ++j) even[j] = odd[j] = mins[j] = _mm512_setzero_ps();
+    // The header first, in address order: d and dmin (line 0) loaded, lines 1-3 (scm, mh)
+    // asked for (into L1 where the line prefetches take the page hint alone), so that the
+    // block is read from its start to its end (see above).
+    const __m512 d =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + KTile::kD)));
+    const __m512 dmin =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + KTile::kDmin)));
+    constexpr LineHint kHeaderHint = kHint == LineHint::kNone ? LineHint::kL1 : kHint;
+    prefetch_lines<kHeaderHint>(t + KTile::kScm, KTile::kQs - KTile::kScm);
     for (int sub = 0; sub < 8; ++sub) {
       prefetch_ahead<kHint, kAhead>(t + kTileBlock / 8 * sub, kTileBlock / 8);
       // The rows' 6-bit scale and minimum (packed.h): sc = scm & 63, m = scm >> 6 | mh's
@@ -308,10 +331,6 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
         mins[j] = _mm512_fmadd_ps(m, _mm512_set1_ps(a[j].ds[ab]), mins[j]);
       }
     }
-    const __m512 d =
-        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + KTile::kD)));
-    const __m512 dmin =
-        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + KTile::kDmin)));
     const __m512 d16 = _mm512_mul_ps(d, _mm512_set1_ps(1.0f / 16));  // the odd sub-blocks'
     for (int j = 0; j < N; ++j) {
       acc[j] = _mm512_fmadd_ps(even[j], d, acc[j]);
@@ -381,6 +400,18 @@ inline __m512 block_two_scales(const __m512i* w, const QActRow& a, int64_t ab, _
 // nibbles and high bit pairs; per half of 16 values, with the rows' int8 scales sc and the
 // activation half sums s:  isum = sum_h sc_h * (sum(v * q_a) - 32 * s_h), exact in int32
 // (|isum| <= 2 * 128 * 16 * 32 * 127), then acc += d * d_a * isum.
+//
+// The tile's value blocks lie in the order this loop first reads them (packed.h), so the
+// demand reads run forward through the tile like the prefetches ahead of them. Until
+// 2026-12-07 the two high-bit blocks lay after the four low-nibble blocks, and every tile's
+// reads jumped 2 KiB forward and back twice. Zen 4 guest, 1 GiB of 4096 x 4096 tiles on two
+// threads, both layouts alternated with the probe in one process, % of the probe, old / new:
+// 74-77 / 78-89 in the five rounds of the fast state (44-52 GB/s read; new faster in 5), 90.3
+// / 92.3 over 40 rounds at 33-36 GB/s; without line prefetches (the page hint alone) 30-33 /
+// 49-58 in the fast state.
+// R1-Distill-1.5B Q4_K_M decode (Q6_K ~39 % of its bytes), two engines in one process, one
+// per layout, ABBA: 68.6 / 69.9 % of the roofline over the 13 rounds at 50+ GB/s (new faster
+// in 10), even at ~34 GB/s.
 struct TileQ6K {
   template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
@@ -408,8 +439,8 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
       // taking turns, 30-40 rounds: R1-Distill-1.5B Q4_K_M 1.045, 1.034; Coder-1.3B Q4_K_M
       // 0.984, 1.037, 1.015.
       prefetch_ahead<kHint, kKQuantLinesAhead>(t + L::kBytes / 8 * grp, L::kBytes / 8);
-      const uint8_t* ql = t + L::kQl + 512 * (grp / 2);
-      const uint8_t* qh = t + L::kQh + 512 * (grp / 4);
+      const uint8_t* ql = t + L::ql(grp / 2);
+      const uint8_t* qh = t + L::qh(grp / 4);
       const int pair = grp % 4;
       __m512i w0[8], w1[8];
       for (int c = 0; c < 8; ++c) {
@@ -535,7 +566,7 @@ const QDotKernels& qdot_avx512vnni_kernels() {
     set(DType::Q8_0, tile_fixed<Tile32<Q8Values, 128, false>, kPage>);  // see prefetch_page
     set(DType::Q2_K, tile_any<TileQ2K>);
     set(DType::Q3_K, tile_any<TileQ3K>);
-    set(DType::Q4_K, tile_any<TileK<false>>);
+    set(DType::Q4_K, page_hint_alone ? tile_fixed<TileK<false>, kPage> : tile_any<TileK<false>>);
     set(DType::Q5_K, tile_any<TileK<true>>);
     set(DType::Q6_K, tile_fixed<TileQ6K, LineHint::kL2>);  // see TileQ6K
     return s;
