@@ -262,13 +262,14 @@ constexpr int kKQuantLinesAhead = 6144;
 // nibbles. So read, Q4_K tiles take the page hint alone on Zen 4 (page_hint_alone), as Q4_0
 // does: without their line prefetches they had tied. Zen 4 guest, Coder-1.3B Q4_K_M decode,
 // the Q4_K kernels swapped in one process (`run_bench` -p 0 -n 64, ABBA), % of the roofline,
-// before / in order with the page hint alone, in the rounds at 50+ GB/s: 66.2 / 72.9, 67.6 /
-// 70.7, 68.8 / 72.1, 65.9 / 74.2, and in a second run 68.6 / 78.8, 68.0 / 73.6, 68.6 / 72.7;
-// R1-Distill-1.5B Q4_K_M 68.3 / 71.8, 68.2 / 72.7, 68.5 / 70.9 (before without line prefetches:
-// 65.0, 68.2, 70.5). At ~35 GB/s, even (88.6 / 89.3 over six rounds). In order with the
-// L1 line prefetches: 66.8, 69.2, 70.0, 69.1 in the first run's fast rounds. The three header
-// prefetches alone of the two changes: Coder 74.8, 71.4, 71.2 in the second run. Q5_K (not
-// measured) shares the code; its fifth bits still lie after the nibbles.
+// before / in order with the page hint alone, in the rounds with both at 50+ GB/s: 66.2 /
+// 72.9, 67.6 / 70.7, 67.0 / 70.0, 68.8 / 72.1, 65.1 / 74.5, 65.9 / 74.2, and in a second run
+// 68.6 / 78.8, 68.0 / 73.6, 68.6 / 72.7; R1-Distill-1.5B Q4_K_M 68.3 / 71.8, 68.2 / 72.7,
+// 68.5 / 70.9 (before without line prefetches: 65.0, 68.2, 70.5). At ~35 GB/s, even (88.6 /
+// 89.3 over six rounds). In order with the L1 line prefetches instead: 66.8, 69.2, 70.0, 69.1
+// in the first run; in order without the three header prefetches (d and dmin first alone):
+// 74.8, 71.4, 71.2 in the second. Q5_K (not measured) shares the code; its fifth bits still
+// lie after the nibbles.
 template <bool kQ5>
 struct TileK {
   template <int N, LineHint kHint>
