@@ -87,7 +87,8 @@ struct Blocks32 {
 
 // Q4_K: GGUF block = f16 d, f16 dmin, 12 bytes of packed scales/minimums, 128 bytes of nibbles.
 // Q5_K: the same with 32 bytes of fifth bits (bit j of qh[l]: value l of sub-block j) before
-// the nibbles; in the tile they follow the Q4_K part as one 64-bit lane mask per register.
+// the nibbles; in the tile they follow the nibbles they complete as one 64-bit lane mask per
+// register.
 // The 6-bit scales and minimums keep the file's 12 bytes a row (packed.h: scm and mh).
 template <bool kQ5>
 void put_k(const uint8_t* blk, int r, uint8_t* tb) {
@@ -102,12 +103,12 @@ void put_k(const uint8_t* blk, int r, uint8_t* tb) {
   const uint8_t* qs = blk + (kQ5 ? 48 : 16);
   for (int p = 0; p < 4; ++p)
     for (int g = 0; g < 8; ++g)
-      std::memcpy(tb + KTile::kQs + 512 * p + 64 * g + 4 * r, qs + 32 * p + 4 * g, 4);
+      std::memcpy(tb + KTile::qs(kQ5, p) + 64 * g + 4 * r, qs + 32 * p + 4 * g, 4);
   if (kQ5)  // qh[sub][c]: bit 4r + j = bit sub of the row's qh[4c + j]
     for (int sub = 0; sub < 8; ++sub)
       for (int c = 0; c < 8; ++c)
         for (int j = 0; j < 4; ++j)
-          tb[KTile::kQh + 64 * sub + 8 * c + (4 * r + j) / 8] |=
+          tb[KTile::qh(sub) + 8 * c + (4 * r + j) / 8] |=
               uint8_t(((blk[16 + 4 * c + j] >> sub) & 1) << ((4 * r + j) % 8));
 }
 template <bool kQ5>
@@ -124,15 +125,14 @@ void get_k(const uint8_t* tb, int r, uint8_t* blk) {
   uint8_t* qs = blk + (kQ5 ? 48 : 16);
   for (int p = 0; p < 4; ++p)
     for (int g = 0; g < 8; ++g)
-      std::memcpy(qs + 32 * p + 4 * g, tb + KTile::kQs + 512 * p + 64 * g + 4 * r, 4);
+      std::memcpy(qs + 32 * p + 4 * g, tb + KTile::qs(kQ5, p) + 64 * g + 4 * r, 4);
   if (kQ5) {
     std::memset(blk + 16, 0, 32);
     for (int sub = 0; sub < 8; ++sub)
       for (int c = 0; c < 8; ++c)
         for (int j = 0; j < 4; ++j)
           blk[16 + 4 * c + j] |= uint8_t(
-              ((tb[KTile::kQh + 64 * sub + 8 * c + (4 * r + j) / 8] >> ((4 * r + j) % 8)) & 1)
-              << sub);
+              ((tb[KTile::qh(sub) + 8 * c + (4 * r + j) / 8] >> ((4 * r + j) % 8)) & 1) << sub);
   }
 }
 
@@ -175,9 +175,9 @@ void put_q3_k(const uint8_t* blk, int r, uint8_t* tb) {
   for (int i = 0; i < 256; ++i) {
     const int blk32 = i / 32, c = (i % 32) / 4, j = i % 4;
     const int h = i / 128, pair = (i % 128) / 32;  // low 2 bits: 128 values per h
-    tb[Q3KTile::kQ2 + 512 * h + 64 * c + 4 * r + j] |= uint8_t((v[i] & 3) << (2 * pair));
+    tb[Q3KTile::q2(h) + 64 * c + 4 * r + j] |= uint8_t((v[i] & 3) << (2 * pair));
     const int bit = 4 * r + j;  // third bit: one 64-bit lane mask per (block, register)
-    tb[Q3KTile::kQh + 64 * blk32 + 8 * c + bit / 8] |= uint8_t(((v[i] >> 2) & 1) << (bit % 8));
+    tb[Q3KTile::qh(blk32) + 8 * c + bit / 8] |= uint8_t(((v[i] >> 2) & 1) << (bit % 8));
   }
 }
 void get_q3_k(const uint8_t* tb, int r, uint8_t* blk) {
@@ -189,8 +189,8 @@ void get_q3_k(const uint8_t* tb, int r, uint8_t* blk) {
   for (int i = 0; i < 256; ++i) {
     const int blk32 = i / 32, c = (i % 32) / 4, j = i % 4, h = i / 128, pair = (i % 128) / 32;
     const int bit = 4 * r + j;
-    v[i] = uint8_t(((tb[Q3KTile::kQ2 + 512 * h + 64 * c + 4 * r + j] >> (2 * pair)) & 3) |
-                   (((tb[Q3KTile::kQh + 64 * blk32 + 8 * c + bit / 8] >> (bit % 8)) & 1) << 2));
+    v[i] = uint8_t(((tb[Q3KTile::q2(h) + 64 * c + 4 * r + j] >> (2 * pair)) & 3) |
+                   (((tb[Q3KTile::qh(blk32) + 8 * c + bit / 8] >> (bit % 8)) & 1) << 2));
   }
   kquant::q3_store(v, blk, blk + 32);
 }
@@ -204,7 +204,7 @@ void put_q2_k(const uint8_t* blk, int r, uint8_t* tb) {
   for (int g = 0; g < 16; ++g) tb[Q2KTile::kSc + 16 * g + r] = blk[g];
   for (int h = 0; h < 2; ++h)
     for (int c = 0; c < 8; ++c)
-      std::memcpy(tb + Q2KTile::kQs + 512 * h + 64 * c + 4 * r, blk + 16 + 32 * h + 4 * c, 4);
+      std::memcpy(tb + Q2KTile::qs(h) + 64 * c + 4 * r, blk + 16 + 32 * h + 4 * c, 4);
 }
 void get_q2_k(const uint8_t* tb, int r, uint8_t* blk) {
   std::memcpy(blk + 80, tb + Q2KTile::kD + 2 * r, 2);
@@ -212,7 +212,7 @@ void get_q2_k(const uint8_t* tb, int r, uint8_t* blk) {
   for (int g = 0; g < 16; ++g) blk[g] = tb[Q2KTile::kSc + 16 * g + r];
   for (int h = 0; h < 2; ++h)
     for (int c = 0; c < 8; ++c)
-      std::memcpy(blk + 16 + 32 * h + 4 * c, tb + Q2KTile::kQs + 512 * h + 64 * c + 4 * r, 4);
+      std::memcpy(blk + 16 + 32 * h + 4 * c, tb + Q2KTile::qs(h) + 64 * c + 4 * r, 4);
 }
 
 const TileFormat* tile_format(DType t) {

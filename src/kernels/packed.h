@@ -28,10 +28,11 @@
 // Q3_K tile super-block, 1824 bytes (16 x 114), v the 3-bit values 0..7 in row order:
 //   f16 d[16]
 //   i8  sc[16][16]           signed scale of group g (16 values) of row r
-//   u8  q2[2][8][16][4]      bits 2i, 2i+1 of q2[h][c][r][j] = low 2 bits of v[128h + 32i + 4c + j]
-//   u64 qh[8][8]             bit 4r + j of qh[b][c] = bit 2 of v[32b + 4c + j] of row r
+//   then for each half h of the values (Q3KTile::q2, qh):
+//   u8  q2[h][8][16][4]      bits 2i, 2i+1 of q2[h][c][r][j] = low 2 bits of v[128h + 32i + 4c + j]
+//   u64 qh[4h..4h+3][8]      bit 4r + j of qh[b][c] = bit 2 of v[32b + 4c + j] of row r
 //   weight = d * sc * (v - 4)
-// Q4_K tile super-block (256 values per row), 2304 bytes (16 x 144, as in the file):
+// Q4_K tile super-block (256 values per row), 2304 bytes (16 x 144, as in the file; KTile):
 //   f16 d[16], dmin[16]
 //   u8  scm[8][16]           sub-block j of row r: bits 0-5 its scale sc, bits 6-7 the low two
 //                            bits of its minimum m
@@ -42,8 +43,9 @@
 //   weight = d * sc * nibble - dmin * m
 // (Until 2026-12-07 sc and m were a byte each, 16 x 148 bytes: decoding read 2.8 % more than the
 // file's bytes of every Q4_K matrix.)
-// Q5_K tile super-block, 2816 bytes (16 x 176): the Q4_K layout (the low 4 bits) followed by
-//   u64 qh[8][8]             bit 4r + j of qh[sub][c] = bit 4 of value 4c + j of sub-block sub
+// Q5_K tile super-block, 2816 bytes (16 x 176): the Q4_K layout (the low 4 bits), each qs[p]
+// followed by the fifth bits of its two sub-blocks (KTile::qs, qh):
+//   u64 qh[sub][8]           bit 4r + j of qh[sub][c] = bit 4 of value 4c + j of sub-block sub
 //                            of row r; weight = d * sc * value - dmin * m
 // Q2_K tile super-block, 1344 bytes (16 x 84), v the 2-bit values 0..3 in row order:
 //   f16 d[16], dmin[16]
@@ -60,7 +62,7 @@
 //                            high nibble = low 4 bits of v[64p + 32 + 4g + j]
 //   u8  qh[h][8][16][4]      qh[h][g][r][j]: bits 2i, 2i+1 = high 2 bits of v[128h + 32i + 4g + j]
 //   in the order the kernels first read them: ql[0], qh[0], ql[1], ql[2], qh[1], ql[3]
-//   (Q6KTile::ql, qh), so that a tile is read from its start to its end;
+//   (Q6KTile::ql, qh);
 //   weight = d * sc * (v - 32)
 #pragma once
 #include <cstddef>
@@ -73,17 +75,27 @@ namespace hondo {
 constexpr int kTileRows = 16;
 
 // Byte offsets in a Q4_K / Q5_K tile super-block (layout above), for the packing and the
-// kernels alike.
+// kernels alike. Every tile super-block lies in the order the kernels read it, so that its
+// reads run from its start to its end (the Q6_K measurements in qdot_avx512.cpp).
 struct KTile {
-  static constexpr int kD = 0, kDmin = 32, kScm = 64, kMh = 192, kQs = 256, kQh = 2304;
+  static constexpr int kD = 0, kDmin = 32, kScm = 64, kMh = 192, kQs = 256;
   static constexpr int bytes(bool q5) { return kTileRows * (q5 ? 176 : 144); }
+  // The nibbles of sub-blocks 2p and 2p + 1 (512 bytes), and Q5_K's fifth bits of sub-block
+  // sub (64 bytes), which follow the nibbles they complete.
+  static constexpr int qs(bool q5, int p) { return kQs + (q5 ? 640 : 512) * p; }
+  static constexpr int qh(int sub) { return kQs + 640 * (sub / 2) + 512 + 64 * (sub % 2); }
 };
 // The same for the Q2_K, Q3_K and Q6_K tile super-blocks.
 struct Q2KTile {
-  static constexpr int kD = 0, kDmin = 32, kSc = 64, kQs = 320, kBytes = kTileRows * 84;
+  static constexpr int kD = 0, kDmin = 32, kSc = 64, kBytes = kTileRows * 84;
+  static constexpr int qs(int h) { return 320 + 512 * h; }  // the 2-bit values of half h
 };
 struct Q3KTile {
-  static constexpr int kD = 0, kSc = 32, kQ2 = 288, kQh = 1312, kBytes = kTileRows * 114;
+  static constexpr int kD = 0, kSc = 32, kBytes = kTileRows * 114;
+  // The low 2 bits of half h (512 bytes), then the third bits of its groups grp = 4h .. 4h + 3
+  // (64 bytes each).
+  static constexpr int q2(int h) { return 288 + 768 * h; }
+  static constexpr int qh(int grp) { return 288 + 768 * (grp / 4) + 512 + 64 * (grp % 4); }
 };
 struct Q6KTile {
   static constexpr int kD = 0, kSc = 32, kBytes = kTileRows * 210;

@@ -114,11 +114,12 @@ inline void add_high_bits(const uint8_t* qh, int h, __m256i* w, int8_t value = 1
     w[c] = _mm256_or_si256(w[c], _mm256_and_si256(bytes_from_bits(bits), v));
   }
 }
-// The 2-bit values of group grp (0..7) of a Q2_K/Q3_K tile block, half h, whose 2-bit pairs
-// start at lo2 (4 groups share a byte: bits 2 (grp % 4), 2 (grp % 4) + 1).
+// The 2-bit values of group grp (0..7) of a Q2_K/Q3_K tile block, half h, from the 512 bytes
+// of 2-bit pairs of its four groups at lo2 (4 groups share a byte: bits 2 (grp % 4),
+// 2 (grp % 4) + 1).
 inline void unpack_pairs(const uint8_t* lo2, int grp, int h, __m256i* w) {
   const __m256i three = _mm256_set1_epi8(3);
-  const uint8_t* p = lo2 + 512 * (grp / 4) + 32 * h;
+  const uint8_t* p = lo2 + 32 * h;
   for (int c = 0; c < 8; ++c) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * c));
     w[c] = _mm256_and_si256(_mm256_srli_epi16(v, 2 * (grp % 4)), three);
@@ -219,7 +220,7 @@ struct TileK {
     for (int64_t b = 0; b < nb; ++b, t += kTileBlock) {
       for (int sub = 0; sub < 8; ++sub) {
         prefetch_ahead<kHint>(t + kTileBlock / 8 * sub, kTileBlock / 8);
-        const uint8_t* qs = t + KTile::kQs + 512 * (sub / 2);
+        const uint8_t* qs = t + KTile::qs(kQ5, sub / 2);
         const int64_t ab = 8 * b + sub;  // activation block
         for (int h = 0; h < 2; ++h) {
           // The rows' 6-bit scale and minimum (packed.h): sc = scm & 63, m = scm >> 6 | mh's
@@ -241,7 +242,7 @@ struct TileK {
                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 64 * g + 32 * h));
             w[g] = _mm256_and_si256(sub % 2 ? _mm256_srli_epi16(v, 4) : v, low4);
           }
-          if (kQ5) add_high_bits(t + KTile::kQh + 64 * sub, h, w);
+          if (kQ5) add_high_bits(t + KTile::qh(sub), h, w);
           tile_block<N, 0, true>(w, a, ab, scale, min, acc[h]);
         }
       }
@@ -309,7 +310,7 @@ struct TileQ2K {
     each_group_half<L::kBytes, kHint>(
         t, k, [&](const uint8_t* blk, int grp, int h, int64_t ab) __attribute__((always_inline)) {
           __m256i w[8];
-          unpack_pairs(blk + L::kQs, grp, h, w);
+          unpack_pairs(blk + L::qs(grp / 4), grp, h, w);
           const __m256 d = halves8(blk + L::kD + 16 * h), dmin = halves8(blk + L::kDmin + 16 * h);
           const __m256i sm0 = ints8(blk + L::kSc + 32 * grp + 8 * h);
           const __m256i sm1 = ints8(blk + L::kSc + 32 * grp + 16 + 8 * h);
@@ -343,8 +344,8 @@ struct TileQ3K {
     each_group_half<L::kBytes, kHint>(
         t, k, [&](const uint8_t* blk, int grp, int h, int64_t ab) __attribute__((always_inline)) {
           __m256i w[8];
-          unpack_pairs(blk + L::kQ2, grp, h, w);
-          add_high_bits(blk + L::kQh + 64 * grp, h, w, 4);
+          unpack_pairs(blk + L::q2(grp / 4), grp, h, w);
+          add_high_bits(blk + L::qh(grp), h, w, 4);
           two_scale_group<4, N>(w, blk + L::kSc + 32 * grp + 8 * h, halves8(blk + L::kD + 16 * h),
                                 a, ab, acc[h]);
         });

@@ -268,8 +268,8 @@ constexpr int kKQuantLinesAhead = 6144;
 // 68.5 / 70.9 (before without line prefetches: 65.0, 68.2, 70.5). At ~35 GB/s, even (88.6 /
 // 89.3 over six rounds). In order with the L1 line prefetches instead: 66.8, 69.2, 70.0, 69.1
 // in the first run; in order without the three header prefetches (d and dmin first alone):
-// 74.8, 71.4, 71.2 in the second. Q5_K (not measured) shares the code; its fifth bits still
-// lie after the nibbles.
+// 74.8, 71.4, 71.2 in the second. Q5_K shares the code (not measured on its own), and its
+// fifth bits now follow the nibbles they complete (packed.h; figures under TileQ3K).
 template <bool kQ5>
 struct TileK {
   template <int N, LineHint kHint>
@@ -311,7 +311,7 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
       const __m512 sc = _mm512_cvtepi32_ps(_mm512_and_si512(scm, _mm512_set1_epi32(63)));
       const __m512 m = _mm512_cvtepi32_ps(_mm512_ternarylogic_epi32(
           _mm512_srli_epi32(scm, 6), mh4, _mm512_set1_epi32(60), 0xF8));  // a | (b & c)
-      const uint8_t* qs = t + KTile::kQs + 512 * (sub / 2);
+      const uint8_t* qs = t + KTile::qs(kQ5, sub / 2);
       const int64_t ab = 8 * b + sub;  // activation block
       // Q4_K's odd sub-blocks: the high nibbles where they lie (16 * nibble).
       const bool high = !kQ5 && sub % 2;
@@ -321,7 +321,7 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
         w[g] = high ? _mm512_and_si512(v, high4)
                     : _mm512_and_si512(sub % 2 ? _mm512_srli_epi16(v, 4) : v, low4);
       }
-      if (kQ5) add_high_bits(t + KTile::kQh + 64 * sub, w);
+      if (kQ5) add_high_bits(t + KTile::qh(sub), w);
       for (int j = 0; j < N; ++j) {
         const __m512 sum = _mm512_cvtepi32_ps(dot_block(w, a[j].q + 32 * ab));
         const __m512 sc_da = _mm512_mul_ps(sc, _mm512_set1_ps(a[j].d[ab]));
@@ -356,11 +356,12 @@ inline void half_sums(const __m512i* w, const int8_t* q, __m512i& s0, __m512i& s
     s1 = _mm512_dpbusd_epi32(s1, w[c + 4], bcast4(q + 16 + 4 * c));
   }
 }
-// The 2-bit values of group grp (0..7) of a Q2_K/Q3_K tile block, whose 2-bit pairs start at
-// lo2 (4 groups share a byte: bits 2 (grp % 4), 2 (grp % 4) + 1), into 8 registers.
+// The 2-bit values of group grp (0..7) of a Q2_K/Q3_K tile block, from the 512 bytes of 2-bit
+// pairs of its four groups at lo2 (4 groups share a byte: bits 2 (grp % 4), 2 (grp % 4) + 1),
+// into 8 registers.
 inline void unpack_pairs(const uint8_t* lo2, int grp, __m512i* w) {
   const __m512i three = _mm512_set1_epi8(3);
-  const uint8_t* p = lo2 + 512 * (grp / 4);
+  const uint8_t* p = lo2;
   const int pair = grp % 4;
   for (int c = 0; c < 8; ++c) {
     const __m512i v = _mm512_loadu_si512(p + 64 * c);
@@ -467,7 +468,13 @@ void TileQ6K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
 }
 
 // Q3_K tile: the Q6_K arithmetic with 3-bit values (offset 4 instead of 32): the low 2 bits
-// of 4 blocks share a byte, the third bit comes from a 64-bit lane mask per register.
+// of 4 blocks share a byte, the third bit comes from a 64-bit lane mask per register. Like the
+// Q5_K and Q6_K tiles, the block lies in the order it is read (each half's third bits after its
+// 2-bit pairs, packed.h). Zen 4 guest, 1 GiB of 4096 x 4096 tiles on two threads, both layouts
+// alternated with the probe in one process (the old one a permuted copy read by the kernel with
+// the old offsets), % of the probe, old / new: Q3_K 69.6 / 70.1 over the 14 rounds at 57-63 GB/s
+// (new faster in 8), 94.4 / 96.6 over 26 at 31-35 (18); Q5_K 72.4 / 80.6 (14 of 14) and 94.7 /
+// 99.0 (25 of 26).
 struct TileQ3K {
   template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out);
@@ -485,10 +492,10 @@ void TileQ3K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     for (int grp = 0; grp < 8; ++grp) {
       prefetch_ahead<kHint, kKQuantLinesAhead>(t + L::kBytes / 8 * grp, L::kBytes / 8);
       __m512i w[8];
-      unpack_pairs(t + L::kQ2, grp, w);
+      unpack_pairs(t + L::q2(grp / 4), grp, w);
       for (int c = 0; c < 8; ++c) {
         uint64_t bits;
-        std::memcpy(&bits, t + L::kQh + 64 * grp + 8 * c, 8);
+        std::memcpy(&bits, t + L::qh(grp) + 8 * c, 8);
         w[c] = _mm512_mask_add_epi8(w[c], _cvtu64_mask64(bits), w[c], four);
       }
       const __m512i sc0 = scales16(t + L::kSc + 32 * grp);
@@ -523,7 +530,7 @@ void TileQ2K::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
     for (int grp = 0; grp < 8; ++grp) {
       prefetch_ahead<kHint, kKQuantLinesAhead>(t + L::kBytes / 8 * grp, L::kBytes / 8);
       __m512i w[8];
-      unpack_pairs(t + L::kQs, grp, w);
+      unpack_pairs(t + L::qs(grp / 4), grp, w);
       const __m512i sm0 = _mm512_cvtepu8_epi32(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(t + L::kSc + 32 * grp)));
       const __m512i sm1 = _mm512_cvtepu8_epi32(
