@@ -361,10 +361,9 @@ inline void half_sums(const __m512i* w, const int8_t* q, __m512i& s0, __m512i& s
 // into 8 registers.
 inline void unpack_pairs(const uint8_t* lo2, int grp, __m512i* w) {
   const __m512i three = _mm512_set1_epi8(3);
-  const uint8_t* p = lo2;
   const int pair = grp % 4;
   for (int c = 0; c < 8; ++c) {
-    const __m512i v = _mm512_loadu_si512(p + 64 * c);
+    const __m512i v = _mm512_loadu_si512(lo2 + 64 * c);
     w[c] = _mm512_and_si512(pair ? _mm512_srli_epi16(v, 2 * pair) : v, three);
   }
 }
