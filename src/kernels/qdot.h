@@ -74,8 +74,8 @@ __attribute__((always_inline)) inline void prefetch_lines(const void* p, int64_t
 // (LineHint::kNone) instead of the CPU's line prefetches, as the Q8_0 tiles do on every CPU:
 // true on AMD Zen 4 (family 19h with AVX-512), where their line prefetches cost decode 4-9
 // points (Q4_0), 3-10 (Q4_K) and 2-8 (F16) of the roofline in the machine's fast state
-// (qdot_avx512.cpp, Q4Values and TileK; vec_dot.cpp). Fixed
-// before main runs (qdot_dispatch.cpp); HONDO_PAGE_HINT=1 or 0 overrides.
+// (qdot_avx512.cpp, Q4Values and TileK; vec_dot.cpp). Fixed before main runs
+// (qdot_dispatch.cpp); HONDO_PAGE_HINT=1 or 0 overrides.
 extern const bool page_hint_alone;
 // The CPU's line hint (line_prefetch_to_l2), and the hint of the streams page_hint_alone names.
 inline LineHint line_hint() {

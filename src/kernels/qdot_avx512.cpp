@@ -266,8 +266,9 @@ constexpr int kKQuantLinesAhead = 6144;
 // 72.9, 67.6 / 70.7, 67.0 / 70.0, 68.8 / 72.1, 65.1 / 74.5, 65.9 / 74.2, and in a second run
 // 68.6 / 78.8, 68.0 / 73.6, 68.6 / 72.7; R1-Distill-1.5B Q4_K_M 68.3 / 71.8, 68.2 / 72.7,
 // 68.5 / 70.9 (before without line prefetches: 65.0, 68.2, 70.5). At ~35 GB/s, even (88.6 /
-// 89.3 over six rounds). In order with the L1 line prefetches instead: 66.8, 69.2, 70.0, 69.1
-// in the first run; in order without the three header prefetches (d and dmin first alone):
+// 89.3 over six rounds). In order with the L1 line prefetches instead (and the header asked for
+// again, which those prefetches had already done 6 KiB ahead; no longer): 66.8, 69.2, 70.0,
+// 69.1 in the first run; in order without the three header prefetches (d and dmin first alone):
 // 74.8, 71.4, 71.2 in the second. Q5_K shares the code (not measured on its own), and its
 // fifth bits now follow the nibbles they complete (packed.h; figures under TileQ3K).
 template <bool kQ5>
@@ -292,15 +293,15 @@ void TileK<kQ5>::run(const uint8_t* t, const QActRow* a, int64_t k, float* out) 
     // sub-blocks, and sum_j m[j] * d_a * sum(q_a).
     __m512 even[N], odd[N], mins[N];
     for (int j = 0; j < N; ++j) even[j] = odd[j] = mins[j] = _mm512_setzero_ps();
-    // The header first, in address order: d and dmin (line 0) loaded, lines 1-3 (scm, mh)
-    // asked for (into L1 where the line prefetches take the page hint alone), so that the
-    // block is read from its start to its end (see above).
+    // The header first, in address order: d and dmin (line 0) loaded, and where no line
+    // prefetches ran ahead (the page hint alone) lines 1-3 (scm, mh) asked for into L1, so that
+    // the block is read from its start to its end (see above).
     const __m512 d =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + KTile::kD)));
     const __m512 dmin =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + KTile::kDmin)));
-    constexpr LineHint kHeaderHint = kHint == LineHint::kNone ? LineHint::kL1 : kHint;
-    prefetch_lines<kHeaderHint>(t + KTile::kScm, KTile::kQs - KTile::kScm);
+    if constexpr (kHint == LineHint::kNone)
+      prefetch_lines<LineHint::kL1>(t + KTile::kScm, KTile::kQs - KTile::kScm);
     for (int sub = 0; sub < 8; ++sub) {
       prefetch_ahead<kHint, kAhead>(t + kTileBlock / 8 * sub, kTileBlock / 8);
       // The rows' 6-bit scale and minimum (packed.h): sc = scm & 63, m = scm >> 6 | mh's

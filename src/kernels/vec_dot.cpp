@@ -109,7 +109,9 @@ __attribute__((target("avx2,fma,f16c"))) void axpy_f16_avx2(float a, const uint1
 using RowsTimesTokens = void (*)(const uint16_t* w, int64_t k, int64_t n_rows, const float* x,
                                  float* y, int64_t y_stride);
 using TokenKernels = RowsTimesTokens[4];
-using HintedKernels = const TokenKernels* const[2][3];
+using HintedKernels = const TokenKernels* const[2][3];  // [bf16][int(LineHint)]
+static_assert(int(LineHint::kL1) == 0 && int(LineHint::kL2) == 1 && int(LineHint::kNone) == 2,
+              "the tables below list the hints in this order");
 void rows_by_tokens(const HintedKernels& tables, DType type, const uint16_t* w, int64_t k,
                     int64_t n_rows, const float* x, int64_t n_tok, float* y, int64_t y_stride) {
   const TokenKernels& kernels = *tables[type == DType::BF16][int(plain_stream_hint())];
