@@ -150,7 +150,10 @@ inline void add_high_bits(const uint8_t* qh, __m512i* w) {
 // prefetches: Q4_K tied (R1 Q4_K_M 79.1 / 80.3; it took the page hint alone once its blocks were
 // read in address order, see TileK), Q5_0 tied (Coder Q4_K_M 86.3 / 86.4), Q6_K
 // lost badly (R1 Q4_K_M 56.9 / 80.2). On Zen 5 the Q4 tiles had read slower without them
-// (prefetch_page in qdot_x86.inc).
+// (prefetch_page in qdot_x86.inc), and still do with Q4_K read in address order (TileK): a Zen
+// 5 guest, `hondo bench -p 0 -n 64` with HONDO_PAGE_HINT=0 and 1 in turn, three rounds at 67-77
+// GB/s, % of the roofline: Coder-1.3B Q4_K_M 74.2, 72.8, 72.4 against 44.6, 46.2, 46.8; Q4_0
+// 74.7, 71.9, 72.2 against 71.8, 67.7, 72.4. So the page hint alone stays a Zen 4 choice.
 //
 // How far ahead the Q4 and Q5 values ask for their lines (the measurements above).
 constexpr int kBlock32LinesAhead = 8192;
@@ -389,8 +392,11 @@ inline __m512 block_two_scales(const __m512i* w, const QActRow& a, int64_t ab, _
 // ~39 % of its bytes), the two hints swapped in one process, 28 rounds: +0.7 points of the roofline
 // (higher in 17). The same test favoured L1 for Q4_K (88.9 vs 80.5), Q5_K (96.4 vs 86.7) and
 // Q4_0 (94.3 vs 82.7), and L2 only slightly for Q5_0 (80.7 vs 84.4, 80.0 vs 83.8, 77.4 vs
-// 78.5); those keep the CPU's choice. Not measured on Zen 5, where the L1 choice for AMD was
-// made.
+// 78.5); those keep the CPU's choice. On a Zen 5 guest (family 1Ah) the Q6_K hints tie: a
+// temporary build whose Q6_K entry was switched per process, R1-Distill-1.5B Q4_K_M decode (`hondo
+// bench -p 0 -n 64`, three rounds at 70-80 GB/s), % of the roofline: L2 80.3, 81.0, 78.7; L1 78.9,
+// 81.0, 80.5; the page hint alone 47.3, 46.8, 53.0. The Q6_K lines 6, 8, 10 or 12 KiB ahead
+// (hondo-kernel-bench decode/Q6_K, two threads, the same switch): 6 KiB best or tied.
 //
 // Tried twice, not kept: GFNI for the high bit pairs (one vgf2p8affineqb moves a pair to bits
 // 4-5 and clears the rest, then a bit select joins the low nibble: 2 operations a register
