@@ -83,27 +83,36 @@ struct KTile {
   // The nibbles of sub-blocks 2p and 2p + 1 (512 bytes), and Q5_K's fifth bits of sub-block
   // sub (64 bytes), which follow the nibbles they complete.
   static constexpr int qs(bool q5, int p) { return kQs + (q5 ? 640 : 512) * p; }
-  static constexpr int qh(int sub) { return kQs + 640 * (sub / 2) + 512 + 64 * (sub % 2); }
+  static constexpr int qh(int sub) { return qs(true, sub / 2) + 512 + 64 * (sub % 2); }
 };
+static_assert(KTile::qs(false, 3) + 512 == KTile::bytes(false) &&
+              KTile::qh(7) + 64 == KTile::bytes(true));
 // The same for the Q2_K, Q3_K and Q6_K tile super-blocks.
 struct Q2KTile {
-  static constexpr int kD = 0, kDmin = 32, kSc = 64, kBytes = kTileRows * 84;
-  static constexpr int qs(int h) { return 320 + 512 * h; }  // the 2-bit values of half h
+  static constexpr int kD = 0, kDmin = 32, kSc = 64, kQs = 320, kBytes = kTileRows * 84;
+  static constexpr int qs(int h) { return kQs + 512 * h; }  // the 2-bit values of half h
 };
+static_assert(Q2KTile::qs(1) + 512 == Q2KTile::kBytes);
 struct Q3KTile {
-  static constexpr int kD = 0, kSc = 32, kBytes = kTileRows * 114;
+  static constexpr int kD = 0, kSc = 32, kQ2 = 288, kBytes = kTileRows * 114;
   // The low 2 bits of half h (512 bytes), then the third bits of its groups grp = 4h .. 4h + 3
   // (64 bytes each).
-  static constexpr int q2(int h) { return 288 + 768 * h; }
-  static constexpr int qh(int grp) { return 288 + 768 * (grp / 4) + 512 + 64 * (grp % 4); }
+  static constexpr int q2(int h) { return kQ2 + 768 * h; }
+  static constexpr int qh(int grp) { return q2(grp / 4) + 512 + 64 * (grp % 4); }
 };
+static_assert(Q3KTile::qh(7) + 64 == Q3KTile::kBytes);
 struct Q6KTile {
-  static constexpr int kD = 0, kSc = 32, kBytes = kTileRows * 210;
-  // The value blocks, 512 bytes each after the 288 bytes of d and sc, in the order of first
-  // use (groups 0-1 read ql[0] and qh[0], 2-3 ql[1], 4-5 ql[2] and qh[1], 6-7 ql[3]).
-  static constexpr int ql(int p) { return 288 + 512 * (p + (p >= 1) + (p >= 3)); }
-  static constexpr int qh(int h) { return 288 + 512 * (1 + 3 * h); }
+  static constexpr int kD = 0, kSc = 32, kValues = 288, kBytes = kTileRows * 210;
+  // The six value blocks, 512 bytes each after d and sc, in the order of first use: groups
+  // 0-1 read ql[0] and qh[0], 2-3 ql[1], 4-5 ql[2] and qh[1], 6-7 ql[3]. So ql[p] is block
+  // 0, 2, 3, 5 and qh[h] block 1, 4 (as arithmetic, not a table: the kernels' loops index
+  // them with a running group).
+  static constexpr int ql(int p) { return kValues + 512 * (p + (p >= 1) + (p >= 3)); }
+  static constexpr int qh(int h) { return kValues + 512 * (1 + 3 * h); }
 };
+static_assert(Q6KTile::kValues + 6 * 512 == Q6KTile::kBytes && Q6KTile::ql(0) == 288 &&
+              Q6KTile::qh(0) == 800 && Q6KTile::ql(1) == 1312 && Q6KTile::ql(2) == 1824 &&
+              Q6KTile::qh(1) == 2336 && Q6KTile::ql(3) == 2848);
 
 bool has_tile_layout(DType t);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K .. Q6_K
 // Whether rows of `cols` values of t can be packed: whole tile groups only (64 values for
