@@ -190,22 +190,26 @@ TEST(Cli, PrefetchTargetIsReportedAndChangesNoResult) {
             nlohmann::json::parse(plain.out)["line_prefetch"]);
 }
 
-// HONDO_PAGE_HINT=1 or 0 gives the Q4_0/Q4_1/Q4_K tiles and the F16/BF16 rows the page hint alone
-// or their line prefetches (kernels/qdot.h; the CPU's default otherwise): bench reports the choice,
-// the generated text of a Q4_0 model and of the bundled F16 model does not depend on it, and a
-// value it does not know is reported on stderr.
-TEST(Cli, PageHintAloneIsReportedAndChangesNoResult) {
-  const std::string q4 = test::bin("test-models/cli-q4_0-" + std::to_string(getpid()) + ".gguf");
+// A kernel switch read from the environment, NAME=off or NAME=on (kernels/qdot_dispatch.cpp),
+// on a copy of the bundled model quantized to `type`: bench's JSON reports it under `key`, the
+// text generated greedily from that copy and from the bundled F16 model does not depend on it,
+// and a value it does not know is reported on stderr.
+namespace {
+void expect_switch_reported_without_effect(const std::string& type, const std::string& name,
+                                           const std::string& off, const std::string& on,
+                                           const std::string& key) {
+  const std::string q =
+      test::bin("test-models/cli-" + type + "-" + std::to_string(getpid()) + ".gguf");
   const CliResult quantized = run("quantize " + std::string(HONDO_SOURCE_DIR) +
-                                  "/models/hondo-coder-tiny.gguf " + q4 + " Q4_0");
+                                  "/models/hondo-coder-tiny.gguf " + q + " " + type);
   ASSERT_EQ(quantized.status, 0) << quantized.err;
   std::string text[4];
   for (int i = 0; i < 2; ++i) {
-    const std::string env = std::string("HONDO_PAGE_HINT=") + (i ? "1" : "0");
-    const CliResult b = run("bench -m " + q4 + " -p 0 -n 4 -r 1 --json", "", env);
+    const std::string env = name + "=" + (i ? on : off);
+    const CliResult b = run("bench -m " + q + " -p 0 -n 4 -r 1 --json", "", env);
     ASSERT_EQ(b.status, 0) << b.err;
-    EXPECT_EQ(nlohmann::json::parse(b.out)["page_hint_alone"].get<bool>(), i == 1);
-    const CliResult r = run("run -m " + q4 + " -p 'def fibonacci(' -n 16 --temp 0", "", env);
+    EXPECT_EQ(nlohmann::json::parse(b.out)[key].get<bool>(), i == 1) << env;
+    const CliResult r = run("run -m " + q + " -p 'def fibonacci(' -n 16 --temp 0", "", env);
     ASSERT_EQ(r.status, 0) << r.err;
     text[i] = r.out;
     const CliResult f16 = run("run -p 'def fibonacci(' -n 16 --temp 0", "", env);
@@ -216,10 +220,23 @@ TEST(Cli, PageHintAloneIsReportedAndChangesNoResult) {
   EXPECT_FALSE(text[0].empty());
   EXPECT_EQ(text[2], text[3]);
   EXPECT_FALSE(text[2].empty());
-  const CliResult bad = run("bench -m " + q4 + " -p 0 -n 4 -r 1 --json", "", "HONDO_PAGE_HINT=2");
+  const CliResult bad = run("bench -m " + q + " -p 0 -n 4 -r 1 --json", "", name + "=2");
   ASSERT_EQ(bad.status, 0) << bad.err;
-  EXPECT_NE(bad.err.find("HONDO_PAGE_HINT=2 is not 0 or 1"), std::string::npos) << bad.err;
-  std::remove(q4.c_str());
+  EXPECT_NE(bad.err.find(name + "=2 is not " + off + " or " + on), std::string::npos) << bad.err;
+  std::remove(q.c_str());
+}
+}  // namespace
+
+// HONDO_PAGE_HINT=1 or 0 gives the Q4_0/Q4_1/Q4_K tiles and the F16/BF16 rows the page hint
+// alone or their line prefetches (kernels/qdot.h; the CPU's default otherwise).
+TEST(Cli, PageHintAloneIsReportedAndChangesNoResult) {
+  expect_switch_reported_without_effect("Q4_0", "HONDO_PAGE_HINT", "0", "1", "page_hint_alone");
+}
+
+// HONDO_PAGE_AHEAD=on or off lets the weight readers announce pages ahead or not
+// (kernels/qdot.h; off on Zen 3 by default); Q8_0 tiles read with line prefetches then.
+TEST(Cli, PageAheadIsReportedAndChangesNoResult) {
+  expect_switch_reported_without_effect("Q8_0", "HONDO_PAGE_AHEAD", "off", "on", "page_ahead");
 }
 
 // -d: every test after a context of that many tokens, named as llama-bench names it; each

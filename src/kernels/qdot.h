@@ -84,12 +84,21 @@ inline LineHint line_hint() {
 inline LineHint plain_stream_hint() {
   return page_hint_alone ? LineHint::kNone : line_hint();
 }
+// Whether the weight readers announce pages ahead at all (prefetch_page): false on AMD Zen 3
+// (family 19h without AVX-512), where the page hint costs the AVX2 tiles a fifth of their
+// decode rate and their line prefetches alone read at the probe's rate (qdot_x86.inc); true
+// elsewhere, where it was measured to help (Zen 4 and Zen 5 guests). Fixed before main runs
+// (qdot_dispatch.cpp); HONDO_PAGE_AHEAD=on or off overrides.
+extern const bool page_ahead;
 // When the window [p, p + n) being read now starts a new 4 KiB page, that page once more,
 // kPageAhead bytes ahead (hint T2): each page is announced once, before the line prefetches
-// reach it.
-__attribute__((always_inline)) inline void prefetch_page(const void* p, int64_t n) {
+// reach it. announce_page always; prefetch_page where page_ahead says so.
+__attribute__((always_inline)) inline void announce_page(const void* p, int64_t n) {
   const char* q = static_cast<const char*>(p) + kPageAhead;
   if ((reinterpret_cast<uintptr_t>(q) & 4095) < uintptr_t(n)) __builtin_prefetch(q, 0, 1);
+}
+__attribute__((always_inline)) inline void prefetch_page(const void* p, int64_t n) {
+  if (page_ahead) announce_page(p, n);
 }
 // The window [p, p + n) of a weight stream being read now, announced ahead: its lines kAhead
 // bytes ahead and the page hint. The tile kernels (qdot_x86.inc) and the F16/BF16 row kernels

@@ -66,19 +66,38 @@ bool choose_line_prefetch_to_l2() {
 #endif
 }
 
-// AMD Zen 4: family 19h (Zen 3 and Zen 4) and AVX-512, which Zen 3 lacks.
-bool choose_page_hint_alone() {
-  if (const auto alone = env_switch("HONDO_PAGE_HINT", "1", "0")) return *alone;
+// The CPU family of an AMD CPU (19h: Zen 3 and Zen 4, 1Ah: Zen 5); 0 for any other CPU.
+unsigned amd_family() {
 #if HONDO_X86
   __builtin_cpu_init();
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (!__builtin_cpu_is("amd") || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  if (!__builtin_cpu_is("amd") || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
   const unsigned base = (eax >> 8) & 0xF, extended = (eax >> 20) & 0xFF;
-  const unsigned family = base == 0xF ? base + extended : base;
-  return family == 0x19 && __builtin_cpu_supports("avx512f");
+  return base == 0xF ? base + extended : base;
+#else
+  return 0;
+#endif
+}
+
+bool has_avx512() {
+#if HONDO_X86
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
 #else
   return false;
 #endif
+}
+
+// AMD Zen 4: family 19h (Zen 3 and Zen 4) and AVX-512, which Zen 3 lacks.
+bool choose_page_hint_alone() {
+  if (const auto alone = env_switch("HONDO_PAGE_HINT", "1", "0")) return *alone;
+  return amd_family() == 0x19 && has_avx512();
+}
+
+// Not on AMD Zen 3: family 19h without AVX-512.
+bool choose_page_ahead() {
+  if (const auto ahead = env_switch("HONDO_PAGE_AHEAD", "on", "off")) return *ahead;
+  return !(amd_family() == 0x19 && !has_avx512());
 }
 
 const QDotKernels& choose() {
@@ -97,6 +116,7 @@ const QDotKernels& choose() {
 
 extern const bool line_prefetch_to_l2 = choose_line_prefetch_to_l2();
 extern const bool page_hint_alone = choose_page_hint_alone();
+extern const bool page_ahead = choose_page_ahead();
 
 const QDotKernels& qdot_best() {
   static const QDotKernels& ks = choose();

@@ -53,13 +53,17 @@ BenchStat summarize(std::vector<double> samples) {
 // against 78-82 with them, the F16 kernel 65-81 (seven rounds).
 constexpr size_t kProbeStep = 512;
 using Word = uint32_t __attribute__((may_alias));
-template <LineHint kHint>
+// kHint: the line prefetches (kNone: none); kPage: whether each page is announced too
+// (announce_page, whatever page_ahead says: the probe reads each way a kernel might).
+template <LineHint kHint, bool kPage>
 __attribute__((always_inline)) inline uint32_t read_ahead(const uint8_t* p, size_t n) {
   constexpr size_t kWords = kProbeStep / sizeof(Word);
   uint32_t acc[32] = {};  // two to four vector registers of partial sums
   size_t c = 0;
   for (; c + kProbeStep <= n; c += kProbeStep) {
-    prefetch_ahead<kHint>(p + c, int64_t(kProbeStep));  // as the kernels: past the end too
+    // as the kernels: past the end too
+    prefetch_lines<kHint>(p + c + kPrefetchAhead, int64_t(kProbeStep));
+    if (kPage) announce_page(p + c, int64_t(kProbeStep));
     const Word* w = reinterpret_cast<const Word*>(p + c);
 #pragma GCC unroll 1
     for (size_t i = 0; i < kWords; i += 32)
@@ -80,22 +84,24 @@ __attribute__((always_inline)) inline uint32_t read_ahead(const uint8_t* p, size
 // ~45 GB/s where the same loop compiled in a test program for the native CPU (also 512-bit)
 // and the Q8_0 tiles read ~60: not explained. On Zen 5 the wide clone alone read as fast as
 // the F16 row kernels (note above read_ahead).
-__attribute__((always_inline)) inline uint32_t read_hinted(const uint8_t* p, size_t n,
-                                                           LineHint hint) {
-  switch (hint) {
-    case LineHint::kL1:
-      return read_ahead<LineHint::kL1>(p, n);
-    case LineHint::kL2:
-      return read_ahead<LineHint::kL2>(p, n);
+// The probe's three ways of asking ahead (measure_read_bandwidth).
+enum class ProbeWay { kLinesAndPages, kPagesAlone, kLinesAlone };
+__attribute__((always_inline)) inline uint32_t read_way(const uint8_t* p, size_t n, ProbeWay way,
+                                                        bool l2) {
+  switch (way) {
+    case ProbeWay::kLinesAndPages:
+      return l2 ? read_ahead<LineHint::kL2, true>(p, n) : read_ahead<LineHint::kL1, true>(p, n);
+    case ProbeWay::kLinesAlone:
+      return l2 ? read_ahead<LineHint::kL2, false>(p, n) : read_ahead<LineHint::kL1, false>(p, n);
     default:
-      return read_ahead<LineHint::kNone>(p, n);
+      return read_ahead<LineHint::kNone, true>(p, n);
   }
 }
-HONDO_FLOAT_CLONES uint32_t read_piece_wide(const uint8_t* p, size_t n, LineHint hint) {
-  return read_hinted(p, n, hint);
+HONDO_FLOAT_CLONES uint32_t read_piece_wide(const uint8_t* p, size_t n, ProbeWay way, bool l2) {
+  return read_way(p, n, way, l2);
 }
-uint32_t read_piece_baseline(const uint8_t* p, size_t n, LineHint hint) {
-  return read_hinted(p, n, hint);
+uint32_t read_piece_baseline(const uint8_t* p, size_t n, ProbeWay way, bool l2) {
+  return read_way(p, n, way, l2);
 }
 
 // Token ids for the tests: spread over the vocabulary, deterministic, never a control token.
@@ -201,25 +207,27 @@ double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& 
   // Each piece read with software prefetches ahead as the kernels read the weights
   // (read_piece): the hardware prefetchers alone leave a core well below the bandwidth it can
   // reach, and the roofline must be the best rate a reader reaches, not a slow reader's.
-  // Passes take the reader's two builds (see read_piece_wide) with each of two ways of asking
-  // ahead in turn: the kernels' line prefetches (to the CPU's cache, line_prefetch_to_l2) and
-  // the page hint alone, as the Q8_0 tiles read everywhere and the Q4 tiles on Zen 4. On a
+  // Passes take the reader's two builds (see read_piece_wide) with each of three ways of asking
+  // ahead in turn: the kernels' line prefetches (to the CPU's cache, line_prefetch_to_l2) with
+  // the page hint, the page hint alone (as the Q8_0 tiles read on AVX-512 and the Q4 tiles on
+  // Zen 4), and the line prefetches alone (as every kernel reads on Zen 3, page_ahead). On
+  // Zen 3 the last reads 10-25 % faster than the other two (docs/PERFORMANCE.md). On a
   // Zen 4 guest, 1 GiB, two threads, the readers in turn (a test program with copies of them),
   // 10 rounds, % of each round's best: baseline 91.5 with line prefetches and 99.3 without,
   // AVX-512 74.5 and 88.6, this function with its two earlier passes 86.7 (probes 42-60 GB/s).
   std::atomic<uint32_t> sink{0};
-  uint32_t (*read_piece)(const uint8_t*, size_t, LineHint) = read_piece_baseline;
-  LineHint hint = LineHint::kL1;
+  uint32_t (*read_piece)(const uint8_t*, size_t, ProbeWay, bool) = read_piece_baseline;
+  ProbeWay way = ProbeWay::kLinesAndPages;
   auto read = [&](int64_t b, int64_t e) {
     uint32_t s = 0;
     for (int64_t i = b; i < e; ++i)
-      s += read_piece(pieces[size_t(i)].data, pieces[size_t(i)].bytes, hint);
+      s += read_piece(pieces[size_t(i)].data, pieces[size_t(i)].bytes, way, line_prefetch_to_l2);
     sink.fetch_add(s, std::memory_order_relaxed);
   };
   double best = 0;
   for (int pass = 0; pass < passes; ++pass) {
     read_piece = pass % 2 ? read_piece_wide : read_piece_baseline;
-    hint = pass / 2 % 2 ? LineHint::kNone : line_hint();
+    way = ProbeWay(pass / 2 % 3);
     const auto t0 = std::chrono::steady_clock::now();
     pool.parallel_for_balanced(int64_t(pieces.size()), 1, read);
     best = std::max(best, double(total) / seconds_since(t0) / 1e9);
@@ -255,6 +263,7 @@ BenchResult run_bench(Engine& engine, const BenchParams& p) {
   for (char& ch : r.kv_type) ch = char(std::tolower(static_cast<unsigned char>(ch)));
   r.line_prefetch = line_prefetch_to_l2 ? "l2" : "l1";
   r.page_hint_alone = page_hint_alone;
+  r.page_ahead = page_ahead;
   r.file_bytes = model.file().file_size();
   r.threads = engine.pool().size();
   r.n_prompt = p.n_prompt, r.n_gen = p.n_gen, r.depth = p.depth, r.reps = p.reps;
@@ -294,10 +303,10 @@ BenchResult run_bench(Engine& engine, const BenchParams& p) {
   r.kv_bytes_per_token_read =
       kv_per_position * (2 * size_t(depth) + size_t(std::max(0, p.n_gen - 1))) / 2;
 
-  // Decoding in stretches of 16 tokens with a bandwidth probe (4 passes over up to 1 GiB of
+  // Decoding in stretches of 16 tokens with a bandwidth probe (6 passes over up to 1 GiB of
   // the weights, one per reader, tens of milliseconds) between them, outside the timed
   // stretches.
-  constexpr int kStretch = 16, kProbePasses = 4;
+  constexpr int kStretch = 16, kProbePasses = 6;  // each reader once
   const std::vector<MemoryRange> memory = weight_memory(model.file());
   const size_t probe_bytes = size_t(1) << 30;
   std::vector<DecodeStretch> stretches;
