@@ -338,6 +338,44 @@ TEST(QDotTile, EverySimdTileKernelMatchesReference) {
   RecordProperty("simd_tile_kernels_compared", compared);
 }
 
+// The SIMD tile kernels add products in narrow integers where they cannot overflow (the AVX2
+// kernels sum several maddubs results in int16): every weight value at its largest (all bits
+// set) against activations all at +127 or all at -127 must still give the reference's sums.
+TEST(QDotTile, EverySimdTileKernelMatchesReferenceAtExtremes) {
+  const QDotKernels& ref = qdot_reference();
+  constexpr int64_t k = 512;
+  int compared = 0;
+  for (const QDotKernels* ks : qdot_available())
+    for (DType t : kIntTypes) {
+      if (ks == &ref || !ks->tile_for(t)) continue;
+      const DTypeInfo& info = dtype_info(t);
+      std::vector<uint8_t> rows(size_t(kTileRows) * row_bytes(t, k), 0xFF);
+      for (size_t blk = 0; blk < rows.size() / size_t(info.block_bytes); ++blk)
+        for (int off : half_fields(t)) {
+          const uint16_t h = f32_to_f16(0.01f);
+          std::memcpy(rows.data() + blk * info.block_bytes + off, &h, 2);
+        }
+      std::vector<uint8_t> packed(packed_bytes(t, kTileRows, k));
+      pack_tiles(t, rows.data(), kTileRows, k, packed.data());
+      for (const float sign : {1.0f, -1.0f}) {
+        const std::vector<float> x(size_t(kQDotMaxRows * k), sign);
+        QActs acts;
+        acts.quantize(qdot_reference(), x.data(), kQDotMaxRows, k);
+        QActRow a[kQDotMaxRows];
+        for (int j = 0; j < kQDotMaxRows; ++j) a[j] = acts.row(j);
+        ASSERT_EQ(a[0].q[0], int8_t(sign * 127));
+        float want[kQDotMaxRows * kTileRows], got[kQDotMaxRows * kTileRows];
+        ref.tile_for(t)(packed.data(), a, kQDotMaxRows, k, want);
+        ks->tile_for(t)(packed.data(), a, kQDotMaxRows, k, got);
+        for (int i = 0; i < kQDotMaxRows * kTileRows; ++i)
+          EXPECT_NEAR(got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-6)
+              << ks->isa << " " << dtype_name(t) << " sign " << sign << " out " << i;
+      }
+      ++compared;
+    }
+  RecordProperty("simd_tile_kernels_compared", compared);
+}
+
 namespace {
 // Random rows of format t as a plain tensor and as the same rows repacked into tiles.
 struct PackedMatrix {

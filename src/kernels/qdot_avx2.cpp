@@ -1,12 +1,15 @@
 // The AVX2 (+FMA, F16C) kernel set. Compiled with -mavx2 -mfma -mf16c; see qdot_x86.inc.
 // Besides the row kernels of qdot_x86.inc, tile kernels for the repacked layouts of
 // packed.h: a 16-row tile is two halves of 8 rows, one 256-bit register holding 4 values of
-// each of 8 rows, multiplied by a broadcast activation group with maddubs + madd (no
-// saturation: the unsigned values are at most 63, so a pair sums to at most 2 * 63 * 127).
+// each of 8 rows, multiplied by a broadcast activation group with maddubs (no saturation:
+// the unsigned values are at most 63, so a pair sums to at most 2 * 63 * 127), the products
+// of several registers added in int16 as far as they cannot overflow, then widened by madd.
 // Q8_0's values (stored + 128 for vpdpbusd) would saturate maddubs and go through |v| and the
 // activation's sign instead (TileQ8).
 #define HONDO_QDOT_NS qdot_avx2
 #define HONDO_QDOT_VNNI 0
+#include <algorithm>
+
 #include "kernels/packed.h"
 #include "kernels/qdot_x86.inc"
 
@@ -21,16 +24,31 @@ inline __m256i bcast4(const int8_t* p) {  // one 4-byte group of activations to 
   return _mm256_set1_epi32(v);
 }
 
-// Adds to s0 and s1 the int32 sums over each half (16 values) of one activation block q:
-// registers 0..3 hold the first half, 4..7 the second (values at most 63: no saturation).
-inline void half_sums(const __m256i* w, const int8_t* q, __m256i& s0, __m256i& s1) {
+// The int32 sums of registers w[c0 .. c0 + kCount) times the activation groups at q + 4 c
+// (register c, lane r: 4 values of row r), kMax the largest weight value. maddubs gives pairs
+// of products, at most 2 kMax 127 each; as many registers as keep their sum below 2^15 are
+// added in int16 before one madd widens them (Q4: all 8, at most 30480; Q5: 4; Q6_K: 2).
+template <int kMax, int c0, int kCount>
+inline __m256i group_sums(const __m256i* w, const int8_t* q) {
+  constexpr int kSpan = std::min(kCount, 32767 / (2 * kMax * 127));
+  static_assert(kSpan >= 1 && kCount % kSpan == 0);
   const __m256i ones = _mm256_set1_epi16(1);
-  for (int c = 0; c < 4; ++c) {
-    s0 = _mm256_add_epi32(s0,
-                          _mm256_madd_epi16(_mm256_maddubs_epi16(w[c], bcast4(q + 4 * c)), ones));
-    s1 = _mm256_add_epi32(
-        s1, _mm256_madd_epi16(_mm256_maddubs_epi16(w[c + 4], bcast4(q + 16 + 4 * c)), ones));
+  __m256i s = _mm256_setzero_si256();
+  for (int c1 = c0; c1 < c0 + kCount; c1 += kSpan) {
+    __m256i p = _mm256_maddubs_epi16(w[c1], bcast4(q + 4 * c1));
+    for (int c = c1 + 1; c < c1 + kSpan; ++c)
+      p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[c], bcast4(q + 4 * c)));
+    s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
   }
+  return s;
+}
+
+// Adds to s0 and s1 the int32 sums over each half (16 values) of one activation block q:
+// registers 0..3 hold the first half, 4..7 the second (values at most kMax <= 63).
+template <int kMax>
+inline void half_sums(const __m256i* w, const int8_t* q, __m256i& s0, __m256i& s1) {
+  s0 = _mm256_add_epi32(s0, group_sums<kMax, 0, 4>(w, q));
+  s1 = _mm256_add_epi32(s1, group_sums<kMax, 4, 4>(w, q));
 }
 
 inline __m256i scales8(const uint8_t* p) {  // 8 int8 -> 8 int32
@@ -43,7 +61,7 @@ inline __m256 block_two_scales(const __m256i* w, const QActRow& a, int64_t ab, _
                                __m256i sc1, __m256 d, __m256 acc) {
   __m256i s0 = _mm256_set1_epi32(-kOffset * a.s[2 * ab]);
   __m256i s1 = _mm256_set1_epi32(-kOffset * a.s[2 * ab + 1]);
-  half_sums(w, a.q + 32 * ab, s0, s1);
+  half_sums<2 * kOffset - 1>(w, a.q + 32 * ab, s0, s1);  // values 0 .. 2 kOffset - 1
   const __m256i isum = _mm256_add_epi32(_mm256_mullo_epi32(s0, sc0), _mm256_mullo_epi32(s1, sc1));
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, _mm256_set1_ps(a.d[ab])), acc);
 }
@@ -68,21 +86,13 @@ inline void store_halves(const __m256 (*acc)[N], float* out) {
 // lane r = values 4c..4c+3 of row r of the half, unsigned), per row (see qdot_avx512.cpp):
 // constant offset (kMin false)  acc + scale * d_a * (sum(w * q_a) - offset * sum(q_a)),
 // minimum per row (kMin)        acc + scale * d_a * sum(w * q_a) - offset * (d_a * sum(q_a)).
-template <int N, int kOffset, bool kMin>
+template <int N, int kMax, int kOffset, bool kMin>
 inline void tile_block(const __m256i* w, const QActRow* a, int64_t ab, __m256 scale, __m256 offset,
                        __m256* acc) {
-  const __m256i ones = _mm256_set1_epi16(1);
   for (int j = 0; j < N; ++j) {
-    const int8_t* q = a[j].q + 32 * ab;
-    __m256i s0 = kMin ? _mm256_setzero_si256() : _mm256_set1_epi32(-kOffset * sum32(a[j], ab));
-    __m256i s1 = _mm256_setzero_si256();
-    for (int c = 0; c < 8; c += 2) {
-      s0 = _mm256_add_epi32(s0,
-                            _mm256_madd_epi16(_mm256_maddubs_epi16(w[c], bcast4(q + 4 * c)), ones));
-      s1 = _mm256_add_epi32(
-          s1, _mm256_madd_epi16(_mm256_maddubs_epi16(w[c + 1], bcast4(q + 4 * c + 4)), ones));
-    }
-    const __m256 sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+    __m256i s = group_sums<kMax, 0, 8>(w, a[j].q + 32 * ab);
+    if (!kMin) s = _mm256_sub_epi32(s, _mm256_set1_epi32(kOffset * sum32(a[j], ab)));
+    const __m256 sum = _mm256_cvtepi32_ps(s);
     acc[j] = _mm256_fmadd_ps(sum, _mm256_mul_ps(scale, _mm256_set1_ps(a[j].d[ab])), acc[j]);
     if (kMin) acc[j] = _mm256_fnmadd_ps(offset, _mm256_set1_ps(a[j].ds[ab]), acc[j]);
   }
@@ -148,7 +158,7 @@ struct Tile32 {
           __m256i w[8];
           unpack_nibbles(v, h, w);
           if (kFifth) add_high_bits(v + 256, h, w);
-          tile_block<N, kOffset, kMin>(w, a, b, dw, offset, acc[h]);
+          tile_block<N, kFifth ? 31 : 15, kOffset, kMin>(w, a, b, dw, offset, acc[h]);
         }
       }
     }
@@ -243,7 +253,7 @@ struct TileK {
             w[g] = _mm256_and_si256(sub % 2 ? _mm256_srli_epi16(v, 4) : v, low4);
           }
           if (kQ5) add_high_bits(t + KTile::qh(sub), h, w);
-          tile_block<N, 0, true>(w, a, ab, scale, min, acc[h]);
+          tile_block<N, kQ5 ? 31 : 15, 0, true>(w, a, ab, scale, min, acc[h]);
         }
       }
     }
@@ -318,7 +328,7 @@ struct TileQ2K {
           const __m256i m0 = _mm256_srli_epi32(sm0, 4), m1 = _mm256_srli_epi32(sm1, 4);
           for (int j = 0; j < N; ++j) {
             __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-            half_sums(w, a[j].q + 32 * ab, s0, s1);
+            half_sums<3>(w, a[j].q + 32 * ab, s0, s1);
             const __m256i isc =
                 _mm256_add_epi32(_mm256_mullo_epi32(s0, sc0), _mm256_mullo_epi32(s1, sc1));
             const __m256i imin =
