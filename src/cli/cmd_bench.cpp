@@ -16,7 +16,7 @@ void print_text(const BenchResult& r) {
   std::printf("model      %s (%s, %.2f GiB)\n", r.model_path.c_str(), r.arch.c_str(),
               double(r.file_bytes) / double(1ull << 30));
   std::printf("threads    %d   kernels %s (prefetch to %s%s%s)   repetitions %d\n", r.threads,
-              r.isa.c_str(), r.line_prefetch.c_str(), r.page_ahead ? "" : ", no page hint",
+              r.isa.c_str(), r.line_prefetch.c_str(), r.page_ahead ? "" : "; tiles: no page hint",
               r.page_hint_alone ? "; Q4 tiles and F16/BF16 rows: page hint alone" : "", r.reps);
   // Tests after a context of `depth` tokens are named as llama-bench names them: pp512 @ d4096.
   const std::string at = r.depth > 0 ? " @ d" + std::to_string(r.depth) : "";

@@ -84,11 +84,12 @@ inline LineHint line_hint() {
 inline LineHint plain_stream_hint() {
   return page_hint_alone ? LineHint::kNone : line_hint();
 }
-// Whether the weight readers announce pages ahead at all (prefetch_page): false on AMD Zen 3
+// Whether the tile kernels announce pages ahead at all (prefetch_page): false on AMD Zen 3
 // (family 19h without AVX-512), where the page hint costs the AVX2 tiles a fifth of their
 // decode rate and their line prefetches alone read at the probe's rate (qdot_x86.inc); true
-// elsewhere, where it was measured to help (Zen 4 and Zen 5 guests). Fixed before main runs
-// (qdot_dispatch.cpp); HONDO_PAGE_AHEAD=on or off overrides.
+// elsewhere, where it was measured to help (Zen 4 and Zen 5 guests). The F16/BF16 rows keep it
+// everywhere (prefetch_row_ahead). Fixed before main runs (qdot_dispatch.cpp);
+// HONDO_PAGE_AHEAD=on or off overrides.
 extern const bool page_ahead;
 // When the window [p, p + n) being read now starts a new 4 KiB page, that page once more,
 // kPageAhead bytes ahead (hint T2): each page is announced once, before the line prefetches
@@ -107,6 +108,14 @@ template <LineHint kHint, int kAhead = kPrefetchAhead>
 __attribute__((always_inline)) inline void prefetch_ahead(const void* p, int64_t n) {
   prefetch_lines<kHint>(static_cast<const char*>(p) + kAhead, n);
   prefetch_page(p, n);
+}
+// The same with the page hint on every CPU, for the F16/BF16 row kernels (vec_dot.cpp): on
+// Zen 3, where the tiles read faster without it, Coder-1.3B F16 decoded at 79.3-84.9 % of the
+// roofline with it against 75.6-76.9 % without (docs/PERFORMANCE.md, 2026-12-08).
+template <LineHint kHint>
+__attribute__((always_inline)) inline void prefetch_row_ahead(const void* p, int64_t n) {
+  prefetch_lines<kHint>(static_cast<const char*>(p) + kPrefetchAhead, n);
+  announce_page(p, n);
 }
 
 // The kernels of one instruction-set level. dot[id] is null for types without an integer

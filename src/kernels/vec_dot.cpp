@@ -140,7 +140,7 @@ __attribute__((target("avx2,fma,f16c"))) void rows_dot_avx2_t(const uint16_t* w,
     for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 32 <= k; i += 32) {
-      prefetch_ahead<kHint>(row + i, 64);
+      prefetch_row_ahead<kHint>(row + i, 64);
       __m256 wv[4];
       for (int j = 0; j < 4; ++j) wv[j] = half8_to_ps<BF16>(row + i + 8 * j);
       for (int t = 0; t < T; ++t)
@@ -215,7 +215,7 @@ __attribute__((target("avx512f"))) void rows_dot_avx512_t(const uint16_t* w, int
       for (int j = 0; j < 4; ++j) acc[t][j] = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 64 <= k; i += 64) {
-      prefetch_ahead<kHint>(row + i, 128);
+      prefetch_row_ahead<kHint>(row + i, 128);
       __m512 wv[4];
       for (int j = 0; j < 4; ++j) wv[j] = half16_to_ps<BF16>(row + i + 16 * j);
       for (int t = 0; t < T; ++t)

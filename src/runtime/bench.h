@@ -43,7 +43,7 @@ struct BenchResult {
   std::string kv_type;           // the KV cache's element type: "f16", "q8_0", "f32"
   std::string line_prefetch;     // "l1" or "l2": where the weight readers' prefetches go (qdot.h)
   bool page_hint_alone = false;  // the Q4_0/Q4_1/Q4_K tiles and F16/BF16 rows: no line prefetches
-  bool page_ahead = true;        // whether the weight readers announce pages ahead (qdot.h)
+  bool page_ahead = true;        // whether the tile kernels announce pages ahead (qdot.h)
   size_t file_bytes = 0;
   int threads = 0;
   int n_prompt = 0, n_gen = 0, depth = 0, reps = 0;
