@@ -171,6 +171,10 @@ struct Tile32 {
 // 2 * 255 * 127 and saturate maddubs; so each register goes back to int8 v (xor 0x80) and
 // maddubs multiplies |v| by the activation with v's sign, at most 2 * 128 * 127 per pair:
 // acc += d_w * d_a * sum(v * q_a), exact in int32.
+// Lines 6 KiB ahead: on Zen 3 (no page hint), R1-1.5B and V2-Lite Q8_0 decoded at 91.6-96.7 %
+// of the roofline that way against 86.3-95.9 % at 4 KiB (8 KiB: 91.1-95.1 %), one binary with
+// the distances in turn, three rounds each (docs/PERFORMANCE.md, 2026-12-08).
+constexpr int kQ8LinesAhead = 6144;
 struct TileQ8 {
   template <int N, LineHint kHint>
   static void run(const uint8_t* t, const QActRow* a, int64_t k, float* out) {
@@ -180,7 +184,7 @@ struct TileQ8 {
     for (int h = 0; h < 2; ++h)
       for (int j = 0; j < N; ++j) acc[h][j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < k / 32; t += kGroup) {
-      prefetch_ahead<kHint>(t, kGroup);
+      prefetch_ahead<kHint, kQ8LinesAhead>(t, kGroup);
       for (int i = 0; i < 2; ++i, ++b) {
         const uint8_t* vals = t + 64 + 512 * i;
         for (int h = 0; h < 2; ++h) {
