@@ -102,8 +102,9 @@ __attribute__((always_inline)) inline void prefetch_page(const void* p, int64_t 
   if (page_ahead) announce_page(p, n);
 }
 // The window [p, p + n) of a weight stream being read now, announced ahead: its lines kAhead
-// bytes ahead and the page hint. The tile kernels (qdot_x86.inc) and the F16/BF16 row kernels
-// (vec_dot.cpp) call it at every step; test_kernel_build checks that their prefetches survive.
+// bytes ahead and the page hint. The tile kernels (qdot_x86.inc) call it, and the F16/BF16 row
+// kernels (vec_dot.cpp) prefetch_row_ahead, at every step; test_kernel_build checks that their
+// prefetches survive.
 template <LineHint kHint, int kAhead = kPrefetchAhead>
 __attribute__((always_inline)) inline void prefetch_ahead(const void* p, int64_t n) {
   prefetch_lines<kHint>(static_cast<const char*>(p) + kAhead, n);

@@ -210,8 +210,8 @@ double measure_read_bandwidth(ThreadPool& pool, const std::vector<MemoryRange>& 
   // Passes take the reader's two builds (see read_piece_wide) with each of three ways of asking
   // ahead in turn: the kernels' line prefetches (to the CPU's cache, line_prefetch_to_l2) with
   // the page hint, the page hint alone (as the Q8_0 tiles read on AVX-512 and the Q4 tiles on
-  // Zen 4), and the line prefetches alone (as the tiles read on Zen 3, page_ahead). On
-  // Zen 3 the last reads 10-25 % faster than the other two (docs/PERFORMANCE.md). On a
+  // Zen 4), and the line prefetches alone (as the tiles read on Zen 3, page_ahead), so that
+  // no choice of the kernels can lower the roofline they are judged against. On a
   // Zen 4 guest, 1 GiB, two threads, the readers in turn (a test program with copies of them),
   // 10 rounds, % of each round's best: baseline 91.5 with line prefetches and 99.3 without,
   // AVX-512 74.5 and 88.6, this function with its two earlier passes 86.7 (probes 42-60 GB/s).
