@@ -83,6 +83,48 @@ __attribute__((always_inline)) inline void micro_rows(const float* w, int64_t ld
     for (int n = 0; n < N; ++n) store<V>(acc + r * kPanelTokens + n * L, s[r][n]);
 }
 
+// R rows x 16 tokens (tokens 16 h .. 16 h + 15 of the panel) in 256-bit vectors, the panel's
+// two vectors held in registers: per column 2 panel loads and R broadcasts feed 2 R FMAs. With
+// 6 rows that is 12 sums + 2 + 1 of the 16 ymm registers, 8 loads per 12 FMAs; micro_rows with
+// 3 rows x 32 tokens needs 17 and GCC takes the panel vectors as the FMAs' memory operands, 15
+// loads per 12 FMAs, which bound it on Zen 3 (2 loads of 256 bits a cycle).
+template <int R>
+__attribute__((always_inline)) inline void micro_rows_half(const float* w, int64_t ldw,
+                                                           const float* panel, int64_t kc,
+                                                           float* acc, bool add, int h) {
+  f32x8 s[R][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r)
+    for (int n = 0; n < 2; ++n)
+      s[r][n] = add ? load<f32x8>(acc + r * kPanelTokens + 16 * h + 8 * n) : f32x8{};
+  for (int64_t i = 0; i < kc; ++i) {
+    f32x8 x[2];  // [16] tokens 16 h .. 16 h + 15 of the panel's column i
+    for (int n = 0; n < 2; ++n) {
+      x[n] = load<f32x8>(panel + i * kPanelTokens + 16 * h + 8 * n);
+      asm("" : "+x"(x[n]));  // keep it in a register rather than fold it into each FMA
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const float wr = w[r * ldw + i];
+      for (int n = 0; n < 2; ++n) s[r][n] += x[n] * wr;
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r)
+    for (int n = 0; n < 2; ++n) store<f32x8>(acc + r * kPanelTokens + 16 * h + 8 * n, s[r][n]);
+}
+
+// n_rows (1..MaxR) -> micro_rows_half<n_rows> for half h of the panel.
+template <int R, int MaxR>
+__attribute__((always_inline)) inline void half_pick(int n_rows, const float* w, int64_t ldw,
+                                                     const float* panel, int64_t kc, float* acc,
+                                                     bool add, int h) {
+  if constexpr (R <= MaxR) {
+    if (n_rows == R) return micro_rows_half<R>(w, ldw, panel, kc, acc, add, h);
+    half_pick<R + 1, MaxR>(n_rows, w, ldw, panel, kc, acc, add, h);
+  }
+}
+
 // n_rows (1..MaxR) -> micro_rows<n_rows>.
 template <int R, int MaxR, typename V>
 __attribute__((always_inline)) inline void micro_pick(int n_rows, const float* w, int64_t ldw,
@@ -95,8 +137,8 @@ __attribute__((always_inline)) inline void micro_pick(int n_rows, const float* w
 }
 
 // Row counts per ISA: the R * 32 / lanes sums, the 32 / lanes panel vectors and a broadcast
-// must fit the register file: 32 zmm (12 rows: 24 + 2 + 1), 16 ymm (3 rows: 12 + 4; the
-// broadcast folds into the FMA's load), 16 xmm (1 row: 8 + 8), 32 NEON q (3 rows: 24 + 8).
+// must fit the register file: 32 zmm (12 rows: 24 + 2 + 1), 16 xmm (1 row: 8 + 8), 32 NEON q
+// (3 rows: 24 + 8). AVX2's 16 ymm take 6 rows of half a panel at a time (micro_rows_half).
 void micro_portable(const float* w, int64_t ldw, int n_rows, const float* panel, int64_t kc,
                     float* acc, bool add) {
   micro_pick<1, 1, f32x4>(n_rows, w, ldw, panel, kc, acc, add);
@@ -106,7 +148,7 @@ void micro_portable(const float* w, int64_t ldw, int n_rows, const float* panel,
 __attribute__((target("avx2,fma"))) void micro_avx2(const float* w, int64_t ldw, int n_rows,
                                                     const float* panel, int64_t kc, float* acc,
                                                     bool add) {
-  micro_pick<1, 3, f32x8>(n_rows, w, ldw, panel, kc, acc, add);
+  for (int h = 0; h < 2; ++h) half_pick<1, 6>(n_rows, w, ldw, panel, kc, acc, add, h);
 }
 __attribute__((target("avx512f"))) void micro_avx512(const float* w, int64_t ldw, int n_rows,
                                                      const float* panel, int64_t kc, float* acc,
@@ -299,7 +341,7 @@ std::vector<GemmMicro> gemm_micro_variants() {
 #if HONDO_X86
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    v.push_back({"avx2", 3, micro_avx2});
+    v.push_back({"avx2", 6, micro_avx2});  // 6 rows x 16 tokens, twice
   if (__builtin_cpu_supports("avx512f")) v.push_back({"avx512", 12, micro_avx512});
 #elif HONDO_ARM64
   v.push_back({"neon", 3, micro_neon});
