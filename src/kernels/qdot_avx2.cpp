@@ -172,8 +172,8 @@ struct Tile32 {
 // maddubs multiplies |v| by the activation with v's sign, at most 2 * 128 * 127 per pair:
 // acc += d_w * d_a * sum(v * q_a), exact in int32.
 // Lines 6 KiB ahead: on Zen 3 (no page hint), R1-1.5B and V2-Lite Q8_0 decoded at 91.6-96.7 %
-// of the roofline that way against 86.3-95.9 % at 4 KiB (8 KiB: 91.1-95.1 %), one binary with
-// the distances in turn, three rounds each (docs/PERFORMANCE.md, 2026-12-08).
+// of the roofline that way against 86.3-95.9 % at 4 KiB (8 KiB, R1 alone: 91.1-95.1 %), one binary
+// with the distances in turn, three rounds each (docs/PERFORMANCE.md, 2026-12-08).
 constexpr int kQ8LinesAhead = 6144;
 struct TileQ8 {
   template <int N, LineHint kHint>
