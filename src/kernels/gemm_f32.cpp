@@ -54,22 +54,29 @@ __attribute__((always_inline)) inline void store(float* p, V v) {
   __builtin_memcpy(p, &v, sizeof v);
 }
 
-// R rows x 32 tokens: R * 32 / lanes vector sums. Per column i the panel's 32 activations
-// are loaded once and every row's weight w[r, i] is broadcast onto them.
-template <int R, typename V>
+// R rows x kTokens tokens (tokens first .. first + kTokens - 1 of the 32 of the panel):
+// R * kTokens / lanes vector sums. Per column i the panel's activations are loaded once and
+// every row's weight w[r, i] is broadcast onto them. kPin holds those panel vectors in
+// registers: GCC otherwise takes them as memory operands of every FMA, which on AVX2 costs a
+// load per FMA (micro_avx2).
+template <int R, typename V, int kTokens = kPanelTokens, bool kPin = false>
 __attribute__((always_inline)) inline void micro_rows(const float* w, int64_t ldw,
                                                       const float* panel, int64_t kc, float* acc,
-                                                      bool add) {
-  constexpr int L = int(sizeof(V) / sizeof(float)), N = kPanelTokens / L;
+                                                      bool add, int first) {
+  constexpr int L = int(sizeof(V) / sizeof(float)), N = kTokens / L;
+  acc += first, panel += first;
   V s[R][N];
 #pragma GCC unroll 12
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int n = 0; n < N; ++n) s[r][n] = add ? load<V>(acc + r * kPanelTokens + n * L) : V{};
   for (int64_t i = 0; i < kc; ++i) {
-    V x[N];  // [32] the panel's column i
+    V x[N];  // [kTokens] the panel's column i
 #pragma GCC unroll 8
-    for (int n = 0; n < N; ++n) x[n] = load<V>(panel + i * kPanelTokens + n * L);
+    for (int n = 0; n < N; ++n) {
+      x[n] = load<V>(panel + i * kPanelTokens + n * L);
+      if constexpr (kPin) asm("" : "+x"(x[n]));
+    }
 #pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
       const float wr = w[r * ldw + i];  // broadcast onto the panel vectors
@@ -83,62 +90,20 @@ __attribute__((always_inline)) inline void micro_rows(const float* w, int64_t ld
     for (int n = 0; n < N; ++n) store<V>(acc + r * kPanelTokens + n * L, s[r][n]);
 }
 
-// R rows x 16 tokens (tokens 16 h .. 16 h + 15 of the panel) in 256-bit vectors, the panel's
-// two vectors held in registers: per column 2 panel loads and R broadcasts feed 2 R FMAs. With
-// 6 rows that is 12 sums + 2 + 1 of the 16 ymm registers, 8 loads per 12 FMAs; micro_rows with
-// 3 rows x 32 tokens needs 17 and GCC takes the panel vectors as the FMAs' memory operands, 15
-// loads per 12 FMAs, which bound it on Zen 3 (2 loads of 256 bits a cycle).
-template <int R>
-__attribute__((always_inline)) inline void micro_rows_half(const float* w, int64_t ldw,
-                                                           const float* panel, int64_t kc,
-                                                           float* acc, bool add, int h) {
-  f32x8 s[R][2];
-#pragma GCC unroll 6
-  for (int r = 0; r < R; ++r)
-    for (int n = 0; n < 2; ++n)
-      s[r][n] = add ? load<f32x8>(acc + r * kPanelTokens + 16 * h + 8 * n) : f32x8{};
-  for (int64_t i = 0; i < kc; ++i) {
-    f32x8 x[2];  // [16] tokens 16 h .. 16 h + 15 of the panel's column i
-    for (int n = 0; n < 2; ++n) {
-      x[n] = load<f32x8>(panel + i * kPanelTokens + 16 * h + 8 * n);
-      asm("" : "+x"(x[n]));  // keep it in a register rather than fold it into each FMA
-    }
-#pragma GCC unroll 6
-    for (int r = 0; r < R; ++r) {
-      const float wr = w[r * ldw + i];
-      for (int n = 0; n < 2; ++n) s[r][n] += x[n] * wr;
-    }
-  }
-#pragma GCC unroll 6
-  for (int r = 0; r < R; ++r)
-    for (int n = 0; n < 2; ++n) store<f32x8>(acc + r * kPanelTokens + 16 * h + 8 * n, s[r][n]);
-}
-
-// n_rows (1..MaxR) -> micro_rows_half<n_rows> for half h of the panel.
-template <int R, int MaxR>
-__attribute__((always_inline)) inline void half_pick(int n_rows, const float* w, int64_t ldw,
-                                                     const float* panel, int64_t kc, float* acc,
-                                                     bool add, int h) {
-  if constexpr (R <= MaxR) {
-    if (n_rows == R) return micro_rows_half<R>(w, ldw, panel, kc, acc, add, h);
-    half_pick<R + 1, MaxR>(n_rows, w, ldw, panel, kc, acc, add, h);
-  }
-}
-
 // n_rows (1..MaxR) -> micro_rows<n_rows>.
-template <int R, int MaxR, typename V>
+template <int R, int MaxR, typename V, int kTokens = kPanelTokens, bool kPin = false>
 __attribute__((always_inline)) inline void micro_pick(int n_rows, const float* w, int64_t ldw,
                                                       const float* panel, int64_t kc, float* acc,
-                                                      bool add) {
+                                                      bool add, int first = 0) {
   if constexpr (R <= MaxR) {
-    if (n_rows == R) return micro_rows<R, V>(w, ldw, panel, kc, acc, add);
-    micro_pick<R + 1, MaxR, V>(n_rows, w, ldw, panel, kc, acc, add);
+    if (n_rows == R) return micro_rows<R, V, kTokens, kPin>(w, ldw, panel, kc, acc, add, first);
+    micro_pick<R + 1, MaxR, V, kTokens, kPin>(n_rows, w, ldw, panel, kc, acc, add, first);
   }
 }
 
 // Row counts per ISA: the R * 32 / lanes sums, the 32 / lanes panel vectors and a broadcast
 // must fit the register file: 32 zmm (12 rows: 24 + 2 + 1), 16 xmm (1 row: 8 + 8), 32 NEON q
-// (3 rows: 24 + 8). AVX2's 16 ymm take 6 rows of half a panel at a time (micro_rows_half).
+// (3 rows: 24 + 8). AVX2's 16 ymm take 6 rows of half a panel at a time (micro_avx2).
 void micro_portable(const float* w, int64_t ldw, int n_rows, const float* panel, int64_t kc,
                     float* acc, bool add) {
   micro_pick<1, 1, f32x4>(n_rows, w, ldw, panel, kc, acc, add);
@@ -148,7 +113,12 @@ void micro_portable(const float* w, int64_t ldw, int n_rows, const float* panel,
 __attribute__((target("avx2,fma"))) void micro_avx2(const float* w, int64_t ldw, int n_rows,
                                                     const float* panel, int64_t kc, float* acc,
                                                     bool add) {
-  for (int h = 0; h < 2; ++h) half_pick<1, 6>(n_rows, w, ldw, panel, kc, acc, add, h);
+  // 6 rows x 16 tokens, each half of the panel in turn, its 2 vectors pinned: 12 sums + 2 + 1
+  // of the 16 ymm, and per column 2 panel loads and 6 broadcasts feed 12 FMAs. 3 rows x 32
+  // tokens in one pass needed 17 registers and GCC fed every FMA from memory, 15 loads per 12
+  // FMAs, which bound it on Zen 3 (two 256-bit loads a cycle): F16 prefill 56.8 -> 63.8 t/s.
+  for (int h = 0; h < 2; ++h)
+    micro_pick<1, 6, f32x8, 16, true>(n_rows, w, ldw, panel, kc, acc, add, 16 * h);
 }
 __attribute__((target("avx512f"))) void micro_avx512(const float* w, int64_t ldw, int n_rows,
                                                      const float* panel, int64_t kc, float* acc,
