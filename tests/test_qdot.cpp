@@ -52,18 +52,24 @@ std::vector<int> half_fields(DType t) {
   }
 }
 
+// Sets the f16 scale fields of every block of format t in `blocks` to scale() in turn.
+template <class Scale>
+void set_block_scales(DType t, std::vector<uint8_t>& blocks, Scale scale) {
+  const size_t block_bytes = size_t(dtype_info(t).block_bytes);
+  for (size_t blk = 0; blk < blocks.size() / block_bytes; ++blk)
+    for (int off : half_fields(t)) {
+      const uint16_t h = f32_to_f16(scale());
+      std::memcpy(blocks.data() + blk * block_bytes + off, &h, 2);
+    }
+}
+
 // A weight row of k values in format t made of random bytes (every bit pattern of the
 // quantized values and sub-scales is legal) with finite, modest block scales.
 std::vector<uint8_t> random_row(DType t, int64_t k, std::mt19937& rng) {
-  const DTypeInfo& info = dtype_info(t);
   std::vector<uint8_t> row(row_bytes(t, k));
   for (auto& b : row) b = uint8_t(rng());
   std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
-  for (size_t blk = 0; blk < row.size() / size_t(info.block_bytes); ++blk)
-    for (int off : half_fields(t)) {
-      const uint16_t h = f32_to_f16(scale(rng));
-      std::memcpy(row.data() + blk * info.block_bytes + off, &h, 2);
-    }
+  set_block_scales(t, row, [&] { return scale(rng); });
   return row;
 }
 
@@ -348,13 +354,8 @@ TEST(QDotTile, EverySimdTileKernelMatchesReferenceAtExtremes) {
   for (const QDotKernels* ks : qdot_available())
     for (DType t : kIntTypes) {
       if (ks == &ref || !ks->tile_for(t)) continue;
-      const DTypeInfo& info = dtype_info(t);
       std::vector<uint8_t> rows(size_t(kTileRows) * row_bytes(t, k), 0xFF);
-      for (size_t blk = 0; blk < rows.size() / size_t(info.block_bytes); ++blk)
-        for (int off : half_fields(t)) {
-          const uint16_t h = f32_to_f16(0.01f);
-          std::memcpy(rows.data() + blk * info.block_bytes + off, &h, 2);
-        }
+      set_block_scales(t, rows, [] { return 0.01f; });
       std::vector<uint8_t> packed(packed_bytes(t, kTileRows, k));
       pack_tiles(t, rows.data(), kTileRows, k, packed.data());
       for (const float sign : {1.0f, -1.0f}) {

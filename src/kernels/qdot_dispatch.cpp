@@ -97,7 +97,7 @@ bool choose_page_hint_alone() {
 // Not on AMD Zen 3: family 19h without AVX-512.
 bool choose_page_ahead() {
   if (const auto ahead = env_switch("HONDO_PAGE_AHEAD", "on", "off")) return *ahead;
-  return !(amd_family() == 0x19 && !has_avx512());
+  return amd_family() != 0x19 || has_avx512();
 }
 
 const QDotKernels& choose() {
