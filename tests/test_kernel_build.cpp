@@ -1,9 +1,10 @@
-// What the compiler made of the streaming kernels: every kernel that reads weights (or the
-// bandwidth probe's memory) as a stream still holds its software prefetches. GCC treats a
-// prefetch as free of side effects: a helper that only prefetches, when not inlined early, is
-// found pure and its calls are deleted, silently (the F16 row kernels lost theirs that way and
-// read 38-43 GB/s from DRAM where they had read 61-64). The test disassembles the built libraries
-// with objdump.
+// What the compiler made of the kernels. Every kernel that reads weights (or the bandwidth
+// probe's memory) as a stream still holds its software prefetches: GCC treats a prefetch as
+// free of side effects, and a helper that only prefetches, when not inlined early, is found
+// pure and its calls are deleted, silently (the F16 row kernels lost theirs that way and read
+// 38-43 GB/s from DRAM where they had read 61-64). And the elementwise loops of each
+// instruction set compute on that set's vector registers (GCC once left the AVX2 exp and SiLU
+// scalar). The test disassembles the built libraries with objdump.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -17,9 +18,10 @@
 namespace {
 
 // The prefetch instructions of one function: all of them, and those with hint T0 (into L1)
-// and T1 (into L2 alone).
+// and T1 (into L2 alone); and its instructions on 256-bit (ymm) and 512-bit (zmm) registers.
 struct Prefetches {
   int all = 0, t0 = 0, t1 = 0;
+  int ymm = 0, zmm = 0;
 };
 // member (object file) -> function -> its prefetches
 using PrefetchCounts = std::map<std::string, std::map<std::string, Prefetches>>;
@@ -42,8 +44,11 @@ bool count_prefetches(const std::string& lib, PrefetchCounts& out, std::string& 
       obj = m[1], fn.clear();
     else if (std::regex_match(line, m, function))
       fn = m[1], out[obj][fn] = {};
-    else if (!fn.empty() && line.find("prefetch") != std::string::npos) {
+    else if (!fn.empty()) {
       Prefetches& f = out[obj][fn];
+      f.ymm += line.find("%ymm") != std::string::npos;
+      f.zmm += line.find("%zmm") != std::string::npos;
+      if (line.find("prefetch") == std::string::npos) continue;
       ++f.all;
       f.t0 += line.find("prefetcht0") != std::string::npos;
       f.t1 += line.find("prefetcht1") != std::string::npos;
@@ -141,4 +146,31 @@ TEST(KernelBuild, LinePrefetchHintIsFixedPerKernel) {
     EXPECT_GT(l1, 0) << obj << " has no kernel prefetching lines into L1";
     EXPECT_GT(l2, 0) << obj << " has no kernel prefetching lines into L2";
   }
+}
+
+// exp (softmax) and SiLU (SwiGLU) per instruction set: the AVX2 loops on ymm registers, the
+// AVX-512 ones on zmm. Written on GCC vectors since the scalar loop GCC left unvectorized for
+// AVX2 cost V2-Lite's decode 25 us per layer in SiLU alone (now 5).
+TEST(KernelBuild, VectorMathLoopsUseTheirVectorRegisters) {
+  if (!HONDO_X86) GTEST_SKIP() << "the registers checked here are x86's";
+  PrefetchCounts kernels;
+  std::string error;
+  ASSERT_TRUE(count_prefetches(std::string(HONDO_BIN_DIR) + "/libhondo_kernels.a", kernels, error))
+      << error;
+  ASSERT_NE(kernels.find("vec_math.cpp.o"), kernels.end())
+      << "vec_math.cpp.o is not in the library";
+  int checked = 0;
+  for (const auto& [fn, f] : kernels["vec_math.cpp.o"]) {
+    for (const std::string loop : {"exp_", "silu_mul_"}) {
+      if (fn.find("::" + loop + "avx2(") != std::string::npos) {
+        EXPECT_GE(f.ymm, 10) << fn << " has " << f.ymm << " instructions on ymm registers";
+        ++checked;
+      }
+      if (fn.find("::" + loop + "avx512(") != std::string::npos) {
+        EXPECT_GE(f.zmm, 10) << fn << " has " << f.zmm << " instructions on zmm registers";
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 4) << "exp and silu_mul, AVX2 and AVX-512";
 }

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/cpu.h"
+#include "kernels/gcc_vectors.h"
 #include "kernels/qdot.h"
 #include "kernels/quant.h"
 
@@ -34,25 +35,13 @@ void micro_reference(const float* w, int64_t ldw, int n_rows, const float* panel
     }
 }
 
-// The vector helpers below are always inlined into the ISA-specific kernels; GCC's note that
-// a 64-byte vector return "changes the ABI" without AVX-512 does not apply to them.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-// GCC vectors of the register width of each instruction set: 16 floats (zmm), 8 (ymm), 4
-// (xmm, NEON q). A panel row of 32 tokens is 32 / lanes of them.
-typedef float f32x16 __attribute__((vector_size(64)));
-typedef float f32x8 __attribute__((vector_size(32)));
-typedef float f32x4 __attribute__((vector_size(16)));
-template <typename V>
-__attribute__((always_inline)) inline V load(const float* p) {
-  V v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-template <typename V>
-__attribute__((always_inline)) inline void store(float* p, V v) {
-  __builtin_memcpy(p, &v, sizeof v);
-}
+// GCC vectors of the register width of each instruction set (kernels/gcc_vectors.h): a panel
+// row of 32 tokens is 32 / lanes of them.
+using vec::f32x16;
+using vec::f32x4;
+using vec::f32x8;
+using vec::load;
+using vec::store;
 
 // R rows x kTokens tokens (tokens first .. first + kTokens - 1 of the 32 of the panel):
 // R * kTokens / lanes vector sums. Per column i the panel's activations are loaded once and
