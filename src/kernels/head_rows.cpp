@@ -370,6 +370,131 @@ struct Avx512 {
       for (int c = 0; c < kRegs; ++c) _mm512_storeu_ps(out + i * o_stride + 16 * c, acc[i][c]);
   }
 };
+
+// Values c .. c + 7 of a row as F32 (c % 8 == 0), as load16.
+__attribute__((target("avx2,fma,f16c"), always_inline)) inline __m256 load8(const float* row,
+                                                                            int64_t c) {
+  return _mm256_loadu_ps(row + c);
+}
+__attribute__((target("avx2,fma,f16c"), always_inline)) inline __m256 load8(const uint16_t* row,
+                                                                            int64_t c) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c)));
+}
+__attribute__((target("avx2,fma,f16c"), always_inline)) inline __m256 load8(const uint8_t* row,
+                                                                            int64_t c) {
+  const uint8_t* b = Q8Rows::at(row, c);
+  uint16_t d;
+  std::memcpy(&d, b, 2);
+  const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 2 + c % Q8Rows::kBlock));
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)),
+                       _mm256_cvtph_ps(_mm_set1_epi16(int16_t(d))));
+}
+
+// AVX2 (16 ymm registers): the AVX-512 scheme at 8 floats a register, with 8 accumulators
+// where that one has 16.
+struct Avx2 {
+  // 8 sums of 8 lanes each -> one vector, lane r = the sum of a[r]'s lanes: horizontal adds
+  // within 128-bit lanes, then the two halves added.
+  __attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 sum8(
+      const __m256* a) {
+    const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                         _mm256_permute2f128_ps(u0, u1, 0x31));
+  }
+  // R = 8 / NQ rows (one for 5 to 8 heads) against NQ heads over their first n values (n % 8 ==
+  // 0): R * NQ <= 8 accumulators, independent FMA chains, reduced together by sum8. Per block
+  // of 8 values each row is converted once and each head's block of q loaded once.
+  // out[i * o_stride + k] += row k . head i.
+  template <class Fmt, int NQ>
+  __attribute__((target("avx2,fma,f16c"))) static void dot_rows8(const typename Fmt::T* r,
+                                                                 int64_t stride, const float* q,
+                                                                 int64_t q_stride, int64_t n,
+                                                                 float* out, int64_t o_stride) {
+    constexpr int R = NQ > 4 ? 1 : 8 / NQ;
+    __m256 acc[8];  // [R][NQ], the rest zero
+    for (__m256& v : acc) v = _mm256_setzero_ps();
+    for (int64_t c = 0; c < n; c += 8) {
+      __m256 w[R];  // [R] 8 values of each row
+      for (int k = 0; k < R; ++k) w[k] = load8(r + k * stride, c);
+      for (int i = 0; i < NQ; ++i) {
+        __m256 qv = _mm256_loadu_ps(q + i * q_stride + c);
+        if constexpr (R > 1) asm("" : "+x"(qv));  // one load for all R rows (Avx512)
+        for (int k = 0; k < R; ++k) acc[k * NQ + i] = _mm256_fmadd_ps(w[k], qv, acc[k * NQ + i]);
+      }
+    }
+    alignas(32) float s[8];
+    _mm256_store_ps(s, sum8(acc));
+    for (int k = 0; k < R; ++k)
+      for (int i = 0; i < NQ; ++i) out[i * o_stride + k] += s[k * NQ + i];
+  }
+  template <class Fmt, int NQ>
+  __attribute__((target("avx2,fma,f16c"))) static void dots(const typename Fmt::T* rows,
+                                                            int64_t stride, int64_t n_rows,
+                                                            const float* q, int64_t q_stride,
+                                                            int64_t n, float* out, int64_t o_stride,
+                                                            int64_t fetch_end) {
+    constexpr int R = NQ > 4 ? 1 : 8 / NQ;
+    const int64_t n_fetch = std::max(n_rows, fetch_end), n8 = n / 8 * 8;
+    int64_t j = 0;
+    for (; j + R <= n_rows; j += R) {
+      prefetch_rows_ahead<Fmt>(rows, stride, j, R, n_fetch, n);
+      dot_rows8<Fmt, NQ>(rows + j * stride, stride, q, q_stride, n8, out + j, o_stride);
+    }
+    for (; j < n_rows; ++j)
+      for (int i = 0; i < NQ; ++i) {
+        __m256 a = _mm256_setzero_ps();
+        for (int64_t c = 0; c < n8; c += 8)
+          a = _mm256_fmadd_ps(load8(rows + j * stride, c), _mm256_loadu_ps(q + i * q_stride + c),
+                              a);
+        alignas(32) float s[8];
+        _mm256_store_ps(s, a);
+        out[i * o_stride + j] += ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+      }
+    if (n8 < n)  // the last columns of every row
+      plain_dots<Fmt>(Fmt::at(rows, n8), stride, n_rows, q + n8, q_stride, NQ, n - n8, out,
+                      o_stride);
+  }
+
+  // Columns in stripes of 8 * kRegs (kRegs registers per head, at least 5 accumulators in all
+  // so that the FMA chains overlap), every row of a run of kSumRows into each stripe, the
+  // sums added to out, the next run asked for as a run goes (as Avx512::sums).
+  template <class Fmt, int NQ>
+  __attribute__((target("avx2,fma,f16c"))) static void sums(const typename Fmt::T* rows,
+                                                            int64_t stride, int64_t n_rows,
+                                                            const float* p, int64_t p_stride,
+                                                            int64_t n, float* out, int64_t o_stride,
+                                                            int64_t fetch_end) {
+    constexpr int kRegs = NQ > 4 ? 1 : 8 / NQ;
+    const int64_t n_full = n / (8 * kRegs) * (8 * kRegs);  // columns of whole stripes
+    const int64_t n_fetch = std::max(n_rows, fetch_end);
+    for (int64_t j0 = 0; j0 < n_rows; j0 += kSumRows) {
+      const int64_t j1 = std::min(n_rows, j0 + kSumRows);
+      for (int64_t c0 = 0; c0 < n_full; c0 += 8 * kRegs) {
+        __m256 acc[NQ][kRegs];
+        for (int i = 0; i < NQ; ++i)
+          for (int c = 0; c < kRegs; ++c)
+            acc[i][c] = _mm256_loadu_ps(out + i * o_stride + c0 + 8 * c);
+        for (int64_t j = j0; j < j1; ++j) {
+          prefetch_next_run<Fmt, 8 * kRegs>(rows, stride, j, 1, j0, n_fetch, n, c0);
+          const typename Fmt::T* r = rows + j * stride;
+          __m256 w[kRegs];
+          for (int c = 0; c < kRegs; ++c) w[c] = load8(r, c0 + 8 * c);
+          for (int i = 0; i < NQ; ++i) {
+            const __m256 pij = _mm256_set1_ps(p[i * p_stride + j]);
+            for (int c = 0; c < kRegs; ++c) acc[i][c] = _mm256_fmadd_ps(pij, w[c], acc[i][c]);
+          }
+        }
+        for (int i = 0; i < NQ; ++i)
+          for (int c = 0; c < kRegs; ++c)
+            _mm256_storeu_ps(out + i * o_stride + c0 + 8 * c, acc[i][c]);
+      }
+    }
+    if (n_full < n)
+      plain_sums<Fmt>(Fmt::at(rows, n_full), stride, n_rows, p, p_stride, NQ, n - n_full,
+                      out + n_full, o_stride);
+  }
+};
 #pragma GCC diagnostic pop
 
 #endif
@@ -511,6 +636,9 @@ template <class Fmt>
 std::vector<HeadRowKernels> variants_of() {
   std::vector<HeadRowKernels> v{kernels_of<Fmt>("portable", Plain{})};
 #if HONDO_X86
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("f16c"))
+    v.push_back(kernels_of<Fmt>("avx2", Avx2{}));
   if (__builtin_cpu_supports("avx512f")) v.push_back(kernels_of<Fmt>("avx512", Avx512{}));
 #elif HONDO_ARM64
   v.push_back(kernels_of<Fmt>("neon", Neon{}));
