@@ -456,16 +456,32 @@ struct Avx2 {
                       o_stride);
   }
 
-  // Columns in stripes of 8 * kRegs (kRegs registers per head, at least 5 accumulators in all
-  // so that the FMA chains overlap), every row of a run of kSumRows into each stripe, the
-  // sums added to out, the next run asked for as a run goes (as Avx512::sums).
+  // Columns in stripes of 8 * kRegs (kRegs registers per head: 8 accumulators), every row of
+  // a run of kSumRows into each stripe, the sums added to out, the next run asked for as a run
+  // goes (as Avx512::sums). More than 4 heads go as 4, then the rest, over the same rows (from
+  // cache the second time): 8 heads with one register each took a broadcast of p per FMA and
+  // ran at 24 GMAC/s on one core (128 rows of a 512-value F16 latent, from cache), 4 heads with
+  // two registers at 30.
   template <class Fmt, int NQ>
   __attribute__((target("avx2,fma,f16c"))) static void sums(const typename Fmt::T* rows,
                                                             int64_t stride, int64_t n_rows,
                                                             const float* p, int64_t p_stride,
                                                             int64_t n, float* out, int64_t o_stride,
                                                             int64_t fetch_end) {
-    constexpr int kRegs = NQ > 4 ? 1 : 8 / NQ;
+    if constexpr (NQ > 4) {
+      group_sums<Fmt, 4, true>(rows, stride, n_rows, p, p_stride, n, out, o_stride, fetch_end);
+      group_sums<Fmt, NQ - 4, false>(rows, stride, n_rows, p + 4 * p_stride, p_stride, n,
+                                     out + 4 * o_stride, o_stride, fetch_end);
+    } else {
+      group_sums<Fmt, NQ, true>(rows, stride, n_rows, p, p_stride, n, out, o_stride, fetch_end);
+    }
+  }
+  // NQ <= 4 heads; kFetch: ask for the rows ahead (the first group of heads over these rows).
+  template <class Fmt, int NQ, bool kFetch>
+  __attribute__((target("avx2,fma,f16c"))) static void group_sums(
+      const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* p, int64_t p_stride,
+      int64_t n, float* out, int64_t o_stride, int64_t fetch_end) {
+    constexpr int kRegs = 8 / NQ;
     const int64_t n_full = n / (8 * kRegs) * (8 * kRegs);  // columns of whole stripes
     const int64_t n_fetch = std::max(n_rows, fetch_end);
     for (int64_t j0 = 0; j0 < n_rows; j0 += kSumRows) {
@@ -476,7 +492,8 @@ struct Avx2 {
           for (int c = 0; c < kRegs; ++c)
             acc[i][c] = _mm256_loadu_ps(out + i * o_stride + c0 + 8 * c);
         for (int64_t j = j0; j < j1; ++j) {
-          prefetch_next_run<Fmt, 8 * kRegs>(rows, stride, j, 1, j0, n_fetch, n, c0);
+          if constexpr (kFetch)
+            prefetch_next_run<Fmt, 8 * kRegs>(rows, stride, j, 1, j0, n_fetch, n, c0);
           const typename Fmt::T* r = rows + j * stride;
           __m256 w[kRegs];
           for (int c = 0; c < kRegs; ++c) w[c] = load8(r, c0 + 8 * c);
