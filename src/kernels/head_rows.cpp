@@ -419,7 +419,7 @@ struct Avx2 {
       for (int k = 0; k < R; ++k) w[k] = load8(r + k * stride, c);
       for (int i = 0; i < NQ; ++i) {
         __m256 qv = _mm256_loadu_ps(q + i * q_stride + c);
-        if constexpr (R > 1) asm("" : "+x"(qv));  // one load for all R rows (Avx512)
+        if constexpr (R > 1) asm("" : "+x"(qv));  // one load for all R rows (row_products)
         for (int k = 0; k < R; ++k) acc[k * NQ + i] = _mm256_fmadd_ps(w[k], qv, acc[k * NQ + i]);
       }
     }
@@ -460,8 +460,8 @@ struct Avx2 {
   // a run of kSumRows into each stripe, the sums added to out, the next run asked for as a run
   // goes (as Avx512::sums). More than 4 heads go as 4, then the rest, over the same rows (from
   // cache the second time): 8 heads with one register each took a broadcast of p per FMA and
-  // ran at 24 GMAC/s on one core (128 rows of a 512-value F16 latent, from cache), 4 heads with
-  // two registers at 30.
+  // ran at 24 GMAC/s on one core (128 rows of a 512-value F16 latent, from cache), as 4 and 4
+  // with two registers each at 34.
   template <class Fmt, int NQ>
   __attribute__((target("avx2,fma,f16c"))) static void sums(const typename Fmt::T* rows,
                                                             int64_t stride, int64_t n_rows,

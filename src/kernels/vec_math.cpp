@@ -37,7 +37,7 @@ __attribute__((always_inline)) inline V exp_approx(V x) {
   // n in [-126, 128]: 2^n as (n + 127) << 23, split into two factors so n = 128 fits.
   VI ni;
   if constexpr (sizeof(V) == sizeof(float))
-    ni = VI(n);
+    ni = n == n ? VI(n) : 0;  // a NaN (er is NaN too) converted to int would be undefined
   else
     ni = __builtin_convertvector(n, VI);
   const VI half = ni >> 1;
