@@ -456,32 +456,33 @@ struct Avx2 {
                       o_stride);
   }
 
-  // Columns in stripes of 8 * kRegs (kRegs registers per head: 8 accumulators), every row of
-  // a run of kSumRows into each stripe, the sums added to out, the next run asked for as a run
-  // goes (as Avx512::sums). More than 4 heads go as 4, then the rest, over the same rows (from
-  // cache the second time): 8 heads with one register each took a broadcast of p per FMA and
-  // ran at 24 GMAC/s on one core (128 rows of a 512-value F16 latent, from cache), as 4 and 4
-  // with two registers each at 34.
+  // Columns in stripes of 8 * kRegs (kRegs registers per head), every row of a run of kSumRows
+  // into each stripe, the sums added to out, the next run asked for as a run goes (as
+  // Avx512::sums). Up to 4 heads take 8 / NQ registers each; 5 or 6 heads two each (12
+  // accumulators, the 2 row values and a broadcast: 15 of the 16 registers); 7 or 8 heads go
+  // as 6, then the rest, over the same rows (from cache the second time). 8 heads with one
+  // register each took a broadcast of p per FMA: on one core, 128 rows of a 512-value F16
+  // latent from cache, 24 GMAC/s that way, 34 as 4 and 4, 36-39 as 6 and 2.
   template <class Fmt, int NQ>
   __attribute__((target("avx2,fma,f16c"))) static void sums(const typename Fmt::T* rows,
                                                             int64_t stride, int64_t n_rows,
                                                             const float* p, int64_t p_stride,
                                                             int64_t n, float* out, int64_t o_stride,
                                                             int64_t fetch_end) {
-    if constexpr (NQ > 4) {
-      group_sums<Fmt, 4, true>(rows, stride, n_rows, p, p_stride, n, out, o_stride, fetch_end);
-      group_sums<Fmt, NQ - 4, false>(rows, stride, n_rows, p + 4 * p_stride, p_stride, n,
-                                     out + 4 * o_stride, o_stride, fetch_end);
+    if constexpr (NQ > 6) {
+      group_sums<Fmt, 6, true>(rows, stride, n_rows, p, p_stride, n, out, o_stride, fetch_end);
+      group_sums<Fmt, NQ - 6, false>(rows, stride, n_rows, p + 6 * p_stride, p_stride, n,
+                                     out + 6 * o_stride, o_stride, fetch_end);
     } else {
       group_sums<Fmt, NQ, true>(rows, stride, n_rows, p, p_stride, n, out, o_stride, fetch_end);
     }
   }
-  // NQ <= 4 heads; kFetch: ask for the rows ahead (the first group of heads over these rows).
+  // NQ <= 6 heads; kFetch: ask for the rows ahead (the first group of heads over these rows).
   template <class Fmt, int NQ, bool kFetch>
   __attribute__((target("avx2,fma,f16c"))) static void group_sums(
       const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* p, int64_t p_stride,
       int64_t n, float* out, int64_t o_stride, int64_t fetch_end) {
-    constexpr int kRegs = 8 / NQ;
+    constexpr int kRegs = NQ > 4 ? 2 : 8 / NQ;
     const int64_t n_full = n / (8 * kRegs) * (8 * kRegs);  // columns of whole stripes
     const int64_t n_fetch = std::max(n_rows, fetch_end);
     for (int64_t j0 = 0; j0 < n_rows; j0 += kSumRows) {
