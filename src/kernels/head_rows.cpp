@@ -402,17 +402,32 @@ struct Avx2 {
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
                          _mm256_permute2f128_ps(u0, u1, 0x31));
   }
-  // R = 8 / NQ rows (one for 5 to 8 heads) against NQ heads over their first n values (n % 8 ==
-  // 0): R * NQ <= 8 accumulators, independent FMA chains, reduced together by sum8. Per block
-  // of 8 values each row is converted once and each head's block of q loaded once.
+  // NQ heads as groups of at most 6 (the most the kernels below hold in registers): up to 6
+  // heads as one group, 7 or 8 as 6 and the rest. group(heads, fetch, first head) per group,
+  // heads and fetch as std::integral_constant; fetch (ask for the rows ahead) for the first.
+  template <int NQ, class Group>
+  static void in_groups(Group group) {
+    using First = std::integral_constant<int, (NQ > 6 ? 6 : NQ)>;
+    group(First{}, std::true_type{}, 0);
+    if constexpr (NQ > 6) group(std::integral_constant<int, NQ - 6>{}, std::false_type{}, 6);
+  }
+  // Rows at a time for NQ heads: 8 / NQ for 1, 2 or 4 heads, 3 for 3, 2 for 5 or 6 (at most 12
+  // accumulators, the rows' values and a block of q: 15 of the 16 registers at most).
+  template <int NQ>
+  static constexpr int kDotRows = NQ == 3   ? 3
+                                  : NQ <= 4 ? 8 / NQ
+                                            : 2;
+  // kDotRows<NQ> rows against NQ <= 6 heads over their first n values (n % 8 == 0): up to 12
+  // accumulators, independent FMA chains, reduced 8 at a time by sum8. Per block of 8 values
+  // each row is converted once and each head's block of q loaded once for all the rows.
   // out[i * o_stride + k] += row k . head i.
   template <class Fmt, int NQ>
   __attribute__((target("avx2,fma,f16c"))) static void dot_rows8(const typename Fmt::T* r,
                                                                  int64_t stride, const float* q,
                                                                  int64_t q_stride, int64_t n,
                                                                  float* out, int64_t o_stride) {
-    constexpr int R = NQ > 4 ? 1 : 8 / NQ;
-    __m256 acc[8];  // [R][NQ], the rest zero
+    constexpr int R = kDotRows<NQ>, A = R * NQ;
+    __m256 acc[16];  // [R][NQ], the rest zero
     for (__m256& v : acc) v = _mm256_setzero_ps();
     for (int64_t c = 0; c < n; c += 8) {
       __m256 w[R];  // [R] 8 values of each row
@@ -423,22 +438,37 @@ struct Avx2 {
         for (int k = 0; k < R; ++k) acc[k * NQ + i] = _mm256_fmadd_ps(w[k], qv, acc[k * NQ + i]);
       }
     }
-    alignas(32) float s[8];
+    alignas(32) float s[16];
     _mm256_store_ps(s, sum8(acc));
+    if constexpr (A > 8) _mm256_store_ps(s + 8, sum8(acc + 8));
     for (int k = 0; k < R; ++k)
       for (int i = 0; i < NQ; ++i) out[i * o_stride + k] += s[k * NQ + i];
   }
+  // 7 or 8 heads go as 6, then the rest, over the same rows (from cache the second time): with
+  // one row at a time for 8 heads each FMA took a load of q, 39 GMAC/s on one core (128 rows of
+  // a 512-value F16 latent from cache), as 6 and 2 43; 6 heads 36.5 -> 43, 3 heads (3 rows at a
+  // time instead of 2) 31 -> 36.5.
   template <class Fmt, int NQ>
   __attribute__((target("avx2,fma,f16c"))) static void dots(const typename Fmt::T* rows,
                                                             int64_t stride, int64_t n_rows,
                                                             const float* q, int64_t q_stride,
                                                             int64_t n, float* out, int64_t o_stride,
                                                             int64_t fetch_end) {
-    constexpr int R = NQ > 4 ? 1 : 8 / NQ;
+    in_groups<NQ>([&](auto nq, auto fetch, int h0) {
+      group_dots<Fmt, nq(), fetch()>(rows, stride, n_rows, q + h0 * q_stride, q_stride, n,
+                                     out + h0 * o_stride, o_stride, fetch_end);
+    });
+  }
+  // NQ <= 6 heads; kFetch: ask for the rows ahead (the first group of heads over these rows).
+  template <class Fmt, int NQ, bool kFetch>
+  __attribute__((target("avx2,fma,f16c"))) static void group_dots(
+      const typename Fmt::T* rows, int64_t stride, int64_t n_rows, const float* q, int64_t q_stride,
+      int64_t n, float* out, int64_t o_stride, int64_t fetch_end) {
+    constexpr int R = kDotRows<NQ>;
     const int64_t n_fetch = std::max(n_rows, fetch_end), n8 = n / 8 * 8;
     int64_t j = 0;
     for (; j + R <= n_rows; j += R) {
-      prefetch_rows_ahead<Fmt>(rows, stride, j, R, n_fetch, n);
+      if constexpr (kFetch) prefetch_rows_ahead<Fmt>(rows, stride, j, R, n_fetch, n);
       dot_rows8<Fmt, NQ>(rows + j * stride, stride, q, q_stride, n8, out + j, o_stride);
     }
     for (; j < n_rows; ++j)
@@ -469,13 +499,10 @@ struct Avx2 {
                                                             const float* p, int64_t p_stride,
                                                             int64_t n, float* out, int64_t o_stride,
                                                             int64_t fetch_end) {
-    if constexpr (NQ > 6) {
-      group_sums<Fmt, 6, true>(rows, stride, n_rows, p, p_stride, n, out, o_stride, fetch_end);
-      group_sums<Fmt, NQ - 6, false>(rows, stride, n_rows, p + 6 * p_stride, p_stride, n,
-                                     out + 6 * o_stride, o_stride, fetch_end);
-    } else {
-      group_sums<Fmt, NQ, true>(rows, stride, n_rows, p, p_stride, n, out, o_stride, fetch_end);
-    }
+    in_groups<NQ>([&](auto nq, auto fetch, int h0) {
+      group_sums<Fmt, nq(), fetch()>(rows, stride, n_rows, p + h0 * p_stride, p_stride, n,
+                                     out + h0 * o_stride, o_stride, fetch_end);
+    });
   }
   // NQ <= 6 heads; kFetch: ask for the rows ahead (the first group of heads over these rows).
   template <class Fmt, int NQ, bool kFetch>
