@@ -17,17 +17,17 @@
 
 namespace {
 
-// The prefetch instructions of one function: all of them, and those with hint T0 (into L1)
+// What one function holds: its prefetch instructions, and those with hint T0 (into L1)
 // and T1 (into L2 alone); and its instructions on 256-bit (ymm) and 512-bit (zmm) registers.
-struct Prefetches {
-  int all = 0, t0 = 0, t1 = 0;
+struct Instructions {
+  int prefetches = 0, t0 = 0, t1 = 0;
   int ymm = 0, zmm = 0;
 };
-// member (object file) -> function -> its prefetches
-using PrefetchCounts = std::map<std::string, std::map<std::string, Prefetches>>;
+// member (object file) -> function -> its counts
+using InstructionCounts = std::map<std::string, std::map<std::string, Instructions>>;
 
 // Runs objdump on a static library; false when objdump cannot be run.
-bool count_prefetches(const std::string& lib, PrefetchCounts& out, std::string& error) {
+bool count_instructions(const std::string& lib, InstructionCounts& out, std::string& error) {
   const std::string cmd = "objdump -d --no-show-raw-insn -C '" + lib + "' 2>&1";
   std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
   if (!p) return error = "cannot run: " + cmd, false;
@@ -45,11 +45,11 @@ bool count_prefetches(const std::string& lib, PrefetchCounts& out, std::string& 
     else if (std::regex_match(line, m, function))
       fn = m[1], out[obj][fn] = {};
     else if (!fn.empty()) {
-      Prefetches& f = out[obj][fn];
+      Instructions& f = out[obj][fn];
       f.ymm += line.find("%ymm") != std::string::npos;
       f.zmm += line.find("%zmm") != std::string::npos;
       if (line.find("prefetch") == std::string::npos) continue;
-      ++f.all;
+      ++f.prefetches;
       f.t0 += line.find("prefetcht0") != std::string::npos;
       f.t1 += line.find("prefetcht1") != std::string::npos;
     }
@@ -64,14 +64,14 @@ bool count_prefetches(const std::string& lib, PrefetchCounts& out, std::string& 
 // Every function of `obj` whose name contains `name` has at least `min` prefetches, or one
 // (its page hint) if it is instantiated without line prefetches (LineHint::kNone); there must
 // be at least one such function.
-void expect_prefetches(const PrefetchCounts& counts, const std::string& obj,
+void expect_prefetches(const InstructionCounts& counts, const std::string& obj,
                        const std::string& name, int min) {
   auto it = counts.find(obj);
   ASSERT_NE(it, counts.end()) << obj << " is not in the library";
   int found = 0;
   for (const auto& [fn, f] : it->second) {
     if (fn.find(name) == std::string::npos) continue;
-    const int n = f.all;
+    const int n = f.prefetches;
     const bool page_only = fn.find("(hondo::LineHint)2>") != std::string::npos;
     ++found;
     EXPECT_GE(n, page_only ? 1 : min)
@@ -81,10 +81,10 @@ void expect_prefetches(const PrefetchCounts& counts, const std::string& obj,
 }
 
 // All prefetches of `obj`.
-int total_of(const PrefetchCounts& counts, const std::string& obj) {
+int total_of(const InstructionCounts& counts, const std::string& obj) {
   int n = 0;
   if (auto it = counts.find(obj); it != counts.end())
-    for (const auto& [fn, f] : it->second) n += f.all;
+    for (const auto& [fn, f] : it->second) n += f.prefetches;
   return n;
 }
 
@@ -93,10 +93,10 @@ int total_of(const PrefetchCounts& counts, const std::string& obj) {
 TEST(KernelBuild, StreamingKernelsKeepTheirPrefetches) {
   if (!HONDO_X86) GTEST_SKIP() << "the prefetch layout checked here is the x86 kernels'";
   const std::string bin = HONDO_BIN_DIR;
-  PrefetchCounts kernels, engine;
+  InstructionCounts kernels, engine;
   std::string error;
-  ASSERT_TRUE(count_prefetches(bin + "/libhondo_kernels.a", kernels, error)) << error;
-  ASSERT_TRUE(count_prefetches(bin + "/libhondo_engine.a", engine, error)) << error;
+  ASSERT_TRUE(count_instructions(bin + "/libhondo_kernels.a", kernels, error)) << error;
+  ASSERT_TRUE(count_instructions(bin + "/libhondo_engine.a", engine, error)) << error;
   // F16/BF16 weight rows in decode: each 64 or 32 values, the lines ahead and the page hint.
   expect_prefetches(kernels, "vec_dot.cpp.o", "rows_dot_avx512_t<", 2);
   expect_prefetches(kernels, "vec_dot.cpp.o", "rows_dot_avx2_t<", 2);
@@ -116,9 +116,10 @@ TEST(KernelBuild, StreamingKernelsKeepTheirPrefetches) {
 // register before the branch, and the Q4_0 tiles read ~10 points of the probe slower.
 TEST(KernelBuild, LinePrefetchHintIsFixedPerKernel) {
   if (!HONDO_X86) GTEST_SKIP() << "the prefetch layout checked here is the x86 kernels'";
-  PrefetchCounts kernels;
+  InstructionCounts kernels;
   std::string error;
-  ASSERT_TRUE(count_prefetches(std::string(HONDO_BIN_DIR) + "/libhondo_kernels.a", kernels, error))
+  ASSERT_TRUE(
+      count_instructions(std::string(HONDO_BIN_DIR) + "/libhondo_kernels.a", kernels, error))
       << error;
   for (const std::string obj : {"qdot_avx512.cpp.o", "qdot_avx2.cpp.o", "vec_dot.cpp.o"}) {
     ASSERT_NE(kernels.find(obj), kernels.end()) << obj << " is not in the library";
@@ -139,7 +140,7 @@ TEST(KernelBuild, LinePrefetchHintIsFixedPerKernel) {
         EXPECT_EQ(f.t1, 0) << obj << ": " << fn << " (no line hint) prefetches lines into L2";
         EXPECT_EQ(f.t0, header) << obj << ": " << fn << " (no line hint) prefetches lines";
         if (!entry) {
-          EXPECT_GT(f.all, 0) << obj << ": " << fn << " (no line hint) lost its page hint";
+          EXPECT_GT(f.prefetches, 0) << obj << ": " << fn << " (no line hint) lost its page hint";
         }
       }
     }
@@ -153,9 +154,10 @@ TEST(KernelBuild, LinePrefetchHintIsFixedPerKernel) {
 // AVX2 cost V2-Lite's decode 25 us per layer in SiLU alone (now 5).
 TEST(KernelBuild, VectorMathLoopsUseTheirVectorRegisters) {
   if (!HONDO_X86) GTEST_SKIP() << "the registers checked here are x86's";
-  PrefetchCounts kernels;
+  InstructionCounts kernels;
   std::string error;
-  ASSERT_TRUE(count_prefetches(std::string(HONDO_BIN_DIR) + "/libhondo_kernels.a", kernels, error))
+  ASSERT_TRUE(
+      count_instructions(std::string(HONDO_BIN_DIR) + "/libhondo_kernels.a", kernels, error))
       << error;
   ASSERT_NE(kernels.find("vec_math.cpp.o"), kernels.end())
       << "vec_math.cpp.o is not in the library";

@@ -417,16 +417,16 @@ struct Avx2 {
   static constexpr int kDotRows = NQ == 3   ? 3
                                   : NQ <= 4 ? 8 / NQ
                                             : 2;
-  // kDotRows<NQ> rows against NQ <= 6 heads over their first n values (n % 8 == 0): up to 12
-  // accumulators, independent FMA chains, reduced 8 at a time by sum8. Per block of 8 values
-  // each row is converted once and each head's block of q loaded once for all the rows.
-  // out[i * o_stride + k] += row k . head i.
-  template <class Fmt, int NQ>
+  // R rows (kDotRows<NQ>, or 1 for the last rows) against NQ <= 6 heads over their first n
+  // values (n % 8 == 0): up to 12 accumulators, independent FMA chains, reduced 8 at a time by
+  // sum8. Per block of 8 values each row is converted once and each head's block of q loaded
+  // once for all the rows. out[i * o_stride + k] += row k . head i.
+  template <class Fmt, int NQ, int R = kDotRows<NQ>>
   __attribute__((target("avx2,fma,f16c"))) static void dot_rows8(const typename Fmt::T* r,
                                                                  int64_t stride, const float* q,
                                                                  int64_t q_stride, int64_t n,
                                                                  float* out, int64_t o_stride) {
-    constexpr int R = kDotRows<NQ>, A = R * NQ;
+    constexpr int A = R * NQ;
     __m256 acc[16];  // [R][NQ], the rest zero
     for (__m256& v : acc) v = _mm256_setzero_ps();
     for (int64_t c = 0; c < n; c += 8) {
@@ -472,15 +472,7 @@ struct Avx2 {
       dot_rows8<Fmt, NQ>(rows + j * stride, stride, q, q_stride, n8, out + j, o_stride);
     }
     for (; j < n_rows; ++j)
-      for (int i = 0; i < NQ; ++i) {
-        __m256 a = _mm256_setzero_ps();
-        for (int64_t c = 0; c < n8; c += 8)
-          a = _mm256_fmadd_ps(load8(rows + j * stride, c), _mm256_loadu_ps(q + i * q_stride + c),
-                              a);
-        alignas(32) float s[8];
-        _mm256_store_ps(s, a);
-        out[i * o_stride + j] += ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-      }
+      dot_rows8<Fmt, NQ, 1>(rows + j * stride, stride, q, q_stride, n8, out + j, o_stride);
     if (n8 < n)  // the last columns of every row
       plain_dots<Fmt>(Fmt::at(rows, n8), stride, n_rows, q + n8, q_stride, NQ, n - n8, out,
                       o_stride);
